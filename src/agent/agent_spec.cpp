@@ -1,0 +1,197 @@
+#include "agent/agent_spec.h"
+
+#include "tools/schema.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr int64_t kToolsMax = 128;
+
+Result<ModelSpec> parse_model(const json::object& obj) {
+  if (auto unknown = first_unknown_key(obj, {"provider", "model", "base_url", "api_key_env", "params",
+                                             "timeout_ms", "context_tokens", "retry"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", "model." + *unknown);
+  }
+  ModelSpec model;
+  ASSIGN_OR_RETURN(auto provider, get_optional_string(obj, "provider", "model.provider"));
+  if (provider) model.provider = *provider;
+  if (model.provider != "openai" && model.provider != "scripted") {
+    return invalid_argument("model.provider must be 'openai' or 'scripted'", "model.provider");
+  }
+  ASSIGN_OR_RETURN(model.model, get_string(obj, "model", "model.model"));
+  if (model.model.empty() || model.model.size() > 256) {
+    return invalid_argument("model.model must be 1-256 characters", "model.model");
+  }
+  ASSIGN_OR_RETURN(auto base_url, get_optional_string(obj, "base_url", "model.base_url"));
+  if (base_url) {
+    if (base_url->rfind("http://", 0) != 0 && base_url->rfind("https://", 0) != 0) {
+      return invalid_argument("model.base_url must be an http(s) URL", "model.base_url");
+    }
+    model.base_url = *base_url;
+  }
+  ASSIGN_OR_RETURN(auto key_env, get_optional_string(obj, "api_key_env", "model.api_key_env"));
+  if (key_env) model.api_key_env = *key_env;
+  ASSIGN_OR_RETURN(auto params, get_optional_object(obj, "params", "model.params"));
+  if (params) model.params = *params;
+  ASSIGN_OR_RETURN(auto timeout, get_optional_int(obj, "timeout_ms", "model.timeout_ms"));
+  if (timeout) {
+    if (*timeout < 1 || *timeout > 3'600'000) {
+      return invalid_argument("model.timeout_ms must be between 1 and 3600000", "model.timeout_ms");
+    }
+    model.timeout_ms = *timeout;
+  }
+  ASSIGN_OR_RETURN(auto context, get_optional_int(obj, "context_tokens", "model.context_tokens"));
+  if (context) {
+    if (*context < 256 || *context > 10'000'000) {
+      return invalid_argument("model.context_tokens must be between 256 and 10000000", "model.context_tokens");
+    }
+    model.context_tokens = *context;
+  }
+  ASSIGN_OR_RETURN(auto retry, get_optional_object(obj, "retry", "model.retry"));
+  ASSIGN_OR_RETURN(model.retry, parse_retry_policy(retry, "model.retry", RetryPolicy{}));
+  return model;
+}
+
+Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
+  if (auto unknown = first_unknown_key(obj, {"type", "name", "description", "parameters", "url", "timeout_ms",
+                                             "retry"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
+  }
+  ToolSpec tool;
+  ASSIGN_OR_RETURN(auto type, get_optional_string(obj, "type", param + ".type"));
+  if (type) tool.type = *type;
+  if (tool.type != "http" && tool.type != "builtin") {
+    return invalid_argument("tool type must be 'http' or 'builtin'", param + ".type");
+  }
+  ASSIGN_OR_RETURN(tool.name, get_string(obj, "name", param + ".name"));
+  if (!is_valid_name(tool.name)) {
+    return invalid_argument("tool name must be 1-64 characters of [A-Za-z0-9_-]", param + ".name");
+  }
+  ASSIGN_OR_RETURN(auto description, get_optional_string(obj, "description", param + ".description"));
+  if (description) tool.description = *description;
+  ASSIGN_OR_RETURN(auto parameters, get_optional_object(obj, "parameters", param + ".parameters"));
+  tool.parameters = parameters ? *parameters : json::object{{"type", "object"}, {"properties", json::object{}}};
+  RETURN_IF_ERROR(check_json_schema(tool.parameters, param + ".parameters"));
+  ASSIGN_OR_RETURN(auto url, get_optional_string(obj, "url", param + ".url"));
+  if (tool.type == "http") {
+    if (!url || (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)) {
+      return invalid_argument("an http tool needs an http(s) url", param + ".url");
+    }
+    tool.url = *url;
+  } else if (tool.name != "noop" && tool.name != "echo") {
+    return invalid_argument("builtin tools are 'noop' and 'echo'", param + ".name");
+  }
+  ASSIGN_OR_RETURN(auto timeout, get_optional_int(obj, "timeout_ms", param + ".timeout_ms"));
+  if (timeout) {
+    if (*timeout < 1 || *timeout > 3'600'000) {
+      return invalid_argument("timeout_ms must be between 1 and 3600000", param + ".timeout_ms");
+    }
+    tool.timeout_ms = *timeout;
+  }
+  ASSIGN_OR_RETURN(auto retry, get_optional_object(obj, "retry", param + ".retry"));
+  ASSIGN_OR_RETURN(tool.retry, parse_retry_policy(retry, param + ".retry", RetryPolicy{}));
+  return tool;
+}
+
+Result<LimitsSpec> parse_limits(const json::object* obj) {
+  LimitsSpec limits;
+  if (obj == nullptr) return limits;
+  if (auto unknown = first_unknown_key(*obj, {"max_steps", "max_total_tokens", "deadline_ms"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", "limits." + *unknown);
+  }
+  ASSIGN_OR_RETURN(auto steps, get_optional_int(*obj, "max_steps", "limits.max_steps"));
+  if (steps) {
+    if (*steps < 1 || *steps > 1'000'000) {
+      return invalid_argument("limits.max_steps must be between 1 and 1000000", "limits.max_steps");
+    }
+    limits.steps_max = *steps;
+  }
+  ASSIGN_OR_RETURN(auto tokens, get_optional_int(*obj, "max_total_tokens", "limits.max_total_tokens"));
+  if (tokens) {
+    if (*tokens < 0) return invalid_argument("limits.max_total_tokens must be >= 0", "limits.max_total_tokens");
+    limits.total_tokens_max = *tokens;
+  }
+  ASSIGN_OR_RETURN(auto deadline, get_optional_int(*obj, "deadline_ms", "limits.deadline_ms"));
+  if (deadline) {
+    if (*deadline < 0) return invalid_argument("limits.deadline_ms must be >= 0", "limits.deadline_ms");
+    limits.deadline_ms = *deadline;
+  }
+  return limits;
+}
+
+}  // namespace
+
+bool is_valid_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  for (char c : name) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+    if (!ok) return false;
+  }
+  return true;
+}
+
+const ToolSpec* AgentSpec::find_tool(const std::string& tool_name) const {
+  for (const auto& tool : tools) {
+    if (tool.name == tool_name) return &tool;
+  }
+  return nullptr;
+}
+
+Result<AgentSpec> parse_agent_spec(const json::object& obj) {
+  if (auto unknown = first_unknown_key(obj, {"name", "model", "instructions", "tools", "limits"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", *unknown);
+  }
+  AgentSpec spec;
+  ASSIGN_OR_RETURN(spec.name, get_string(obj, "name", "name"));
+  if (!is_valid_name(spec.name)) return invalid_argument("name must be 1-64 characters of [A-Za-z0-9_-]", "name");
+  ASSIGN_OR_RETURN(auto model, get_optional_object(obj, "model", "model"));
+  if (model == nullptr) return invalid_argument("missing required field 'model'", "model");
+  ASSIGN_OR_RETURN(spec.model, parse_model(*model));
+  ASSIGN_OR_RETURN(auto instructions, get_optional_string(obj, "instructions", "instructions"));
+  if (instructions) spec.instructions = *instructions;
+  ASSIGN_OR_RETURN(auto tools, get_optional_array(obj, "tools", "tools"));
+  if (tools) {
+    if (static_cast<int64_t>(tools->size()) > kToolsMax) return invalid_argument("at most 128 tools", "tools");
+    for (size_t i = 0; i < tools->size(); ++i) {
+      std::string param = "tools[" + std::to_string(i) + "]";
+      if (!(*tools)[i].is_object()) return invalid_argument(param + " must be an object", param);
+      ASSIGN_OR_RETURN(ToolSpec tool, parse_tool((*tools)[i].as_object(), param));
+      if (spec.find_tool(tool.name)) return invalid_argument("duplicate tool name '" + tool.name + "'", param);
+      spec.tools.push_back(std::move(tool));
+    }
+  }
+  ASSIGN_OR_RETURN(auto limits, get_optional_object(obj, "limits", "limits"));
+  ASSIGN_OR_RETURN(spec.limits, parse_limits(limits));
+  return spec;
+}
+
+json::object agent_spec_to_json(const AgentSpec& spec) {
+  json::object model{{"provider", spec.model.provider},       {"model", spec.model.model},
+                     {"params", spec.model.params},           {"timeout_ms", spec.model.timeout_ms},
+                     {"context_tokens", spec.model.context_tokens},
+                     {"retry", retry_policy_to_json(spec.model.retry)}};
+  if (!spec.model.base_url.empty()) model["base_url"] = spec.model.base_url;
+  if (!spec.model.api_key_env.empty()) model["api_key_env"] = spec.model.api_key_env;
+  json::array tools;
+  for (const auto& tool : spec.tools) {
+    json::object entry{{"type", tool.type},
+                       {"name", tool.name},
+                       {"description", tool.description},
+                       {"parameters", tool.parameters},
+                       {"timeout_ms", tool.timeout_ms},
+                       {"retry", retry_policy_to_json(tool.retry)}};
+    if (!tool.url.empty()) entry["url"] = tool.url;
+    tools.push_back(std::move(entry));
+  }
+  json::object limits{{"max_steps", spec.limits.steps_max},
+                      {"max_total_tokens", spec.limits.total_tokens_max},
+                      {"deadline_ms", spec.limits.deadline_ms}};
+  return json::object{{"name", spec.name},
+                      {"model", std::move(model)},
+                      {"instructions", spec.instructions},
+                      {"tools", std::move(tools)},
+                      {"limits", std::move(limits)}};
+}
+
+}  // namespace continuum

@@ -1,0 +1,382 @@
+#include "api/handlers.h"
+
+#include "agent/agent_spec.h"
+#include "api/errors.h"
+#include "engine/snapshot.h"
+
+namespace continuum {
+
+namespace {
+
+using Writer = std::shared_ptr<ResponseWriter>;
+constexpr int kPageLimitMax = 1000;
+constexpr size_t kInputBytesMax = 1024 * 1024;
+constexpr int64_t kWaitTimeoutDefaultMs = 600'000;
+
+Result<int> page_limit(const HttpRequest& request, int default_limit) {
+  if (!request.has_query_param("limit")) return default_limit;
+  std::string text = request.query_param("limit");
+  char* end = nullptr;
+  long value = std::strtol(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 1 || value > kPageLimitMax) {
+    return invalid_argument("limit must be an integer between 1 and 1000", "limit");
+  }
+  return static_cast<int>(value);
+}
+
+Result<int64_t> seq_param(const HttpRequest& request, const char* name) {
+  if (!request.has_query_param(name)) return int64_t{-1};
+  std::string text = request.query_param(name);
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 0) return invalid_argument(std::string(name) + " must be >= 0", name);
+  return static_cast<int64_t>(value);
+}
+
+json::object agent_view(const AgentRecord& record) {
+  json::object view{{"object", "agent"}, {"name", record.name}, {"version", record.version},
+                    {"created_at_ms", record.created_at_ms}};
+  auto spec = parse_json_object(record.spec_json);
+  if (spec.is_ok()) {
+    for (auto& entry : *spec) {
+      if (entry.key() != "name") view[entry.key()] = entry.value();
+    }
+  }
+  return view;
+}
+
+json::object session_view(const SessionRecord& record) {
+  json::value metadata = json::object{};
+  if (auto parsed = parse_json(record.metadata_json); parsed.is_ok()) metadata = std::move(*parsed);
+  return json::object{{"object", "session"}, {"id", record.id}, {"agent", record.agent_name},
+                      {"metadata", std::move(metadata)}, {"created_at_ms", record.created_at_ms}};
+}
+
+// ---- agents ----
+
+void put_agent(ApiContext& ctx, json::object body, const std::string& name, bool must_be_new, Writer writer) {
+  body["name"] = name;
+  auto spec = parse_agent_spec(body);
+  if (!spec.is_ok()) return writer->send(error_response(spec.status()));
+  auto latest = ctx.store->get_agent(ctx.tenant, name, std::nullopt);
+  if (latest.is_ok() && must_be_new) {
+    return writer->send(error_response(conflict("agent '" + name + "' already exists; PUT /v1/agents/" + name +
+                                                " makes a new version")));
+  }
+  if (!latest.is_ok() && latest.status().code() != Code::kNotFound) {
+    return writer->send(error_response(latest.status()));
+  }
+  AgentRecord record{ctx.tenant, name, latest.is_ok() ? latest->version + 1 : 1,
+                     to_json(agent_spec_to_json(*spec)), ctx.clock->now_ms()};
+  int status = record.version == 1 ? 201 : 200;
+  WriteBatch batch;
+  batch.agent_inserts.push_back(record);
+  ctx.store->commit(std::move(batch), [&ctx, record, status, writer](Status result) {
+    ctx.loop->post([record, status, writer, result] {
+      if (!result.is_ok()) {
+        Status shown = result.code() == Code::kConflict
+                           ? conflict("agent '" + record.name + "' was changed concurrently; retry")
+                           : result;
+        return writer->send(error_response(shown));
+      }
+      writer->send(json_response(status, agent_view(record)));
+    });
+  });
+}
+
+void create_agent(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  auto name = get_string(*body, "name", "name");
+  if (!name.is_ok()) return writer->send(error_response(name.status()));
+  if (!is_valid_name(*name)) {
+    return writer->send(error_response(invalid_argument("name must be 1-64 characters of [A-Za-z0-9_-]", "name")));
+  }
+  put_agent(ctx, std::move(*body), *name, /*must_be_new=*/true, writer);
+}
+
+void update_agent(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  const std::string& name = params.at("name");
+  if (!is_valid_name(name)) return writer->send(error_response(not_found("agent '" + name + "' not found")));
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  auto given = get_optional_string(*body, "name", "name");
+  if (!given.is_ok()) return writer->send(error_response(given.status()));
+  if (*given && **given != name) {
+    return writer->send(error_response(invalid_argument("name in the body must match the URL", "name")));
+  }
+  put_agent(ctx, std::move(*body), name, /*must_be_new=*/false, writer);
+}
+
+void get_agent(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto version = seq_param(request, "version");
+  if (!version.is_ok()) return writer->send(error_response(version.status()));
+  std::optional<int64_t> wanted;
+  if (*version >= 1) wanted = *version;
+  if (*version == 0) return writer->send(error_response(invalid_argument("version must be >= 1", "version")));
+  auto record = ctx.store->get_agent(ctx.tenant, params.at("name"), wanted);
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  writer->send(json_response(200, agent_view(*record)));
+}
+
+void list_agents(ApiContext& ctx, Writer writer) {
+  auto records = ctx.store->list_agents(ctx.tenant);
+  if (!records.is_ok()) return writer->send(error_response(records.status()));
+  json::array data;
+  for (const auto& record : *records) data.push_back(agent_view(record));
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)}}));
+}
+
+}  // namespace
+
+void add_agent_routes(Router& router, ApiContext& ctx) {
+  router.add("POST", "/v1/agents", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_agent(ctx, r, w); });
+  router.add("GET", "/v1/agents", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_agents(ctx, w); });
+  router.add("GET", "/v1/agents/{name}",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_agent(ctx, r, p, w); });
+  router.add("PUT", "/v1/agents/{name}",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { update_agent(ctx, r, p, w); });
+}
+
+// ---- sessions ----
+
+namespace {
+
+void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"agent", "metadata"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto agent = get_string(*body, "agent", "agent");
+  if (!agent.is_ok()) return writer->send(error_response(agent.status()));
+  auto metadata = get_optional_object(*body, "metadata", "metadata");
+  if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
+  auto agent_record = ctx.store->get_agent(ctx.tenant, *agent, std::nullopt);
+  if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status()));
+  SessionRecord session{ctx.tenant, "sess_" + ctx.random->hex(12), *agent,
+                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms()};
+  WriteBatch batch;
+  batch.session_inserts.push_back(session);
+  ctx.store->commit(std::move(batch), [&ctx, session, writer](Status result) {
+    ctx.loop->post([session, writer, result] {
+      if (!result.is_ok()) return writer->send(error_response(result));
+      writer->send(json_response(201, session_view(session)));
+    });
+  });
+}
+
+void list_sessions(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  auto limit = page_limit(request, 20);
+  if (!limit.is_ok()) return writer->send(error_response(limit.status()));
+  auto records = ctx.store->list_sessions(ctx.tenant, request.query_param("after"), *limit + 1);
+  if (!records.is_ok()) return writer->send(error_response(records.status()));
+  bool has_more = static_cast<int>(records->size()) > *limit;
+  if (has_more) records->pop_back();
+  json::array data;
+  for (const auto& record : *records) data.push_back(session_view(record));
+  json::value next = has_more ? json::value(records->back().id) : json::value(nullptr);
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)},
+                                               {"has_more", has_more}, {"next_cursor", next}}));
+}
+
+void get_session(ApiContext& ctx, const PathParams& params, Writer writer) {
+  auto record = ctx.store->get_session(ctx.tenant, params.at("id"));
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  writer->send(json_response(200, session_view(*record)));
+}
+
+void delete_session(ApiContext& ctx, const PathParams& params, Writer writer) {
+  auto record = ctx.store->get_session(ctx.tenant, params.at("id"));
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  auto runs = ctx.store->list_runs(ctx.tenant, record->id, 100000);
+  if (!runs.is_ok()) return writer->send(error_response(runs.status()));
+  for (const auto& run : *runs) {
+    if (!is_terminal_status(run.status)) {
+      return writer->send(error_response(conflict("session has an unfinished run " + run.id + "; cancel it first")));
+    }
+  }
+  WriteBatch batch;
+  batch.session_deletes.push_back(*record);
+  std::string id = record->id;
+  ctx.store->commit(std::move(batch), [&ctx, id, writer](Status result) {
+    ctx.loop->post([id, writer, result] {
+      if (!result.is_ok()) return writer->send(error_response(result));
+      writer->send(json_response(200, json::object{{"id", id}, {"object", "session"}, {"deleted", true}}));
+    });
+  });
+}
+
+void list_items(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto limit = page_limit(request, 100);
+  if (!limit.is_ok()) return writer->send(error_response(limit.status()));
+  auto after = seq_param(request, "after");
+  if (!after.is_ok()) return writer->send(error_response(after.status()));
+  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
+  if (!session.is_ok()) return writer->send(error_response(session.status()));
+  auto items = ctx.store->list_items(ctx.tenant, session->id, std::max<int64_t>(*after, 0), *limit + 1);
+  if (!items.is_ok()) return writer->send(error_response(items.status()));
+  bool has_more = static_cast<int>(items->size()) > *limit;
+  if (has_more) items->pop_back();
+  json::array data;
+  for (const auto& item : *items) {
+    auto message = parse_json(item.message_json);
+    data.push_back(json::object{{"seq", item.seq}, {"run_id", item.run_id}, {"created_at_ms", item.created_at_ms},
+                                {"message", message.is_ok() ? *message : json::value(nullptr)}});
+  }
+  json::value next = has_more ? json::value(items->back().seq) : json::value(nullptr);
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)},
+                                               {"has_more", has_more}, {"next_cursor", next}}));
+}
+
+void list_session_runs(ApiContext& ctx, const PathParams& params, Writer writer) {
+  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
+  if (!session.is_ok()) return writer->send(error_response(session.status()));
+  auto runs = ctx.store->list_runs(ctx.tenant, session->id, kPageLimitMax);
+  if (!runs.is_ok()) return writer->send(error_response(runs.status()));
+  json::array data;
+  for (const auto& run : *runs) data.push_back(run_view(run));
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)}}));
+}
+
+}  // namespace
+
+void add_session_routes(Router& router, ApiContext& ctx) {
+  router.add("POST", "/v1/sessions", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_session(ctx, r, w); });
+  router.add("GET", "/v1/sessions", [&ctx](HttpRequest& r, const PathParams&, Writer w) { list_sessions(ctx, r, w); });
+  router.add("GET", "/v1/sessions/{id}", [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_session(ctx, p, w); });
+  router.add("DELETE", "/v1/sessions/{id}",
+             [&ctx](HttpRequest&, const PathParams& p, Writer w) { delete_session(ctx, p, w); });
+  router.add("GET", "/v1/sessions/{id}/items",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_items(ctx, r, p, w); });
+  router.add("GET", "/v1/sessions/{id}/runs",
+             [&ctx](HttpRequest&, const PathParams& p, Writer w) { list_session_runs(ctx, p, w); });
+}
+
+// ---- runs ----
+
+json::object run_view(const RunRecord& run) {
+  json::object view{{"object", "run"},        {"id", run.id},
+                    {"session_id", run.session_id}, {"agent", run.agent_name},
+                    {"agent_version", run.agent_version}, {"status", run.status},
+                    {"input", run.input},     {"created_at_ms", run.created_at_ms},
+                    {"updated_at_ms", run.updated_at_ms}};
+  auto snapshot = snapshot_from_json(run.snapshot_json);
+  if (snapshot.is_ok()) {
+    view["output"] = snapshot->status == kRunCompleted ? json::value(snapshot->output) : json::value(nullptr);
+    view["error"] = snapshot->error_code.empty()
+                        ? json::value(nullptr)
+                        : json::value(json::object{{"code", snapshot->error_code},
+                                                   {"message", snapshot->error_message}});
+    view["usage"] = usage_to_json(snapshot->usage);
+    view["model_calls"] = snapshot->model_calls;
+    view["tool_calls"] = snapshot->tool_calls;
+  }
+  return view;
+}
+
+namespace {
+
+// Answers with the run once it is terminal (or at the timeout, as it is then).
+void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t timeout_ms, int finished_status,
+                           Writer writer) {
+  auto responded = std::make_shared<bool>(false);
+  auto token = std::make_shared<int64_t>(0);
+  auto respond = [&ctx, run_id, responded, token, writer](int status) {
+    if (*responded) return;
+    *responded = true;
+    ctx.engine->unsubscribe(run_id, *token);
+    auto record = ctx.store->get_run(ctx.tenant, run_id);
+    if (!record.is_ok()) return writer->send(error_response(record.status()));
+    writer->send(json_response(is_terminal_status(record->status) ? status : 202, run_view(*record)));
+  };
+  *token = ctx.engine->subscribe(run_id, [respond, finished_status](const RunEvent& event) {
+    if (event.terminal) respond(finished_status);
+  });
+  auto current = ctx.store->get_run(ctx.tenant, run_id);
+  if (current.is_ok() && is_terminal_status(current->status)) return respond(finished_status);
+  ctx.loop->post_after(timeout_ms, [respond] { respond(202); });
+}
+
+void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"input", "wait", "wait_timeout_ms"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto input = get_string(*body, "input", "input");
+  if (!input.is_ok()) return writer->send(error_response(input.status()));
+  if (input->empty() || input->size() > kInputBytesMax) {
+    return writer->send(error_response(invalid_argument("input must be 1 byte to 1 MiB of text", "input")));
+  }
+  auto wait = get_optional_bool(*body, "wait", "wait");
+  if (!wait.is_ok()) return writer->send(error_response(wait.status()));
+  auto wait_timeout = get_optional_int(*body, "wait_timeout_ms", "wait_timeout_ms");
+  if (!wait_timeout.is_ok()) return writer->send(error_response(wait_timeout.status()));
+  int64_t timeout_ms = wait_timeout->value_or(kWaitTimeoutDefaultMs);
+  if (timeout_ms < 1 || timeout_ms > 3'600'000) {
+    return writer->send(error_response(invalid_argument("wait_timeout_ms must be 1-3600000", "wait_timeout_ms")));
+  }
+  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
+  if (!session.is_ok()) return writer->send(error_response(session.status()));
+  auto agent = ctx.store->get_agent(ctx.tenant, session->agent_name, std::nullopt);
+  if (!agent.is_ok()) return writer->send(error_response(agent.status()));
+  bool wait_for_end = wait->value_or(false);
+  ctx.engine->submit_run(*session, *agent, std::move(*input),
+                         [&ctx, wait_for_end, timeout_ms, writer](Result<RunRecord> run) {
+                           if (!run.is_ok()) return writer->send(error_response(run.status()));
+                           if (wait_for_end) return respond_when_finished(ctx, run->id, timeout_ms, 200, writer);
+                           writer->send(json_response(202, run_view(*run)));
+                         });
+}
+
+void get_run(ApiContext& ctx, const PathParams& params, Writer writer) {
+  auto record = ctx.store->get_run(ctx.tenant, params.at("id"));
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  writer->send(json_response(200, run_view(*record)));
+}
+
+void list_steps(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto limit = page_limit(request, 100);
+  if (!limit.is_ok()) return writer->send(error_response(limit.status()));
+  auto after = seq_param(request, "after");
+  if (!after.is_ok()) return writer->send(error_response(after.status()));
+  auto record = ctx.store->get_run(ctx.tenant, params.at("id"));
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  auto steps = ctx.store->list_steps(ctx.tenant, record->id, *after, *limit + 1);
+  if (!steps.is_ok()) return writer->send(error_response(steps.status()));
+  bool has_more = static_cast<int>(steps->size()) > *limit;
+  if (has_more) steps->pop_back();
+  json::array data;
+  for (const auto& step : *steps) data.push_back(step_to_json(step));
+  json::value next = has_more ? json::value(steps->back().seq) : json::value(nullptr);
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)},
+                                               {"has_more", has_more}, {"next_cursor", next}}));
+}
+
+void cancel_run(ApiContext& ctx, const PathParams& params, Writer writer) {
+  std::string run_id = params.at("id");
+  auto record = ctx.store->get_run(ctx.tenant, run_id);
+  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  if (is_terminal_status(record->status)) {
+    return writer->send(error_response(conflict("run " + run_id + " is already " + record->status)));
+  }
+  ctx.engine->cancel_run(ctx.tenant, run_id, [&ctx, run_id, writer](Status status) {
+    if (!status.is_ok()) return writer->send(error_response(status));
+    respond_when_finished(ctx, run_id, 60'000, 200, writer);
+  });
+}
+
+}  // namespace
+
+void add_run_routes(Router& router, ApiContext& ctx) {
+  router.add("POST", "/v1/sessions/{id}/runs",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { create_run(ctx, r, p, w); });
+  router.add("GET", "/v1/runs/{id}", [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_run(ctx, p, w); });
+  router.add("GET", "/v1/runs/{id}/steps",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_steps(ctx, r, p, w); });
+  router.add("POST", "/v1/runs/{id}/cancel",
+             [&ctx](HttpRequest&, const PathParams& p, Writer w) { cancel_run(ctx, p, w); });
+}
+
+}  // namespace continuum

@@ -1,0 +1,33 @@
+// The native REST API handlers (docs/api.md). All run on the loop thread.
+#pragma once
+
+#include <string>
+
+#include "api/router.h"
+#include "core/clock.h"
+#include "engine/engine.h"
+#include "store/store.h"
+
+namespace continuum {
+
+struct ApiContext {
+  Store* store = nullptr;
+  Engine* engine = nullptr;
+  EventLoop* loop = nullptr;
+  const Clock* clock = nullptr;
+  Random* random = nullptr;
+  std::string tenant = "default";
+  int64_t sse_keepalive_ms = 15'000;
+  size_t sse_queued_bytes_max = 8 * 1024 * 1024;
+};
+
+void add_agent_routes(Router& router, ApiContext& context);
+void add_session_routes(Router& router, ApiContext& context);
+void add_run_routes(Router& router, ApiContext& context);
+// GET /v1/runs/{id}/events (sse.cpp).
+void add_event_routes(Router& router, ApiContext& context);
+
+// The public JSON view of a run (status, output, error, usage, ...).
+json::object run_view(const RunRecord& run);
+
+}  // namespace continuum

@@ -1,0 +1,179 @@
+#include "api/server_app.h"
+
+#include <openssl/crypto.h>
+#include <sys/stat.h>
+
+#include <filesystem>
+#include <fstream>
+
+#include "api/errors.h"
+#include "api/handlers.h"
+#include "core/log.h"
+#include "net/event_loop.h"
+#include "net/http_client.h"
+#include "net/http_server.h"
+#include "providers/openai_chat.h"
+#include "providers/scripted_provider.h"
+#include "store/sqlite/sqlite_store.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr const char* kDefaultOpenAiBaseUrl = "https://api.openai.com/v1";
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
+}
+
+std::string bearer_token(const HttpRequest& request) {
+  std::string header = request.header("Authorization");
+  const std::string prefix = "Bearer ";
+  if (header.size() <= prefix.size() || header.compare(0, prefix.size(), prefix) != 0) return {};
+  return header.substr(prefix.size());
+}
+
+struct App {
+  ServerConfig config;
+  std::string api_key;
+  AsioEventLoop loop;
+  MetricsRegistry metrics;
+  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<HttpClient> http_client;
+  std::unique_ptr<DefaultToolRunner> tools;
+  std::unique_ptr<OpenAiChatProvider> openai;
+  std::unique_ptr<ScriptedProvider> scripted;
+  std::unique_ptr<Engine> engine;
+  ApiContext api;
+  Router router;
+  std::unique_ptr<HttpServer> server;
+  bool ready = false;
+  Counter* requests_total = nullptr;
+};
+
+void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWriter> writer) {
+  app.requests_total->inc();
+  if (request.path == "/healthz") return writer->send(json_response(200, json::object{{"status", "ok"}}));
+  if (request.path == "/readyz") {
+    return writer->send(app.ready ? json_response(200, json::object{{"status", "ready"}})
+                                  : error_response(Status(Code::kUnavailable, "not ready")));
+  }
+  if (!constant_time_equal(bearer_token(request), app.api_key)) {
+    return writer->send(error_response(Status(Code::kUnauthenticated, "missing or invalid API key")));
+  }
+  if (request.path == "/metrics" && request.method == "GET") {
+    return writer->send(HttpResponse{200, "text/plain; version=0.0.4", app.metrics.render(), {}});
+  }
+  if (!app.ready && request.method != "GET") {
+    return writer->send(error_response(Status(Code::kUnavailable, "the server is starting or shutting down")));
+  }
+  app.router.dispatch(request, std::move(writer));
+}
+
+Status build(App& app) {
+  std::error_code fs_error;
+  std::filesystem::create_directories(app.config.data_dir, fs_error);
+  if (fs_error) return internal_error("cannot create data dir " + app.config.data_dir + ": " + fs_error.message());
+  if (app.api_key.empty()) {
+    ASSIGN_OR_RETURN(app.api_key, load_or_create_api_key(app.config.data_dir));
+  }
+  ASSIGN_OR_RETURN(app.store, SqliteStore::open(SqliteStoreOptions{app.config.data_dir + "/continuum.db"},
+                                                SystemClock::instance(), &app.metrics));
+  app.http_client = make_http_client(app.loop, app.config.tls_verify);
+  app.tools = std::make_unique<DefaultToolRunner>(
+      app.loop, *app.http_client, ToolRunnerOptions{app.config.allow_private_tool_addresses});
+  std::string base_url = app.config.model_base_url.empty() ? kDefaultOpenAiBaseUrl : app.config.model_base_url;
+  app.openai = std::make_unique<OpenAiChatProvider>(*app.http_client, base_url,
+                                                    read_process_env(app.config.model_api_key_env),
+                                                    read_process_env);
+  if (!app.config.scripted_model_file.empty()) {
+    std::ifstream file(app.config.scripted_model_file);
+    std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    ASSIGN_OR_RETURN(ScriptBook book, ScriptBook::parse(text));
+    app.scripted = std::make_unique<ScriptedProvider>(app.loop, std::make_shared<ScriptBook>(std::move(book)));
+  }
+  auto resolver = [&app](const ModelSpec& spec) -> ModelProvider* {
+    if (spec.provider == "openai") return app.openai.get();
+    if (spec.provider == "scripted") return app.scripted.get();
+    return nullptr;
+  };
+  app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
+                                        resolver, *app.tools, &app.metrics);
+  app.api = ApiContext{app.store.get(), app.engine.get(), &app.loop, &SystemClock::instance(),
+                       &SystemRandom::instance()};
+  add_agent_routes(app.router, app.api);
+  add_session_routes(app.router, app.api);
+  add_run_routes(app.router, app.api);
+  add_event_routes(app.router, app.api);
+  app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
+  HttpServerOptions options;
+  options.body_bytes_max = app.config.request_body_bytes_max;
+  app.server = make_http_server(app.loop, options, [&app](HttpRequest& request, std::shared_ptr<ResponseWriter> w) {
+    handle_request(app, request, std::move(w));
+  });
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(parse_listen(app.config.listen, &host, &port));
+  return app.server->listen(host, port);
+}
+
+void shut_down(App& app, int signal_number) {
+  log::info("shutting down", {{"signal", std::to_string(signal_number)}});
+  app.ready = false;
+  app.server->stop_accepting();
+  app.loop.post_after(app.config.shutdown_grace_ms, [&app] {
+    log::warn("shutdown grace period over; exiting with commits in flight");
+    app.loop.stop();
+  });
+  app.engine->drain([&app] {
+    log::info("drained; unfinished runs resume at next start");
+    app.loop.stop();
+  });
+}
+
+}  // namespace
+
+Result<std::string> load_or_create_api_key(const std::string& data_dir) {
+  std::string path = data_dir + "/api-key";
+  std::ifstream existing(path);
+  std::string key;
+  if (existing && std::getline(existing, key) && !key.empty()) return key;
+  key = "ck_" + SystemRandom::instance().hex(24);
+  mode_t previous = umask(077);
+  std::ofstream out(path, std::ios::trunc);
+  umask(previous);
+  out << key << "\n";
+  if (!out) return internal_error("cannot write " + path);
+  log::info("created API key file", {{"path", path}});
+  return key;
+}
+
+int run_server(const ServerConfig& config) {
+  auto app = std::make_unique<App>();
+  app->config = config;
+  app->api_key = config.api_key;
+  Status built = build(*app);
+  if (!built.is_ok()) {
+    log::error("cannot start", {{"error", built.to_string()}});
+    return 1;
+  }
+  app->loop.on_terminate_signal([&app = *app](int signal_number) { shut_down(app, signal_number); });
+  app->loop.post([&app = *app] {
+    Status recovered = app.engine->recover();
+    if (!recovered.is_ok()) {
+      log::error("recovery failed", {{"error", recovered.to_string()}});
+      app.loop.stop();
+      return;
+    }
+    app.ready = true;
+    log::info("ready", {{"listen", app.config.listen}, {"port", std::to_string(app.server->bound_port())},
+                        {"data_dir", app.config.data_dir}});
+  });
+  app->loop.run();
+  app->server.reset();
+  app->store.reset();  // drains queued commits (their callbacks only post to the loop), then closes
+  app->engine.reset();
+  return 0;
+}
+
+}  // namespace continuum

@@ -1,0 +1,101 @@
+// GET /v1/runs/{id}/events: Server-Sent Events of a run, resumable.
+//
+// Replay then live: the committed steps after Last-Event-ID are read from the
+// store and written synchronously, then the stream subscribes to the engine.
+// Both happen in one loop turn, so no event can fall between them.
+#include "api/errors.h"
+#include "api/handlers.h"
+
+namespace continuum {
+
+namespace {
+
+using Writer = std::shared_ptr<ResponseWriter>;
+constexpr int kReplayPage = 1000;
+
+std::string sse_frame(int64_t seq, const std::string& type, const std::string& data) {
+  std::string frame;
+  if (seq >= 0) frame += "id: " + std::to_string(seq) + "\n";
+  frame += "event: " + type + "\ndata: " + data + "\n\n";
+  return frame;
+}
+
+Result<int64_t> resume_after(const HttpRequest& request) {
+  std::string text = request.header("Last-Event-ID");
+  if (text.empty()) text = request.query_param("after");
+  if (text.empty()) return int64_t{-1};
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (*end != '\0' || value < -1) return invalid_argument("Last-Event-ID must be a step seq", "Last-Event-ID");
+  return static_cast<int64_t>(value);
+}
+
+// Writes stored steps after *last_seq, in seq order, and advances *last_seq.
+// Parallel tool results may commit out of seq order: while the run is not
+// terminal, writing stops at the first gap, so a client resuming with
+// Last-Event-ID never skips a step that commits later. Returns true if the
+// terminal step was written.
+Result<bool> write_steps(ApiContext& ctx, const std::string& run_id, bool run_terminal, int64_t* last_seq,
+                         ResponseWriter& writer) {
+  for (;;) {
+    ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(ctx.tenant, run_id, *last_seq, kReplayPage));
+    for (const auto& step : steps) {
+      if (!run_terminal && step.seq != *last_seq + 1) return false;
+      writer.write(sse_frame(step.seq, step.kind, step_to_json_text(step)));
+      *last_seq = step.seq;
+      if (step.kind == kStepRunCompleted || step.kind == kStepRunFailed || step.kind == kStepRunCancelled) {
+        return true;
+      }
+    }
+    if (static_cast<int>(steps.size()) < kReplayPage) return false;
+  }
+}
+
+void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
+  ctx.loop->post_after(ctx.sse_keepalive_ms, [&ctx, weak] {
+    auto writer = weak.lock();
+    if (!writer || writer->closed()) return;
+    writer->write(": keep-alive\n\n");
+    keep_alive(ctx, weak);
+  });
+}
+
+void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto after = resume_after(request);
+  if (!after.is_ok()) return writer->send(error_response(after.status()));
+  auto run = ctx.store->get_run(ctx.tenant, params.at("id"));
+  if (!run.is_ok()) return writer->send(error_response(run.status()));
+  writer->start_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}});
+  auto last_seq = std::make_shared<int64_t>(*after);
+  auto ended = write_steps(ctx, run->id, is_terminal_status(run->status), last_seq.get(), *writer);
+  if (!ended.is_ok() || *ended || is_terminal_status(run->status)) return writer->end();
+  std::weak_ptr<ResponseWriter> weak = writer;
+  std::string run_id = run->id;
+  // Live events wake the stream; committed steps are then read back from the
+  // store in order (cheap, indexed), so nothing published before this
+  // subscription, or out of seq order, is missed or duplicated.
+  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, last_seq, run_id](const RunEvent& event) {
+    auto live = weak.lock();
+    if (!live || live->closed()) return;
+    if (event.seq < 0) {
+      live->write(sse_frame(-1, event.type, event.data));
+    } else {
+      auto done = write_steps(ctx, run_id, event.terminal, last_seq.get(), *live);
+      if (!done.is_ok() || *done) return live->end();
+    }
+    // A reader this far behind is cut off; it resumes with Last-Event-ID.
+    if (live->queued_bytes() > ctx.sse_queued_bytes_max) live->end();
+  });
+  Engine* engine = ctx.engine;
+  writer->on_close([engine, run_id, token] { engine->unsubscribe(run_id, token); });
+  keep_alive(ctx, weak);
+}
+
+}  // namespace
+
+void add_event_routes(Router& router, ApiContext& ctx) {
+  router.add("GET", "/v1/runs/{id}/events",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { stream_events(ctx, r, p, w); });
+}
+
+}  // namespace continuum

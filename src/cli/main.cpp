@@ -1,0 +1,100 @@
+// The `continuum` command: the server and a client for its API.
+#include <CLI/CLI.hpp>
+
+#include <iostream>
+
+#include "api/server_app.h"
+#include "cli/commands.h"
+#include "core/log.h"
+
+using namespace continuum;
+
+namespace {
+
+cli::ClientOptions client_options(const std::string& server, const std::string& api_key, const std::string& data) {
+  cli::ClientOptions options;
+  options.server_url = server;
+  options.api_key = api_key;
+  if (options.api_key.empty()) {
+    auto key = load_or_create_api_key(data);
+    if (key.is_ok()) options.api_key = *key;
+  }
+  while (!options.server_url.empty() && options.server_url.back() == '/') options.server_url.pop_back();
+  return options;
+}
+
+std::string env_or(const char* name, const std::string& fallback) {
+  std::string value = read_process_env(name);
+  return value.empty() ? fallback : value;
+}
+
+int serve(const std::string& config_file, const std::string& data, const std::string& listen) {
+  ServerConfig config;
+  std::string file = config_file.empty() ? read_process_env("CONTINUUM_CONFIG") : config_file;
+  Status status = file.empty() ? Status::ok() : apply_config_file(file, config);
+  if (status.is_ok()) status = apply_config_env(read_process_env, config);
+  if (!status.is_ok()) {
+    std::cerr << "configuration error: " << status.message() << "\n";
+    return 2;
+  }
+  if (!data.empty()) config.data_dir = data;
+  if (!listen.empty()) config.listen = listen;
+  log::Level level;
+  if (log::parse_level(config.log_level, &level)) log::set_level(level);
+  return run_server(config);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"continuum: a durable runtime for AI agents"};
+  app.require_subcommand(1);
+  std::string server = env_or("CONTINUUM_URL", "http://127.0.0.1:8080");
+  std::string api_key = read_process_env("CONTINUUM_API_KEY");
+  std::string data = env_or("CONTINUUM_DATA_DIR", "./continuum-data");
+  app.add_option("--server", server, "Server URL (CONTINUUM_URL)");
+  app.add_option("--api-key", api_key, "API key (CONTINUUM_API_KEY; default: <data>/api-key)");
+
+  auto* serve_cmd = app.add_subcommand("serve", "Run the server");
+  std::string config_file, serve_data, listen;
+  serve_cmd->add_option("--config", config_file, "YAML config file (CONTINUUM_CONFIG)");
+  serve_cmd->add_option("--data", serve_data, "Data directory (CONTINUUM_DATA_DIR)");
+  serve_cmd->add_option("--listen", listen, "HOST:PORT (CONTINUUM_LISTEN)");
+
+  auto* agent_cmd = app.add_subcommand("agent", "Define and inspect agents");
+  agent_cmd->require_subcommand(1);
+  agent_cmd->add_option("--data", data, "Data directory holding the api-key file");
+  std::string agent_file, agent_name;
+  auto* apply_cmd = agent_cmd->add_subcommand("apply", "Create or update an agent from a YAML/JSON file");
+  apply_cmd->add_option("-f,--file", agent_file, "Agent definition file")->required();
+  auto* list_cmd = agent_cmd->add_subcommand("list", "List agents");
+  auto* show_cmd = agent_cmd->add_subcommand("show", "Show an agent");
+  show_cmd->add_option("name", agent_name)->required();
+
+  auto* chat_cmd = app.add_subcommand("chat", "Chat with an agent (continues a session with --session)");
+  std::string chat_agent, chat_session;
+  chat_cmd->add_option("agent", chat_agent)->required();
+  chat_cmd->add_option("--session", chat_session, "Session id to continue");
+  chat_cmd->add_option("--data", data, "Data directory holding the api-key file");
+
+  auto* run_cmd = app.add_subcommand("run", "Inspect runs");
+  run_cmd->require_subcommand(1);
+  run_cmd->add_option("--data", data, "Data directory holding the api-key file");
+  std::string run_id;
+  auto* run_show_cmd = run_cmd->add_subcommand("show", "Show a run");
+  run_show_cmd->add_option("id", run_id)->required();
+  auto* run_steps_cmd = run_cmd->add_subcommand("steps", "Show a run's journal");
+  run_steps_cmd->add_option("id", run_id)->required();
+
+  CLI11_PARSE(app, argc, argv);
+
+  if (serve_cmd->parsed()) return serve(config_file, serve_data, listen);
+  cli::ApiClient client(client_options(server, api_key, data));
+  if (apply_cmd->parsed()) return cli::agent_apply(client, agent_file);
+  if (list_cmd->parsed()) return cli::agent_list(client);
+  if (show_cmd->parsed()) return cli::agent_show(client, agent_name);
+  if (chat_cmd->parsed()) return cli::chat(client, chat_agent, chat_session);
+  if (run_show_cmd->parsed()) return cli::run_show(client, run_id);
+  if (run_steps_cmd->parsed()) return cli::run_steps(client, run_id);
+  return 1;
+}

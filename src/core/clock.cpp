@@ -1,0 +1,73 @@
+#include "core/clock.h"
+
+#include <openssl/rand.h>
+
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+namespace continuum {
+
+int64_t SystemClock::now_ms() const {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+int64_t SystemClock::monotonic_us() const {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+SystemClock& SystemClock::instance() {
+  static SystemClock clock;
+  return clock;
+}
+
+namespace {
+std::string to_hex(const unsigned char* bytes, int count) {
+  static const char kDigits[] = "0123456789abcdef";
+  std::string out;
+  out.reserve(static_cast<size_t>(count) * 2);
+  for (int i = 0; i < count; ++i) {
+    out.push_back(kDigits[bytes[i] >> 4]);
+    out.push_back(kDigits[bytes[i] & 0xF]);
+  }
+  return out;
+}
+}  // namespace
+
+double SystemRandom::uniform() {
+  uint64_t value = 0;
+  RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof(value));
+  return static_cast<double>(value >> 11) / static_cast<double>(1ULL << 53);
+}
+
+std::string SystemRandom::hex(int byte_count) {
+  std::vector<unsigned char> bytes(static_cast<size_t>(byte_count));
+  if (RAND_bytes(bytes.data(), byte_count) != 1) {
+    std::fprintf(stderr, "RAND_bytes failed\n");
+    std::abort();
+  }
+  return to_hex(bytes.data(), byte_count);
+}
+
+SystemRandom& SystemRandom::instance() {
+  static SystemRandom random;
+  return random;
+}
+
+double SeededRandom::uniform() {
+  std::lock_guard lock(mutex_);
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine_);
+}
+
+std::string SeededRandom::hex(int byte_count) {
+  std::lock_guard lock(mutex_);
+  std::vector<unsigned char> bytes(static_cast<size_t>(byte_count));
+  for (auto& byte : bytes) byte = static_cast<unsigned char>(engine_() & 0xFF);
+  return to_hex(bytes.data(), byte_count);
+}
+
+}  // namespace continuum

@@ -1,0 +1,98 @@
+#include "core/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cstdlib>
+
+namespace continuum {
+
+std::string read_process_env(const std::string& name) {
+  const char* value = std::getenv(name.c_str());
+  return value ? std::string(value) : std::string();
+}
+
+namespace {
+
+Result<bool> parse_bool(const std::string& text, const std::string& name) {
+  if (text == "1" || text == "true" || text == "yes" || text == "on") return true;
+  if (text == "0" || text == "false" || text == "no" || text == "off") return false;
+  return invalid_argument(name + " must be true or false, got '" + text + "'", name);
+}
+
+Result<int64_t> parse_int(const std::string& text, const std::string& name) {
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 0) return invalid_argument(name + " must be a non-negative integer", name);
+  return static_cast<int64_t>(value);
+}
+
+// One setter per key, shared by the YAML file and the environment.
+Status set_key(ServerConfig& config, const std::string& key, const std::string& value) {
+  if (key == "listen") config.listen = value;
+  else if (key == "data_dir") config.data_dir = value;
+  else if (key == "api_key") config.api_key = value;
+  else if (key == "log_level") config.log_level = value;
+  else if (key == "model_base_url") config.model_base_url = value;
+  else if (key == "model_api_key_env") config.model_api_key_env = value;
+  else if (key == "scripted_model_file") config.scripted_model_file = value;
+  else if (key == "request_body_bytes_max") {
+    ASSIGN_OR_RETURN(config.request_body_bytes_max, parse_int(value, key));
+  } else if (key == "shutdown_grace_ms") {
+    ASSIGN_OR_RETURN(config.shutdown_grace_ms, parse_int(value, key));
+  } else if (key == "allow_private_tool_addresses") {
+    ASSIGN_OR_RETURN(config.allow_private_tool_addresses, parse_bool(value, key));
+  } else if (key == "tls_verify") {
+    ASSIGN_OR_RETURN(config.tls_verify, parse_bool(value, key));
+  } else {
+    return invalid_argument("unknown configuration key '" + key + "'", key);
+  }
+  return Status::ok();
+}
+
+const char* const kKeys[] = {"listen",          "data_dir",          "api_key",
+                             "log_level",       "model_base_url",    "model_api_key_env",
+                             "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
+                             "allow_private_tool_addresses", "tls_verify"};
+
+}  // namespace
+
+Status apply_config_file(const std::string& path, ServerConfig& config) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const std::exception& error) {
+    return invalid_argument("cannot read config file " + path + ": " + error.what());
+  }
+  if (root.IsNull()) return Status::ok();
+  if (!root.IsMap()) return invalid_argument("config file " + path + " must be a mapping");
+  for (const auto& entry : root) {
+    std::string key = entry.first.as<std::string>("");
+    if (!entry.second.IsScalar()) return invalid_argument("config key '" + key + "' must be a scalar", key);
+    RETURN_IF_ERROR(set_key(config, key, entry.second.as<std::string>("")));
+  }
+  return Status::ok();
+}
+
+Status apply_config_env(const EnvReader& env, ServerConfig& config) {
+  for (const char* key : kKeys) {
+    std::string name = "CONTINUUM_";
+    for (const char* c = key; *c; ++c) name.push_back(static_cast<char>(std::toupper(*c)));
+    std::string value = env(name);
+    if (!value.empty()) RETURN_IF_ERROR(set_key(config, key, value));
+  }
+  if (config.model_base_url.empty()) config.model_base_url = env("OPENAI_BASE_URL");
+  return Status::ok();
+}
+
+Status parse_listen(const std::string& listen, std::string* host, int* port) {
+  size_t colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0) return invalid_argument("listen must be HOST:PORT", "listen");
+  *host = listen.substr(0, colon);
+  if (host->size() > 2 && host->front() == '[') *host = host->substr(1, host->size() - 2);
+  auto number = parse_int(listen.substr(colon + 1), "listen");
+  if (!number.is_ok() || *number > 65535) return invalid_argument("listen port must be 0-65535", "listen");
+  *port = static_cast<int>(*number);
+  return Status::ok();
+}
+
+}  // namespace continuum

@@ -1,0 +1,38 @@
+// Server configuration. Sources, highest precedence first: command-line flags,
+// CONTINUUM_* environment variables, the YAML file (--config /
+// CONTINUUM_CONFIG), built-in defaults. docs/configuration.md lists every key.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+
+#include "core/status.h"
+
+namespace continuum {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:8080";
+  std::string data_dir = "./continuum-data";
+  std::string api_key;                    // "" = read or create <data_dir>/api-key
+  std::string log_level = "info";
+  int64_t request_body_bytes_max = 4 * 1024 * 1024;
+  std::string model_base_url;             // default Chat Completions endpoint ("" = OPENAI_BASE_URL or OpenAI)
+  std::string model_api_key_env = "OPENAI_API_KEY";  // env var holding the default model key
+  bool allow_private_tool_addresses = false;
+  std::string scripted_model_file;        // script for agents with model.provider "scripted"
+  int64_t shutdown_grace_ms = 10'000;
+  bool tls_verify = true;                 // verify TLS peers of model and tool endpoints
+};
+
+using EnvReader = std::function<std::string(const std::string&)>;
+std::string read_process_env(const std::string& name);
+
+// Applies the YAML file at `path` (unknown keys are errors).
+Status apply_config_file(const std::string& path, ServerConfig& config);
+// Applies CONTINUUM_* variables (and OPENAI_BASE_URL when no base URL is set).
+Status apply_config_env(const EnvReader& env, ServerConfig& config);
+// Splits "host:port"; InvalidArgument if malformed.
+Status parse_listen(const std::string& listen, std::string* host, int* port);
+
+}  // namespace continuum

@@ -1,0 +1,46 @@
+// JSON helpers over Boost.JSON: parsing with limits (never throws) and typed
+// field access that produces InvalidArgument with the offending param name.
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "core/status.h"
+
+namespace continuum {
+
+namespace json = boost::json;
+
+struct JsonLimits {
+  int depth_max = 64;
+};
+
+// Parses untrusted text. Errors are InvalidArgument, never exceptions.
+Result<json::value> parse_json(std::string_view text, JsonLimits limits = {});
+// Parses and requires a JSON object at the top level.
+Result<json::object> parse_json_object(std::string_view text, JsonLimits limits = {});
+
+std::string to_json(const json::value& value);
+
+// Typed access. `param` names the field in error messages ("model.name").
+Result<std::string> get_string(const json::object& obj, std::string_view key, std::string_view param);
+Result<std::optional<std::string>> get_optional_string(const json::object& obj, std::string_view key,
+                                                       std::string_view param);
+Result<std::optional<int64_t>> get_optional_int(const json::object& obj, std::string_view key,
+                                                std::string_view param);
+Result<std::optional<bool>> get_optional_bool(const json::object& obj, std::string_view key,
+                                              std::string_view param);
+Result<const json::object*> get_optional_object(const json::object& obj, std::string_view key,
+                                                std::string_view param);
+Result<const json::array*> get_optional_array(const json::object& obj, std::string_view key,
+                                              std::string_view param);
+
+// Returns the first key of `obj` not in `allowed`, if any (for rejecting typos).
+std::optional<std::string> first_unknown_key(const json::object& obj,
+                                             std::initializer_list<std::string_view> allowed);
+
+}  // namespace continuum

@@ -1,0 +1,183 @@
+// Performing effects: model calls and tool calls, with retries, and
+// committing their results as journal steps.
+#include "agent/context.h"
+#include "core/log.h"
+#include "engine/engine_internal.h"
+#include "tools/schema.h"
+
+namespace continuum {
+
+namespace {
+
+json::array tool_definitions(const AgentSpec& agent) {
+  json::array tools;
+  for (const auto& tool : agent.tools) {
+    tools.push_back(json::object{{"type", "function"},
+                                 {"function", json::object{{"name", tool.name},
+                                                           {"description", tool.description},
+                                                           {"parameters", tool.parameters}}}});
+  }
+  return tools;
+}
+
+}  // namespace
+
+void Engine::start_model_call(ActiveRun& run, int64_t seq) {
+  run.effects_in_flight.insert(seq);
+  auto request = std::make_shared<ModelRequest>();
+  request->spec = run.agent->model;
+  request->run_id = run.record.id;
+  request->seq = seq;
+  request->tools = tool_definitions(*run.agent);
+  auto items = store_.recent_items(run.record.tenant_id, run.record.session_id, options_.context_items_max);
+  if (!items.is_ok()) {
+    run.effects_in_flight.erase(seq);
+    log::error("cannot read session items", {{"run_id", run.record.id}, {"error", items.status().to_string()}});
+    std::string run_id = run.record.id;
+    loop_.post_after(1000, [this, run_id] { advance(run_id); });
+    return;
+  }
+  std::vector<std::string> newest_first;
+  newest_first.reserve(items->size());
+  for (auto& item : *items) newest_first.push_back(std::move(item.message_json));
+  request->messages = assemble_context(run.agent->instructions, newest_first, run.agent->model.context_tokens);
+  attempt_model_call(run.record.id, std::move(request), 1);
+}
+
+void Engine::attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->terminal_requested) return;
+  ModelProvider* provider = providers_(request->spec);
+  if (provider == nullptr) {
+    request_terminal(*run, kStepRunFailed,
+                     json::object{{"code", "model_unavailable"},
+                                  {"message", "no provider '" + request->spec.provider + "' is configured"}});
+    return;
+  }
+  metrics_->model_calls->inc();
+  int64_t seq = request->seq;
+  provider->complete(
+      *request,
+      [this, run_id, seq](std::string_view delta) {
+        publish(RunEvent{run_id, -1, "text_delta",
+                         to_json(json::object{{"seq", seq}, {"delta", json::string(delta)}}), false});
+      },
+      [this, run_id, request, attempt](ModelOutcome outcome) {
+        on_model_outcome(run_id, request, attempt, std::move(outcome));
+      });
+}
+
+void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,
+                              ModelOutcome outcome) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->terminal_requested) return;  // cancelled or finished meanwhile
+  if (!outcome.response) {
+    metrics_->model_errors->inc();
+    auto delay = next_retry_delay_ms(request->spec.retry, attempt, outcome.error, random_);
+    log::warn("model call failed", {{"run_id", run_id}, {"attempt", std::to_string(attempt)},
+                                    {"code", outcome.error.code}, {"retry", delay ? "yes" : "no"}});
+    if (delay && !draining_) {
+      loop_.post_after(*delay, [this, run_id, request, attempt] {
+        attempt_model_call(run_id, request, attempt + 1);
+      });
+      return;
+    }
+    if (draining_) return;  // parked: resumes after restart
+    request_terminal(*run, kStepRunFailed,
+                     json::object{{"code", "model_error"},
+                                  {"message", "model call failed after " + std::to_string(attempt) +
+                                                  " attempt(s): " + outcome.error.code + ": " +
+                                                  outcome.error.message}});
+    return;
+  }
+  ModelResponse& response = *outcome.response;
+  int64_t now = clock_.now_ms();
+  json::object payload{{"message", response.message},
+                       {"usage", usage_to_json(response.usage)},
+                       {"finish_reason", response.finish_reason},
+                       {"attempts", attempt}};
+  StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, to_json(payload), now};
+  commit_step(*run, std::move(step), to_json(response.message), nullptr);
+}
+
+void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
+  run.effects_in_flight.insert(tool.seq);
+  const ToolSpec* spec = run.agent->find_tool(tool.name);
+  if (spec == nullptr) {
+    commit_tool_result(run, tool, "error: the agent has no tool named '" + tool.name + "'", true, 0);
+    return;
+  }
+  auto arguments = parse_json(tool.arguments.empty() ? "{}" : tool.arguments);
+  if (!arguments.is_ok()) {
+    commit_tool_result(run, tool, "error: the tool arguments are not valid JSON", true, 0);
+    return;
+  }
+  Status valid = validate_json(spec->parameters, *arguments);
+  if (!valid.is_ok()) {
+    commit_tool_result(run, tool, "error: " + valid.message(), true, 0);
+    return;
+  }
+  auto call = std::make_shared<ToolCall>();
+  call->spec = *spec;
+  call->arguments_json = tool.arguments.empty() ? "{}" : tool.arguments;
+  call->run_id = run.record.id;
+  call->seq = tool.seq;
+  call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
+  attempt_tool_call(run.record.id, std::move(call), 1);
+}
+
+void Engine::attempt_tool_call(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->terminal_requested) return;
+  metrics_->tool_calls->inc();
+  tools_.call(*call, [this, run_id, call, attempt](ToolOutcome outcome) {
+    on_tool_outcome(run_id, call, attempt, std::move(outcome));
+  });
+}
+
+void Engine::on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt,
+                             ToolOutcome outcome) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->terminal_requested) return;
+  const PendingTool* pending = nullptr;
+  for (const auto& tool : run->projected.pending_tools) {
+    if (tool.seq == call->seq) pending = &tool;
+  }
+  if (pending == nullptr) return;  // already has a result
+  PendingTool tool = *pending;
+  if (outcome.ok) {
+    commit_tool_result(*run, tool, outcome.output, false, attempt);
+    return;
+  }
+  metrics_->tool_errors->inc();
+  auto delay = next_retry_delay_ms(call->spec.retry, attempt, outcome.error, random_);
+  log::warn("tool call failed", {{"run_id", run_id}, {"tool", call->spec.name},
+                                 {"attempt", std::to_string(attempt)}, {"code", outcome.error.code},
+                                 {"retry", delay ? "yes" : "no"}});
+  if (delay && !draining_) {
+    loop_.post_after(*delay, [this, run_id, call, attempt] { attempt_tool_call(run_id, call, attempt + 1); });
+    return;
+  }
+  if (draining_) return;  // parked: resumes after restart with the same idempotency key
+  commit_tool_result(*run, tool,
+                     "error: tool '" + tool.name + "' failed after " + std::to_string(attempt) +
+                         " attempt(s): " + outcome.error.code + ": " + outcome.error.message,
+                     true, attempt);
+}
+
+void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& output, bool is_error,
+                                int attempts) {
+  int64_t now = clock_.now_ms();
+  json::object payload{{"call_id", tool.call_id},
+                       {"name", tool.name},
+                       {"arguments", tool.arguments},
+                       {"output", output},
+                       {"is_error", is_error},
+                       {"attempts", attempts},
+                       {"idempotency_key", run.record.id + ":" + std::to_string(tool.seq)}};
+  json::object item{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", output}};
+  StepRecord step{run.record.tenant_id, run.record.id, tool.seq, kStepToolCall, to_json(payload), now};
+  commit_step(run, std::move(step), to_json(item), nullptr);
+}
+
+}  // namespace continuum

@@ -1,0 +1,413 @@
+#include "engine/engine.h"
+
+#include "agent/decider.h"
+#include "core/log.h"
+#include "engine/engine_internal.h"
+
+namespace continuum {
+
+namespace {
+std::string session_key(const std::string& tenant, const std::string& session) { return tenant + "/" + session; }
+}  // namespace
+
+Engine::Metrics::Metrics(MetricsRegistry* registry) {
+  static MetricsRegistry fallback;  // metrics are optional for tests; a private registry absorbs them
+  MetricsRegistry& r = registry ? *registry : fallback;
+  steps_committed = &r.counter("continuum_steps_committed_total", "Journal steps made durable.");
+  runs_completed = &r.counter("continuum_runs_finished_total", "Runs that reached a terminal status.",
+                              "status=\"completed\"");
+  runs_failed = &r.counter("continuum_runs_finished_total", "Runs that reached a terminal status.",
+                           "status=\"failed\"");
+  runs_cancelled = &r.counter("continuum_runs_finished_total", "Runs that reached a terminal status.",
+                              "status=\"cancelled\"");
+  runs_created = &r.counter("continuum_runs_created_total", "Runs created.");
+  model_calls = &r.counter("continuum_model_calls_total", "Model call attempts.");
+  model_errors = &r.counter("continuum_model_call_errors_total", "Model call attempts that failed.");
+  tool_calls = &r.counter("continuum_tool_calls_total", "Tool call attempts.");
+  tool_errors = &r.counter("continuum_tool_call_errors_total", "Tool call attempts that failed.");
+  commit_failures = &r.counter("continuum_engine_commit_failures_total", "Step commits the store refused.");
+}
+
+Engine::Engine(Store& store, EventLoop& loop, const Clock& clock, Random& random, ProviderResolver providers,
+               ToolRunner& tools, MetricsRegistry* metrics, EngineOptions options)
+    : store_(store),
+      loop_(loop),
+      clock_(clock),
+      random_(random),
+      providers_(std::move(providers)),
+      tools_(tools),
+      options_(options),
+      metrics_(std::make_unique<Metrics>(metrics)) {
+  if (metrics != nullptr) {
+    metrics->gauge("continuum_runs_active", "Runs loaded and executing on this node.",
+                   [this] { return static_cast<double>(active_runs_gauge_.load()); });
+  }
+}
+
+Engine::~Engine() = default;
+
+Engine::ActiveRun* Engine::find_run(const std::string& run_id) {
+  auto found = runs_.find(run_id);
+  return found == runs_.end() ? nullptr : found->second.get();
+}
+
+Result<std::shared_ptr<const AgentSpec>> Engine::load_agent(const std::string& tenant, const std::string& name,
+                                                            int64_t version) {
+  std::string key = tenant + "/" + name + "/" + std::to_string(version);
+  if (auto found = agents_.find(key); found != agents_.end()) return found->second;
+  ASSIGN_OR_RETURN(AgentRecord record, store_.get_agent(tenant, name, version));
+  ASSIGN_OR_RETURN(json::object obj, parse_json_object(record.spec_json));
+  ASSIGN_OR_RETURN(AgentSpec spec, parse_agent_spec(obj));
+  auto shared = std::make_shared<const AgentSpec>(std::move(spec));
+  agents_.emplace(key, shared);
+  return shared;
+}
+
+Status Engine::recover() {
+  ASSIGN_OR_RETURN(auto runs, store_.list_unfinished_runs());
+  std::set<std::pair<std::string, std::string>> sessions_with_queue;
+  int resumed = 0;
+  for (auto& record : runs) {
+    if (record.status == kRunQueued) {
+      sessions_with_queue.emplace(record.tenant_id, record.session_id);
+      continue;
+    }
+    auto agent = load_agent(record.tenant_id, record.agent_name, record.agent_version);
+    if (!agent.is_ok()) {
+      log::error("cannot resume run: agent missing", {{"run_id", record.id}, {"error", agent.status().to_string()}});
+      continue;
+    }
+    activate(std::move(record), *agent);
+    ++resumed;
+  }
+  for (const auto& [tenant, session] : sessions_with_queue) try_start_session(tenant, session);
+  log::info("recovered runs", {{"resumed", std::to_string(resumed)},
+                               {"sessions_with_queue", std::to_string(sessions_with_queue.size())}});
+  return Status::ok();
+}
+
+void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, std::string input,
+                        std::function<void(Result<RunRecord>)> done) {
+  if (draining_) {
+    done(Status(Code::kUnavailable, "the server is shutting down"));
+    return;
+  }
+  RunRecord run;
+  run.tenant_id = session.tenant_id;
+  run.id = "run_" + random_.hex(12);
+  run.session_id = session.id;
+  run.agent_name = agent.name;
+  run.agent_version = agent.version;
+  run.status = kRunQueued;
+  run.input = std::move(input);
+  run.created_at_ms = run.updated_at_ms = clock_.now_ms();
+
+  StepRecord created{run.tenant_id, run.id, 0, kStepRunCreated,
+                     to_json(json::object{{"input", run.input},
+                                          {"agent", agent.name},
+                                          {"agent_version", agent.version}}),
+                     run.created_at_ms};
+  RunSnapshot snapshot;
+  Status folded = fold_step(snapshot, created);
+  CONTINUUM_CHECK(folded.is_ok(), "a fresh snapshot accepts run_created at seq 0");
+  run.snapshot_json = to_json(snapshot_to_json(snapshot));
+
+  WriteBatch batch;
+  batch.run_inserts.push_back(run);
+  batch.steps.push_back(created);
+  ++commits_in_flight_;
+  store_.commit(std::move(batch), [this, run, done = std::move(done)](Status status) mutable {
+    loop_.post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
+      --commits_in_flight_;
+      if (!status.is_ok()) {
+        done(status);
+      } else {
+        metrics_->runs_created->inc();
+        std::string tenant = run.tenant_id, session = run.session_id;
+        done(std::move(run));
+        try_start_session(tenant, session);
+      }
+      maybe_finish_drain();
+    });
+  });
+}
+
+void Engine::try_start_session(const std::string& tenant, const std::string& session_id) {
+  if (draining_ || active_run_by_session_.count(session_key(tenant, session_id))) return;
+  auto queued = store_.list_queued_runs(tenant, session_id, 1);
+  if (!queued.is_ok()) {
+    log::error("cannot read queued runs", {{"session_id", session_id}, {"error", queued.status().to_string()}});
+    return;
+  }
+  if (queued->empty()) return;
+  RunRecord record = std::move(queued->front());
+  auto agent = load_agent(tenant, record.agent_name, record.agent_version);
+  if (!agent.is_ok()) {
+    log::error("cannot start run: agent missing", {{"run_id", record.id}});
+    return;
+  }
+  std::string run_id = record.id;
+  activate(std::move(record), *agent);
+  if (ActiveRun* run = find_run(run_id)) start_run(*run);
+}
+
+void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) {
+  auto snapshot = snapshot_from_json(record.snapshot_json);
+  if (!snapshot.is_ok()) {
+    log::error("run snapshot unreadable", {{"run_id", record.id}, {"error", snapshot.status().to_string()}});
+    return;
+  }
+  auto run = std::make_unique<ActiveRun>();
+  run->record = std::move(record);
+  run->agent = std::move(agent);
+  run->committed = *snapshot;
+  run->projected = *snapshot;
+  std::string run_id = run->record.id;
+  active_run_by_session_[session_key(run->record.tenant_id, run->record.session_id)] = run_id;
+  bool running = run->committed.status == kRunRunning;
+  int64_t deadline = run->committed.deadline_at_ms;
+  runs_.emplace(run_id, std::move(run));
+  active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
+  if (running) {
+    if (deadline > 0) loop_.post_after(std::max<int64_t>(0, deadline - clock_.now_ms()), [this, run_id] {
+      advance(run_id);
+    });
+    advance(run_id);
+  }
+}
+
+void Engine::start_run(ActiveRun& run) {
+  int64_t now = clock_.now_ms();
+  int64_t deadline = run.agent->limits.deadline_ms > 0 ? now + run.agent->limits.deadline_ms : 0;
+  StepRecord started{run.record.tenant_id, run.record.id, run.projected.next_seq, kStepRunStarted,
+                     to_json(json::object{{"started_at_ms", now}, {"deadline_at_ms", deadline}}), now};
+  std::string user_item = to_json(json::object{{"role", "user"}, {"content", run.record.input}});
+  commit_step(run, std::move(started), std::move(user_item), [this, deadline](ActiveRun& started_run) {
+    if (deadline > 0) {
+      std::string run_id = started_run.record.id;
+      loop_.post_after(std::max<int64_t>(0, deadline - clock_.now_ms()), [this, run_id] { advance(run_id); });
+    }
+  });
+}
+
+void Engine::advance(const std::string& run_id) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->terminal_requested || draining_) return;
+  if (run->cancel_requested) {
+    request_terminal(*run, kStepRunCancelled,
+                     json::object{{"code", "cancelled"}, {"message", "the run was cancelled"}});
+    return;
+  }
+  for (const Command& command : decide(*run->agent, run->committed, clock_.now_ms())) {
+    switch (command.kind) {
+      case Command::Kind::kCallModel:
+        if (!run->effects_in_flight.count(command.seq)) start_model_call(*run, command.seq);
+        break;
+      case Command::Kind::kCallTool:
+        if (!run->effects_in_flight.count(command.seq)) start_tool_call(*run, command.tool);
+        break;
+      case Command::Kind::kComplete:
+        request_terminal(*run, kStepRunCompleted, json::object{{"output", command.output}});
+        return;
+      case Command::Kind::kFail:
+        request_terminal(*run, kStepRunFailed,
+                         json::object{{"code", command.error_code}, {"message", command.error_message}});
+        return;
+    }
+  }
+}
+
+void Engine::commit_step(ActiveRun& run, StepRecord step, std::optional<std::string> item_message,
+                         std::function<void(ActiveRun&)> after_commit) {
+  Status folded = fold_step(run.projected, step);
+  CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
+  WriteBatch batch;
+  RunRecord update = run.record;
+  update.status = run.projected.status;
+  update.snapshot_json = to_json(snapshot_to_json(run.projected));
+  update.updated_at_ms = step.created_at_ms;
+  batch.run_updates.push_back(std::move(update));
+  if (item_message) {
+    batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id,
+                                     std::move(*item_message), step.created_at_ms});
+  }
+  batch.steps.push_back(step);
+  ++commits_in_flight_;
+  std::string run_id = run.record.id;
+  store_.commit(std::move(batch), [this, run_id, step = std::move(step),
+                                   after_commit = std::move(after_commit)](Status status) mutable {
+    loop_.post([this, run_id = std::move(run_id), step = std::move(step), status = std::move(status),
+                after_commit = std::move(after_commit)] {
+      --commits_in_flight_;
+      on_step_committed(run_id, step, status, after_commit);
+      maybe_finish_drain();
+    });
+  });
+}
+
+void Engine::on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
+                               const std::function<void(ActiveRun&)>& after_commit) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr) return;  // evicted after an earlier failed commit
+  if (!status.is_ok()) {
+    metrics_->commit_failures->inc();
+    log::error("step commit failed; reloading run", {{"run_id", run_id}, {"error", status.to_string()}});
+    evict_and_reload(run->record.tenant_id, run_id);
+    return;
+  }
+  metrics_->steps_committed->inc();
+  Status folded = fold_step(run->committed, step);
+  CONTINUUM_CHECK(folded.is_ok(), "committed steps arrive in the order they were folded into projected");
+  run->effects_in_flight.erase(step.seq);
+  bool terminal = is_terminal_status(run->committed.status);
+  publish_step(step, terminal);
+  if (after_commit) after_commit(*run);
+  if (terminal) {
+    finish_run(*run);
+  } else {
+    advance(run_id);
+  }
+}
+
+void Engine::request_terminal(ActiveRun& run, const char* kind, json::object payload) {
+  if (run.terminal_requested) return;
+  run.terminal_requested = true;
+  int64_t now = clock_.now_ms();
+  StepRecord step{run.record.tenant_id, run.record.id, run.projected.next_seq, kind, to_json(payload), now};
+  std::optional<std::string> item;
+  commit_step(run, std::move(step), std::nullopt, nullptr);
+}
+
+void Engine::finish_run(ActiveRun& run) {
+  const std::string& status = run.committed.status;
+  if (status == kRunCompleted) metrics_->runs_completed->inc();
+  if (status == kRunFailed) metrics_->runs_failed->inc();
+  if (status == kRunCancelled) metrics_->runs_cancelled->inc();
+  std::string tenant = run.record.tenant_id, session = run.record.session_id, run_id = run.record.id;
+  active_run_by_session_.erase(session_key(tenant, session));
+  runs_.erase(run_id);
+  active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
+  try_start_session(tenant, session);
+}
+
+void Engine::evict_and_reload(const std::string& tenant, const std::string& run_id) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr) return;
+  std::string session = run->record.session_id;
+  active_run_by_session_.erase(session_key(tenant, session));
+  runs_.erase(run_id);
+  active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
+  // The store refused a write (disk full, I/O error): try again from what is
+  // durable after a pause, rather than continue from unconfirmed state.
+  loop_.post_after(1000, [this, tenant, run_id] {
+    auto record = store_.get_run(tenant, run_id);
+    if (!record.is_ok() || is_terminal_status(record->status) || find_run(run_id)) return;
+    if (record->status == kRunQueued) {
+      try_start_session(tenant, record->session_id);
+      return;
+    }
+    auto agent = load_agent(tenant, record->agent_name, record->agent_version);
+    if (agent.is_ok()) activate(std::move(*record), *agent);
+  });
+}
+
+void Engine::cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done) {
+  if (ActiveRun* run = find_run(run_id); run && run->record.tenant_id == tenant) {
+    if (run->terminal_requested) {
+      done(conflict("run " + run_id + " is already finishing"));
+      return;
+    }
+    run->cancel_requested = true;
+    advance(run_id);
+    done(Status::ok());
+    return;
+  }
+  auto record = store_.get_run(tenant, run_id);
+  if (!record.is_ok()) {
+    done(record.status());
+    return;
+  }
+  if (record->status != kRunQueued) {
+    done(conflict("run " + run_id + " is " + record->status + " and cannot be cancelled"));
+    return;
+  }
+  auto snapshot = snapshot_from_json(record->snapshot_json);
+  if (!snapshot.is_ok()) {
+    done(snapshot.status());
+    return;
+  }
+  int64_t now = clock_.now_ms();
+  StepRecord step{tenant, run_id, snapshot->next_seq, kStepRunCancelled,
+                  to_json(json::object{{"code", "cancelled"}, {"message", "the run was cancelled while queued"}}),
+                  now};
+  Status folded = fold_step(*snapshot, step);
+  CONTINUUM_CHECK(folded.is_ok(), "a queued run's snapshot accepts a cancel step at next_seq");
+  WriteBatch batch;
+  RunRecord update = *record;
+  update.status = kRunCancelled;
+  update.snapshot_json = to_json(snapshot_to_json(*snapshot));
+  update.updated_at_ms = now;
+  batch.run_updates.push_back(std::move(update));
+  batch.steps.push_back(step);
+  ++commits_in_flight_;
+  store_.commit(std::move(batch), [this, step, done = std::move(done)](Status status) mutable {
+    loop_.post([this, step = std::move(step), status = std::move(status), done = std::move(done)] {
+      --commits_in_flight_;
+      if (status.is_ok()) {
+        metrics_->runs_cancelled->inc();
+        publish_step(step, /*terminal=*/true);
+      }
+      done(status);
+      maybe_finish_drain();
+    });
+  });
+}
+
+int64_t Engine::subscribe(const std::string& run_id, Listener listener) {
+  int64_t token = next_listener_token_++;
+  listeners_[run_id].emplace(token, std::move(listener));
+  return token;
+}
+
+void Engine::unsubscribe(const std::string& run_id, int64_t token) {
+  auto found = listeners_.find(run_id);
+  if (found == listeners_.end()) return;
+  found->second.erase(token);
+  if (found->second.empty()) listeners_.erase(found);
+}
+
+void Engine::publish(const RunEvent& event) {
+  auto found = listeners_.find(event.run_id);
+  if (found == listeners_.end()) return;
+  // Listeners may unsubscribe while being called: iterate over a copy of the tokens.
+  std::vector<int64_t> tokens;
+  for (const auto& [token, listener] : found->second) tokens.push_back(token);
+  for (int64_t token : tokens) {
+    auto again = listeners_.find(event.run_id);
+    if (again == listeners_.end()) return;
+    auto listener = again->second.find(token);
+    if (listener != again->second.end()) {
+      Listener copy = listener->second;
+      copy(event);
+    }
+  }
+}
+
+void Engine::publish_step(const StepRecord& step, bool terminal) {
+  publish(RunEvent{step.run_id, step.seq, step.kind, step_to_json_text(step), terminal});
+}
+
+void Engine::drain(std::function<void()> done) {
+  draining_ = true;
+  drain_done_ = std::move(done);
+  maybe_finish_drain();
+}
+
+void Engine::maybe_finish_drain() {
+  if (!draining_ || commits_in_flight_ > 0 || !drain_done_) return;
+  auto done = std::move(drain_done_);
+  drain_done_ = nullptr;
+  done();
+}
+
+}  // namespace continuum

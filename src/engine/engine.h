@@ -1,0 +1,132 @@
+// The engine: drives runs by folding committed journal steps into snapshots,
+// asking the decider for commands and performing them as effects.
+//
+// Contract:
+// - Every public method must be called on the event loop thread; all state is
+//   owned by that thread (no locks). Store and effect callbacks are posted back
+//   to the loop.
+// - An effect's result is committed (durable) before the decider sees it and
+//   before any listener is told ("acknowledged" means "committed").
+// - A tool call's idempotency key is "{run_id}:{seq}"; seq is reserved by the
+//   model step that asked for the call, so it is the same after any crash.
+// - One active run per session; later runs of the session wait as "queued".
+// - Waiting runs and queued runs hold no memory: only active runs are loaded.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <map>
+#include <memory>
+#include <set>
+#include <string>
+#include <unordered_map>
+
+#include "agent/agent_spec.h"
+#include "core/clock.h"
+#include "engine/event_loop.h"
+#include "engine/snapshot.h"
+#include "obs/metrics.h"
+#include "providers/provider.h"
+#include "store/store.h"
+#include "tools/tool_runner.h"
+
+namespace continuum {
+
+// What listeners of a run see: committed steps (seq >= 0) and transient text
+// deltas (seq < 0; not journaled, not resumable).
+struct RunEvent {
+  std::string run_id;
+  int64_t seq = -1;
+  std::string type;   // a step kind, or "text_delta"
+  std::string data;   // JSON text
+  bool terminal = false;
+};
+
+using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
+
+struct EngineOptions {
+  int context_items_max = 512;  // newest items read from the store for context assembly
+};
+
+class Engine {
+ public:
+  Engine(Store& store, EventLoop& loop, const Clock& clock, Random& random, ProviderResolver providers,
+         ToolRunner& tools, MetricsRegistry* metrics, EngineOptions options = {});
+  ~Engine();
+
+  // Loads every unfinished run from the store and resumes it.
+  Status recover();
+
+  // Creates a queued run in `session`, pinned to `agent`; `done` receives the
+  // committed run. The run starts when the session has no active run.
+  void submit_run(const SessionRecord& session, const AgentRecord& agent, std::string input,
+                  std::function<void(Result<RunRecord>)> done);
+
+  // Cancels a queued or active run; `done` receives the outcome.
+  void cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done);
+
+  using Listener = std::function<void(const RunEvent&)>;
+  int64_t subscribe(const std::string& run_id, Listener listener);
+  void unsubscribe(const std::string& run_id, int64_t token);
+
+  // Stops launching effects; `done` runs when no commit is in flight. Unfinished
+  // runs stay in the store and resume on the next start.
+  void drain(std::function<void()> done);
+
+  size_t active_run_count() const { return runs_.size(); }
+
+ private:
+  struct ActiveRun;
+  struct Metrics;
+
+  void try_start_session(const std::string& tenant, const std::string& session_id);
+  void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
+  void start_run(ActiveRun& run);
+  void advance(const std::string& run_id);
+  void commit_step(ActiveRun& run, StepRecord step, std::optional<std::string> item_message,
+                   std::function<void(ActiveRun&)> after_commit);
+  void on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
+                         const std::function<void(ActiveRun&)>& after_commit);
+  void request_terminal(ActiveRun& run, const char* kind, json::object payload);
+  void finish_run(ActiveRun& run);
+  void evict_and_reload(const std::string& tenant, const std::string& run_id);
+  void publish(const RunEvent& event);
+  void publish_step(const StepRecord& step, bool terminal);
+  Result<std::shared_ptr<const AgentSpec>> load_agent(const std::string& tenant, const std::string& name,
+                                                      int64_t version);
+  void maybe_finish_drain();
+
+  // Effects (effects.cpp).
+  void start_model_call(ActiveRun& run, int64_t seq);
+  void attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt);
+  void on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,
+                        ModelOutcome outcome);
+  void start_tool_call(ActiveRun& run, const PendingTool& tool);
+  void attempt_tool_call(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt);
+  void on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt,
+                       ToolOutcome outcome);
+  void commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& output, bool is_error,
+                          int attempts);
+  ActiveRun* find_run(const std::string& run_id);
+
+  Store& store_;
+  EventLoop& loop_;
+  const Clock& clock_;
+  Random& random_;
+  ProviderResolver providers_;
+  ToolRunner& tools_;
+  EngineOptions options_;
+  std::unique_ptr<Metrics> metrics_;
+
+  std::unordered_map<std::string, std::unique_ptr<ActiveRun>> runs_;         // by run id
+  std::unordered_map<std::string, std::string> active_run_by_session_;       // "tenant/session" -> run id
+  std::unordered_map<std::string, std::shared_ptr<const AgentSpec>> agents_;  // "tenant/name/version"
+  std::unordered_map<std::string, std::map<int64_t, Listener>> listeners_;   // by run id
+  int64_t next_listener_token_ = 1;
+  std::atomic<int64_t> active_runs_gauge_{0};  // runs_.size(), readable from the metrics thread
+  int64_t commits_in_flight_ = 0;
+  bool draining_ = false;
+  std::function<void()> drain_done_;
+};
+
+}  // namespace continuum

@@ -1,0 +1,40 @@
+// Engine internals shared by engine.cpp and effects.cpp. Not a public header.
+#pragma once
+
+#include <set>
+
+#include "engine/engine.h"
+
+namespace continuum {
+
+// A run loaded in memory because it is executing. `committed` is what the
+// decider sees; `projected` additionally includes steps whose commit was
+// requested but not yet confirmed, and is what new steps are built on, so that
+// commits requested back to back (parallel tool results) each write a snapshot
+// that includes the ones before it.
+struct Engine::ActiveRun {
+  RunRecord record;
+  std::shared_ptr<const AgentSpec> agent;
+  RunSnapshot committed;
+  RunSnapshot projected;
+  std::set<int64_t> effects_in_flight;  // seqs of effects started and not yet committed
+  bool terminal_requested = false;
+  bool cancel_requested = false;
+};
+
+struct Engine::Metrics {
+  explicit Metrics(MetricsRegistry* registry);
+  Counter* steps_committed;
+  Counter* runs_completed;
+  Counter* runs_failed;
+  Counter* runs_cancelled;
+  Counter* runs_created;
+  Counter* model_calls;
+  Counter* model_errors;
+  Counter* tool_calls;
+  Counter* tool_errors;
+  Counter* commit_failures;
+};
+
+
+}  // namespace continuum

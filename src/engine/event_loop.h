@@ -1,0 +1,46 @@
+// The executor the engine runs on: a single-threaded event loop. All engine
+// state is touched only from callbacks run by the loop, so it needs no locks.
+// Production: net/event_loop.h (Boost.Asio). Tests: ManualEventLoop.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <vector>
+
+#include "core/clock.h"
+
+namespace continuum {
+
+class EventLoop {
+ public:
+  virtual ~EventLoop() = default;
+  // Runs `task` on the loop thread soon. Callable from any thread.
+  virtual void post(std::function<void()> task) = 0;
+  // Runs `task` on the loop thread after `delay_ms`. Callable from any thread.
+  virtual void post_after(int64_t delay_ms, std::function<void()> task) = 0;
+};
+
+// A loop driven by hand, with a ManualClock for timers. For engine unit tests.
+class ManualEventLoop final : public EventLoop {
+ public:
+  explicit ManualEventLoop(ManualClock& clock) : clock_(clock) {}
+  void post(std::function<void()> task) override;
+  void post_after(int64_t delay_ms, std::function<void()> task) override;
+  // Runs ready tasks until none is left; returns how many ran.
+  int run_ready();
+  // Advances the clock to the next timer and runs it; false if no timer.
+  bool fire_next_timer();
+  bool idle();
+  // Drops every pending task and timer (tests: simulating a process death).
+  void clear();
+
+ private:
+  ManualClock& clock_;
+  std::mutex mutex_;
+  std::vector<std::function<void()>> ready_;
+  std::multimap<int64_t, std::function<void()>> timers_;
+};
+
+}  // namespace continuum

@@ -1,0 +1,164 @@
+#include "engine/snapshot.h"
+
+#include <algorithm>
+
+namespace continuum {
+
+json::object usage_to_json(const Usage& usage) {
+  return json::object{{"input_tokens", usage.input_tokens},
+                      {"output_tokens", usage.output_tokens},
+                      {"total_tokens", usage.total_tokens}};
+}
+
+json::object step_to_json(const StepRecord& step) {
+  json::object obj{{"seq", step.seq}, {"kind", step.kind}, {"created_at_ms", step.created_at_ms}};
+  auto payload = parse_json(step.payload_json);
+  obj["payload"] = payload.is_ok() ? std::move(*payload) : json::value(step.payload_json);
+  return obj;
+}
+
+std::string step_to_json_text(const StepRecord& step) { return to_json(step_to_json(step)); }
+
+json::object snapshot_to_json(const RunSnapshot& snapshot) {
+  json::array pending;
+  for (const auto& tool : snapshot.pending_tools) {
+    pending.push_back(json::object{{"seq", tool.seq},
+                                   {"call_id", tool.call_id},
+                                   {"name", tool.name},
+                                   {"arguments", tool.arguments}});
+  }
+  json::object obj{{"status", snapshot.status},
+                   {"next_seq", snapshot.next_seq},
+                   {"model_calls", snapshot.model_calls},
+                   {"tool_calls", snapshot.tool_calls},
+                   {"usage", usage_to_json(snapshot.usage)},
+                   {"pending_tools", std::move(pending)},
+                   {"started_at_ms", snapshot.started_at_ms},
+                   {"deadline_at_ms", snapshot.deadline_at_ms},
+                   {"output", snapshot.output},
+                   {"error_code", snapshot.error_code},
+                   {"error_message", snapshot.error_message}};
+  if (snapshot.final_text) obj["final_text"] = *snapshot.final_text;
+  return obj;
+}
+
+namespace {
+int64_t int_field(const json::object& obj, std::string_view key) {
+  const json::value* value = obj.if_contains(key);
+  return value && value->is_int64() ? value->as_int64() : 0;
+}
+std::string string_field(const json::object& obj, std::string_view key) {
+  const json::value* value = obj.if_contains(key);
+  return value && value->is_string() ? std::string(value->as_string()) : std::string();
+}
+Usage usage_from_json(const json::value* value) {
+  Usage usage;
+  if (value == nullptr || !value->is_object()) return usage;
+  const auto& obj = value->as_object();
+  usage.input_tokens = int_field(obj, "input_tokens");
+  usage.output_tokens = int_field(obj, "output_tokens");
+  usage.total_tokens = int_field(obj, "total_tokens");
+  return usage;
+}
+}  // namespace
+
+Result<RunSnapshot> snapshot_from_json(std::string_view text) {
+  ASSIGN_OR_RETURN(json::object obj, parse_json_object(text));
+  RunSnapshot snapshot;
+  snapshot.status = string_field(obj, "status");
+  snapshot.next_seq = int_field(obj, "next_seq");
+  snapshot.model_calls = int_field(obj, "model_calls");
+  snapshot.tool_calls = int_field(obj, "tool_calls");
+  snapshot.usage = usage_from_json(obj.if_contains("usage"));
+  if (const json::value* pending = obj.if_contains("pending_tools"); pending && pending->is_array()) {
+    for (const auto& entry : pending->as_array()) {
+      if (!entry.is_object()) continue;
+      const auto& tool = entry.as_object();
+      snapshot.pending_tools.push_back(PendingTool{int_field(tool, "seq"), string_field(tool, "call_id"),
+                                                   string_field(tool, "name"), string_field(tool, "arguments")});
+    }
+  }
+  if (const json::value* final_text = obj.if_contains("final_text"); final_text && final_text->is_string()) {
+    snapshot.final_text = std::string(final_text->as_string());
+  }
+  snapshot.started_at_ms = int_field(obj, "started_at_ms");
+  snapshot.deadline_at_ms = int_field(obj, "deadline_at_ms");
+  snapshot.output = string_field(obj, "output");
+  snapshot.error_code = string_field(obj, "error_code");
+  snapshot.error_message = string_field(obj, "error_message");
+  return snapshot;
+}
+
+namespace {
+
+Status fold_model_call(RunSnapshot& snapshot, const json::object& payload, int64_t seq) {
+  snapshot.model_calls += 1;
+  Usage usage = usage_from_json(payload.if_contains("usage"));
+  snapshot.usage.input_tokens += usage.input_tokens;
+  snapshot.usage.output_tokens += usage.output_tokens;
+  snapshot.usage.total_tokens += usage.total_tokens;
+  const json::value* message = payload.if_contains("message");
+  if (message == nullptr || !message->is_object()) return internal_error("model_call step without message");
+  const auto& msg = message->as_object();
+  const json::value* calls = msg.if_contains("tool_calls");
+  int64_t next = seq + 1;
+  if (calls && calls->is_array() && !calls->as_array().empty()) {
+    for (const auto& call : calls->as_array()) {
+      const auto& call_obj = call.as_object();
+      const auto& function = call_obj.at("function").as_object();
+      snapshot.pending_tools.push_back(PendingTool{next++, string_field(call_obj, "id"),
+                                                   string_field(function, "name"),
+                                                   string_field(function, "arguments")});
+    }
+  } else {
+    snapshot.final_text = string_field(msg, "content");
+  }
+  snapshot.next_seq = next;
+  return Status::ok();
+}
+
+}  // namespace
+
+Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
+  ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
+  if (step.kind == kStepToolCall) {
+    auto found = std::find_if(snapshot.pending_tools.begin(), snapshot.pending_tools.end(),
+                              [&](const PendingTool& tool) { return tool.seq == step.seq; });
+    if (found == snapshot.pending_tools.end()) {
+      return internal_error("tool_call step " + std::to_string(step.seq) + " matches no pending tool call");
+    }
+    snapshot.pending_tools.erase(found);
+    snapshot.tool_calls += 1;
+    return Status::ok();
+  }
+  if (step.seq != snapshot.next_seq) {
+    return internal_error("step seq " + std::to_string(step.seq) + " does not follow snapshot next_seq " +
+                          std::to_string(snapshot.next_seq));
+  }
+  if (step.kind == kStepRunCreated) {
+    snapshot.status = kRunQueued;
+    snapshot.next_seq = step.seq + 1;
+  } else if (step.kind == kStepRunStarted) {
+    snapshot.status = kRunRunning;
+    snapshot.started_at_ms = int_field(payload, "started_at_ms");
+    snapshot.deadline_at_ms = int_field(payload, "deadline_at_ms");
+    snapshot.next_seq = step.seq + 1;
+  } else if (step.kind == kStepModelCall) {
+    RETURN_IF_ERROR(fold_model_call(snapshot, payload, step.seq));
+  } else if (step.kind == kStepRunCompleted) {
+    snapshot.status = kRunCompleted;
+    snapshot.output = string_field(payload, "output");
+    snapshot.next_seq = step.seq + 1;
+  } else if (step.kind == kStepRunFailed || step.kind == kStepRunCancelled) {
+    snapshot.status = step.kind == kStepRunFailed ? kRunFailed : kRunCancelled;
+    snapshot.error_code = string_field(payload, "code");
+    snapshot.error_message = string_field(payload, "message");
+    snapshot.pending_tools.clear();
+    snapshot.next_seq = step.seq + 1;
+  } else {
+    return internal_error("unknown step kind '" + step.kind + "'");
+  }
+  return Status::ok();
+}
+
+}  // namespace continuum

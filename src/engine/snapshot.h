@@ -1,0 +1,70 @@
+// RunSnapshot: the fold of a run's journal. The engine keeps it materialized
+// (runs.snapshot, written in the same transaction as each step) so resuming
+// or stepping a run never replays the whole journal.
+//
+// Invariant: fold_step over a run's steps, in seq order, from an empty
+// snapshot yields exactly the stored snapshot.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/json.h"
+#include "store/records.h"
+
+namespace continuum {
+
+// Journal step kinds.
+inline constexpr const char* kStepRunCreated = "run_created";
+inline constexpr const char* kStepRunStarted = "run_started";
+inline constexpr const char* kStepModelCall = "model_call";
+inline constexpr const char* kStepToolCall = "tool_call";
+inline constexpr const char* kStepRunCompleted = "run_completed";
+inline constexpr const char* kStepRunFailed = "run_failed";
+inline constexpr const char* kStepRunCancelled = "run_cancelled";
+
+struct PendingTool {
+  int64_t seq = 0;           // the journal seq its result will take; the idempotency key's suffix
+  std::string call_id;       // the model's tool_call id
+  std::string name;
+  std::string arguments;     // JSON text as the model produced it
+};
+
+struct Usage {
+  int64_t input_tokens = 0;
+  int64_t output_tokens = 0;
+  int64_t total_tokens = 0;
+};
+
+struct RunSnapshot {
+  std::string status = kRunQueued;
+  int64_t next_seq = 0;         // seq of the next journal entry
+  int64_t model_calls = 0;
+  int64_t tool_calls = 0;
+  Usage usage;
+  std::vector<PendingTool> pending_tools;    // tool calls of the last model step without a result yet
+  std::optional<std::string> final_text;     // the model answered without tool calls
+  int64_t started_at_ms = 0;
+  int64_t deadline_at_ms = 0;                // 0 = none
+  std::string output;
+  std::string error_code;
+  std::string error_message;
+};
+
+json::object snapshot_to_json(const RunSnapshot& snapshot);
+Result<RunSnapshot> snapshot_from_json(std::string_view text);
+
+// Applies one committed journal step. Fails (kInternal) if the step does not
+// follow the snapshot (wrong seq or a kind impossible in this state).
+Status fold_step(RunSnapshot& snapshot, const StepRecord& step);
+
+json::object usage_to_json(const Usage& usage);
+
+// The public view of a journal step: {"seq", "kind", "payload", "created_at_ms"},
+// with the payload embedded as JSON.
+json::object step_to_json(const StepRecord& step);
+std::string step_to_json_text(const StepRecord& step);
+
+}  // namespace continuum

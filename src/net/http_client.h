@@ -1,0 +1,49 @@
+// An asynchronous HTTP/1.1 client (Boost.Beast underneath, hidden here).
+// TLS peers are verified against the system trust store by default.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "core/status.h"
+
+namespace continuum {
+
+class AsioEventLoop;
+
+struct HttpClientRequest {
+  std::string method = "POST";
+  std::string url;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  int64_t timeout_ms = 30'000;           // whole exchange
+  int64_t response_bytes_max = 64 * 1024 * 1024;
+  bool deny_private_addresses = false;   // refuse loopback/private/link-local targets
+};
+
+struct HttpClientResponse {
+  int status = 0;
+  std::vector<std::pair<std::string, std::string>> headers;
+  std::string body;
+  std::string header(std::string_view name) const;  // case-insensitive; "" if absent
+};
+
+// Contract: send() returns at once. `on_body` (optional) receives body bytes
+// as they arrive (after de-chunking); `done` runs exactly once. Both run on the
+// loop thread. Errors: kDeadlineExceeded (timeout), kUnavailable (connect,
+// DNS, reset), kPermissionDenied (private address refused), kInvalidArgument (bad URL).
+class HttpClient {
+ public:
+  virtual ~HttpClient() = default;
+  virtual void send(HttpClientRequest request, std::function<void(std::string_view)> on_body,
+                    std::function<void(Result<HttpClientResponse>)> done) = 0;
+};
+
+std::unique_ptr<HttpClient> make_http_client(AsioEventLoop& loop, bool verify_tls = true);
+
+}  // namespace continuum

@@ -1,0 +1,46 @@
+// Model providers: one call of a chat model, streaming text deltas.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "agent/agent_spec.h"
+#include "core/json.h"
+#include "engine/retry.h"
+#include "engine/snapshot.h"
+
+namespace continuum {
+
+struct ModelRequest {
+  ModelSpec spec;
+  json::array messages;   // Chat Completions messages, oldest first
+  json::array tools;      // Chat Completions function tool definitions
+  std::string run_id;
+  int64_t seq = 0;
+};
+
+struct ModelResponse {
+  // The assistant message, normalized: {"role":"assistant","content":string|null,
+  // "tool_calls":[{"id","type":"function","function":{"name","arguments"}}]?}
+  json::object message;
+  Usage usage;
+  std::string finish_reason;
+};
+
+struct ModelOutcome {
+  std::optional<ModelResponse> response;  // set on success
+  EffectError error;                      // meaningful when !response
+};
+
+// Contract: complete() returns at once; `on_text_delta` and then `done`
+// exactly once are called later on the engine's event loop thread.
+class ModelProvider {
+ public:
+  virtual ~ModelProvider() = default;
+  virtual void complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+                        std::function<void(ModelOutcome)> done) = 0;
+};
+
+}  // namespace continuum

@@ -1,0 +1,50 @@
+#include "providers/scripted_provider.h"
+
+#include "engine/retry.h"
+
+namespace continuum {
+
+namespace {
+
+ModelOutcome outcome_from_reply(const ScriptReply& reply) {
+  ModelOutcome outcome;
+  if (reply.http_status != 200) {
+    outcome.error.code = "http_" + std::to_string(reply.http_status);
+    outcome.error.message = reply.error_body.substr(0, 500);
+    outcome.error.retryable = is_retryable_http_status(reply.http_status);
+    outcome.error.retry_after_ms = reply.http_status == 429 ? reply.retry_after_s * 1000 : -1;
+    return outcome;
+  }
+  ModelResponse response;
+  response.message = reply.message;
+  response.usage.input_tokens = reply.prompt_tokens;
+  response.usage.output_tokens = reply.completion_tokens;
+  response.usage.total_tokens = reply.prompt_tokens + reply.completion_tokens;
+  response.finish_reason = reply.finish_reason;
+  outcome.response = std::move(response);
+  return outcome;
+}
+
+}  // namespace
+
+void ScriptedProvider::complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+                                std::function<void(ModelOutcome)> done) {
+  json::object chat{{"model", request.spec.model}, {"messages", request.messages}};
+  if (!request.tools.empty()) chat["tools"] = request.tools;
+  ScriptReply reply = book_->respond(chat);
+  auto deliver = [reply, on_text_delta = std::move(on_text_delta), done = std::move(done)] {
+    ModelOutcome outcome = outcome_from_reply(reply);
+    if (outcome.response && on_text_delta) {
+      const json::value* content = outcome.response->message.if_contains("content");
+      if (content && content->is_string() && !content->as_string().empty()) on_text_delta(content->as_string());
+    }
+    done(std::move(outcome));
+  };
+  if (reply.delay_ms > 0) {
+    loop_.post_after(reply.delay_ms, std::move(deliver));
+  } else {
+    loop_.post(std::move(deliver));
+  }
+}
+
+}  // namespace continuum

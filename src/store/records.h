@@ -1,0 +1,89 @@
+// Plain rows of the store. Every row carries tenant_id; every query is scoped by it.
+// JSON-valued columns are kept as serialized text: the store does not interpret them.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace continuum {
+
+struct AgentRecord {
+  std::string tenant_id;
+  std::string name;
+  int64_t version = 0;      // 1, 2, ... ; immutable once written
+  std::string spec_json;    // the validated agent definition
+  int64_t created_at_ms = 0;
+};
+
+struct SessionRecord {
+  std::string tenant_id;
+  std::string id;
+  std::string agent_name;
+  std::string metadata_json = "{}";
+  int64_t created_at_ms = 0;
+};
+
+// One conversation item (a Chat Completions style message object).
+struct ItemRecord {
+  int64_t seq = 0;  // assigned by the store on append; increasing within a session
+  std::string tenant_id;
+  std::string session_id;
+  std::string run_id;
+  std::string message_json;
+  int64_t created_at_ms = 0;
+};
+
+// Run statuses as stored and shown to clients.
+inline constexpr const char* kRunQueued = "queued";
+inline constexpr const char* kRunRunning = "running";
+inline constexpr const char* kRunWaiting = "waiting";
+inline constexpr const char* kRunCompleted = "completed";
+inline constexpr const char* kRunFailed = "failed";
+inline constexpr const char* kRunCancelled = "cancelled";
+
+bool is_terminal_status(const std::string& status);
+
+struct RunRecord {
+  std::string tenant_id;
+  std::string id;
+  std::string session_id;
+  std::string agent_name;
+  int64_t agent_version = 0;
+  std::string status = kRunQueued;
+  std::string input;
+  // The materialized fold of the journal (engine/snapshot.h), updated in the
+  // same transaction as every journal append.
+  std::string snapshot_json = "{}";
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
+// One journal entry. (run_id, seq) is unique: a step is written once.
+struct StepRecord {
+  std::string tenant_id;
+  std::string run_id;
+  int64_t seq = 0;
+  std::string kind;
+  std::string payload_json;
+  int64_t created_at_ms = 0;
+};
+
+// What one logical change writes; applied atomically. Many batches share one
+// transaction and one fsync (group commit), each under its own savepoint.
+struct WriteBatch {
+  std::vector<AgentRecord> agent_inserts;       // conflict if (tenant, name, version) exists
+  std::vector<SessionRecord> session_inserts;
+  std::vector<SessionRecord> session_deletes;   // deletes items, runs and journals too
+  std::vector<RunRecord> run_inserts;
+  std::vector<RunRecord> run_updates;           // status, snapshot, updated_at
+  std::vector<StepRecord> steps;                // conflict if (run, seq) exists
+  std::vector<ItemRecord> items;                // seq assigned by the store
+
+  bool empty() const {
+    return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
+           run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty();
+  }
+};
+
+}  // namespace continuum

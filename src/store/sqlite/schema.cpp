@@ -1,0 +1,38 @@
+#include "store/sqlite/schema.h"
+
+namespace continuum {
+
+const std::vector<std::string>& sqlite_migrations() {
+  static const std::vector<std::string> kMigrations = {
+      R"sql(
+CREATE TABLE agents (
+  tenant_id TEXT NOT NULL, name TEXT NOT NULL, version INTEGER NOT NULL,
+  spec TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, name, version)) WITHOUT ROWID;
+CREATE TABLE sessions (
+  tenant_id TEXT NOT NULL, id TEXT NOT NULL, agent_name TEXT NOT NULL,
+  metadata TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+  UNIQUE (tenant_id, id));
+CREATE TABLE items (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT, tenant_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  run_id TEXT NOT NULL, message TEXT NOT NULL, created_at_ms INTEGER NOT NULL);
+CREATE INDEX items_by_session ON items (tenant_id, session_id, seq);
+CREATE TABLE runs (
+  tenant_id TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,
+  agent_name TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,
+  input TEXT NOT NULL, snapshot TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+  UNIQUE (tenant_id, id));
+CREATE INDEX runs_unfinished ON runs (status)
+  WHERE status NOT IN ('completed', 'failed', 'cancelled');
+CREATE INDEX runs_by_session ON runs (tenant_id, session_id);
+CREATE TABLE steps (
+  tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL,
+  kind TEXT NOT NULL, payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, run_id, seq)) WITHOUT ROWID;
+)sql",
+  };
+  return kMigrations;
+}
+
+}  // namespace continuum

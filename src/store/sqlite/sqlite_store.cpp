@@ -1,0 +1,390 @@
+#include "store/sqlite/sqlite_store.h"
+
+#include "core/log.h"
+#include "store/sqlite/schema.h"
+
+namespace continuum {
+
+namespace {
+
+Status apply_pragmas(SqliteDb& db) {
+  RETURN_IF_ERROR(db.exec("PRAGMA journal_mode=WAL"));
+  RETURN_IF_ERROR(db.exec("PRAGMA synchronous=FULL"));
+  RETURN_IF_ERROR(db.exec("PRAGMA foreign_keys=OFF"));
+  return db.exec("PRAGMA wal_autocheckpoint=10000");
+}
+
+Status migrate(SqliteDb& db) {
+  RETURN_IF_ERROR(db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
+  ASSIGN_OR_RETURN(auto query, db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+  int64_t current = query.step() ? query.column_int(0) : 0;
+  const auto& migrations = sqlite_migrations();
+  if (current > static_cast<int64_t>(migrations.size())) {
+    return internal_error("database schema version " + std::to_string(current) +
+                          " is newer than this binary supports");
+  }
+  for (size_t next = static_cast<size_t>(current); next < migrations.size(); ++next) {
+    RETURN_IF_ERROR(db.exec("BEGIN IMMEDIATE"));
+    Status status = db.exec(migrations[next]);
+    if (status.is_ok()) {
+      status = db.exec("INSERT INTO schema_version (version) VALUES (" + std::to_string(next + 1) + ")");
+    }
+    if (!status.is_ok()) {
+      (void)db.exec("ROLLBACK");
+      return status;
+    }
+    RETURN_IF_ERROR(db.exec("COMMIT"));
+    log::info("schema migrated", {{"version", std::to_string(next + 1)}});
+  }
+  return Status::ok();
+}
+
+AgentRecord read_agent(const SqliteStatement& row) {
+  return AgentRecord{row.column_text(0), row.column_text(1), row.column_int(2), row.column_text(3),
+                     row.column_int(4)};
+}
+SessionRecord read_session(const SqliteStatement& row) {
+  return SessionRecord{row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3),
+                       row.column_int(4)};
+}
+ItemRecord read_item(const SqliteStatement& row) {
+  return ItemRecord{row.column_int(0),  row.column_text(1), row.column_text(2),
+                    row.column_text(3), row.column_text(4), row.column_int(5)};
+}
+RunRecord read_run(const SqliteStatement& row) {
+  RunRecord run;
+  run.tenant_id = row.column_text(0);
+  run.id = row.column_text(1);
+  run.session_id = row.column_text(2);
+  run.agent_name = row.column_text(3);
+  run.agent_version = row.column_int(4);
+  run.status = row.column_text(5);
+  run.input = row.column_text(6);
+  run.snapshot_json = row.column_text(7);
+  run.created_at_ms = row.column_int(8);
+  run.updated_at_ms = row.column_int(9);
+  return run;
+}
+StepRecord read_step(const SqliteStatement& row) {
+  return StepRecord{row.column_text(0), row.column_text(1), row.column_int(2),
+                    row.column_text(3), row.column_text(4), row.column_int(5)};
+}
+
+constexpr const char* kRunColumns =
+    "tenant_id, id, session_id, agent_name, agent_version, status, input, snapshot, created_at_ms, "
+    "updated_at_ms";
+
+}  // namespace
+
+SqliteStore::SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics)
+    : options_(std::move(options)), clock_(clock) {
+  if (metrics != nullptr) {
+    commit_latency_ = &metrics->histogram("continuum_store_commit_duration_seconds",
+                                          "Time from commit request to durable commit.",
+                                          latency_buckets_seconds());
+    batch_size_ = &metrics->histogram("continuum_store_group_commit_batches",
+                                      "Batches per transaction (group commit size).",
+                                      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048});
+    commit_errors_ = &metrics->counter("continuum_store_commit_errors_total", "Batches that failed to commit.");
+  }
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::open(SqliteStoreOptions options, const Clock& clock,
+                                                       MetricsRegistry* metrics) {
+  std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options), clock, metrics));
+  RETURN_IF_ERROR(store->open_connections());
+  store->writer_ = std::thread([raw = store.get()] { raw->writer_loop(); });
+  return store;
+}
+
+Status SqliteStore::open_connections() {
+  RETURN_IF_ERROR(write_db_.open(options_.path));
+  RETURN_IF_ERROR(apply_pragmas(write_db_));
+  RETURN_IF_ERROR(migrate(write_db_));
+  RETURN_IF_ERROR(read_db_.open(options_.path));
+  return apply_pragmas(read_db_);
+}
+
+SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lock(queue_mutex_);
+    stopping_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void SqliteStore::commit(WriteBatch batch, std::function<void(Status)> done) {
+  {
+    std::lock_guard lock(queue_mutex_);
+    if (stopping_) {
+      done(Status(Code::kUnavailable, "store is closing"));
+      return;
+    }
+    queue_.push_back(Pending{std::move(batch), std::move(done), clock_.monotonic_us()});
+  }
+  queue_cv_.notify_one();
+}
+
+void SqliteStore::writer_loop() {
+  for (;;) {
+    std::deque<Pending> group;
+    {
+      std::unique_lock lock(queue_mutex_);
+      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      size_t take = std::min(queue_.size(), static_cast<size_t>(options_.batches_per_transaction_max));
+      for (size_t i = 0; i < take; ++i) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_group(group);
+  }
+}
+
+void SqliteStore::commit_group(std::deque<Pending>& group) {
+  std::vector<Status> results(group.size());
+  Status begin = write_db_.exec("BEGIN IMMEDIATE");
+  Status commit = begin;
+  if (begin.is_ok()) {
+    for (size_t i = 0; i < group.size(); ++i) {
+      Status savepoint = write_db_.exec("SAVEPOINT batch");
+      results[i] = savepoint.is_ok() ? apply(group[i].batch) : savepoint;
+      if (!results[i].is_ok()) (void)write_db_.exec("ROLLBACK TO batch");
+      (void)write_db_.exec("RELEASE batch");
+    }
+    commit = write_db_.exec("COMMIT");  // with synchronous=FULL this fsyncs the WAL
+    if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
+  }
+  int64_t now_us = clock_.monotonic_us();
+  if (batch_size_) batch_size_->observe(static_cast<double>(group.size()));
+  if (commit.is_ok()) transactions_committed_.fetch_add(1);
+  for (size_t i = 0; i < group.size(); ++i) {
+    Status status = commit.is_ok() ? results[i] : commit;
+    if (status.is_ok()) {
+      batches_committed_.fetch_add(1);
+      if (commit_latency_) commit_latency_->observe(static_cast<double>(now_us - group[i].enqueued_us) / 1e6);
+    } else if (commit_errors_) {
+      commit_errors_->inc();
+    }
+    group[i].done(std::move(status));
+  }
+}
+
+Status SqliteStore::apply(const WriteBatch& batch) {
+  for (const auto& agent : batch.agent_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO agents (tenant_id, name, version, spec, created_at_ms) "
+                                      "VALUES (?, ?, ?, ?, ?)"));
+    insert.bind(1, agent.tenant_id).bind(2, agent.name).bind(3, agent.version).bind(4, agent.spec_json)
+        .bind(5, agent.created_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& session : batch.session_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms) "
+                                      "VALUES (?, ?, ?, ?, ?)"));
+    insert.bind(1, session.tenant_id).bind(2, session.id).bind(3, session.agent_name)
+        .bind(4, session.metadata_json).bind(5, session.created_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& session : batch.session_deletes) RETURN_IF_ERROR(apply_session_delete(session));
+  for (const auto& run : batch.run_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO runs (") + kRunColumns +
+                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, run.tenant_id).bind(2, run.id).bind(3, run.session_id).bind(4, run.agent_name)
+        .bind(5, run.agent_version).bind(6, run.status).bind(7, run.input).bind(8, run.snapshot_json)
+        .bind(9, run.created_at_ms).bind(10, run.updated_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& run : batch.run_updates) {
+    ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached(
+                                      "UPDATE runs SET status = ?, snapshot = ?, updated_at_ms = ? "
+                                      "WHERE tenant_id = ? AND id = ?"));
+    update.bind(1, run.status).bind(2, run.snapshot_json).bind(3, run.updated_at_ms).bind(4, run.tenant_id)
+        .bind(5, run.id);
+    RETURN_IF_ERROR(update.run());
+    if (write_db_.changes() != 1) return not_found("run " + run.id + " does not exist");
+  }
+  for (const auto& step : batch.steps) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, step.tenant_id).bind(2, step.run_id).bind(3, step.seq).bind(4, step.kind)
+        .bind(5, step.payload_json).bind(6, step.created_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& item : batch.items) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms) "
+                                      "VALUES (?, ?, ?, ?, ?)"));
+    insert.bind(1, item.tenant_id).bind(2, item.session_id).bind(3, item.run_id).bind(4, item.message_json)
+        .bind(5, item.created_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  return Status::ok();
+}
+
+Status SqliteStore::apply_session_delete(const SessionRecord& session) {
+  static const char* kStatements[] = {
+      "DELETE FROM steps WHERE tenant_id = ?1 AND run_id IN "
+      "(SELECT id FROM runs WHERE tenant_id = ?1 AND session_id = ?2)",
+      "DELETE FROM runs WHERE tenant_id = ?1 AND session_id = ?2",
+      "DELETE FROM items WHERE tenant_id = ?1 AND session_id = ?2",
+      "DELETE FROM sessions WHERE tenant_id = ?1 AND id = ?2",
+  };
+  for (const char* sql : kStatements) {
+    ASSIGN_OR_RETURN(auto statement, write_db_.prepare_cached(sql));
+    statement.bind(1, session.tenant_id).bind(2, session.id);
+    RETURN_IF_ERROR(statement.run());
+  }
+  if (write_db_.changes() != 1) return not_found("session " + session.id + " does not exist");
+  return Status::ok();
+}
+
+StoreStats SqliteStore::stats() { return StoreStats{batches_committed_.load(), transactions_committed_.load()}; }
+
+// ---- reads ----
+
+Result<AgentRecord> SqliteStore::get_agent(const std::string& tenant, const std::string& name,
+                                           std::optional<int64_t> version) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, name, version, spec, created_at_ms FROM agents "
+                                   "WHERE tenant_id = ? AND name = ? AND (? = 0 OR version = ?) "
+                                   "ORDER BY version DESC LIMIT 1"));
+  int64_t wanted = version.value_or(0);
+  query.bind(1, tenant).bind(2, name).bind(3, wanted).bind(4, wanted);
+  if (query.step()) return read_agent(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("agent '" + name + "'" + (version ? " version " + std::to_string(*version) : "") +
+                   " not found");
+}
+
+Result<std::vector<AgentRecord>> SqliteStore::list_agents(const std::string& tenant) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, name, MAX(version), spec, created_at_ms FROM agents "
+                                   "WHERE tenant_id = ? GROUP BY name ORDER BY name"));
+  query.bind(1, tenant);
+  std::vector<AgentRecord> agents;
+  while (query.step()) agents.push_back(read_agent(query));
+  RETURN_IF_ERROR(query.step_status());
+  return agents;
+}
+
+Result<SessionRecord> SqliteStore::get_session(const std::string& tenant, const std::string& id) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                                   "WHERE tenant_id = ? AND id = ?"));
+  query.bind(1, tenant).bind(2, id);
+  if (query.step()) return read_session(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("session '" + id + "' not found");
+}
+
+Result<std::vector<SessionRecord>> SqliteStore::list_sessions(const std::string& tenant,
+                                                              const std::string& after_id, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query,
+                   read_db_.prepare_cached(
+                       "SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                       "WHERE tenant_id = ?1 AND (?2 = '' OR rowid < (SELECT rowid FROM sessions "
+                       "WHERE tenant_id = ?1 AND id = ?2)) ORDER BY rowid DESC LIMIT ?3"));
+  query.bind(1, tenant).bind(2, after_id).bind(3, static_cast<int64_t>(limit));
+  std::vector<SessionRecord> sessions;
+  while (query.step()) sessions.push_back(read_session(query));
+  RETURN_IF_ERROR(query.step_status());
+  return sessions;
+}
+
+Result<std::vector<ItemRecord>> SqliteStore::list_items(const std::string& tenant, const std::string& session,
+                                                        int64_t after_seq, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "WHERE tenant_id = ? AND session_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
+  std::vector<ItemRecord> items;
+  while (query.step()) items.push_back(read_item(query));
+  RETURN_IF_ERROR(query.step_status());
+  return items;
+}
+
+Result<std::vector<ItemRecord>> SqliteStore::recent_items(const std::string& tenant, const std::string& session,
+                                                          int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
+  std::vector<ItemRecord> items;
+  while (query.step()) items.push_back(read_item(query));
+  RETURN_IF_ERROR(query.step_status());
+  return items;
+}
+
+Result<RunRecord> SqliteStore::get_run(const std::string& tenant, const std::string& id) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kRunColumns +
+                                                       " FROM runs WHERE tenant_id = ? AND id = ?"));
+  query.bind(1, tenant).bind(2, id);
+  if (query.step()) return read_run(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("run '" + id + "' not found");
+}
+
+Result<std::vector<RunRecord>> SqliteStore::list_runs(const std::string& tenant, const std::string& session,
+                                                      int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kRunColumns +
+                                                       " FROM runs WHERE tenant_id = ? AND session_id = ? "
+                                                       "ORDER BY rowid LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
+  std::vector<RunRecord> runs;
+  while (query.step()) runs.push_back(read_run(query));
+  RETURN_IF_ERROR(query.step_status());
+  return runs;
+}
+
+Result<std::vector<RunRecord>> SqliteStore::list_queued_runs(const std::string& tenant,
+                                                             const std::string& session, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kRunColumns +
+                                                       " FROM runs WHERE status = 'queued' AND tenant_id = ? "
+                                                       "AND session_id = ? ORDER BY rowid LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
+  std::vector<RunRecord> runs;
+  while (query.step()) runs.push_back(read_run(query));
+  RETURN_IF_ERROR(query.step_status());
+  return runs;
+}
+
+Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs() {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   std::string("SELECT ") + kRunColumns +
+                                   " FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') "
+                                   "ORDER BY rowid"));
+  std::vector<RunRecord> runs;
+  while (query.step()) runs.push_back(read_run(query));
+  RETURN_IF_ERROR(query.step_status());
+  return runs;
+}
+
+Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenant, const std::string& run,
+                                                        int64_t after_seq, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, run_id, seq, kind, payload, created_at_ms FROM steps "
+                                   "WHERE tenant_id = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
+  query.bind(1, tenant).bind(2, run).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
+  std::vector<StepRecord> steps;
+  while (query.step()) steps.push_back(read_step(query));
+  RETURN_IF_ERROR(query.step_status());
+  return steps;
+}
+
+}  // namespace continuum

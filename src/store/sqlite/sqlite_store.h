@@ -1,0 +1,88 @@
+// Store on one SQLite file: WAL journal, synchronous=FULL, group commit.
+//
+// One writer thread owns the write connection and drains the commit queue:
+// every batch waiting when it wakes goes into one transaction (one fsync),
+// each under a savepoint so a failing batch fails alone. Reads use a separate
+// connection guarded by a mutex (WAL lets them run beside the writer).
+#pragma once
+
+#include <condition_variable>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <thread>
+
+#include "core/clock.h"
+#include "obs/metrics.h"
+#include "store/sqlite/sqlite_db.h"
+#include "store/store.h"
+
+namespace continuum {
+
+struct SqliteStoreOptions {
+  std::string path;                 // the database file
+  int batches_per_transaction_max = 2048;
+};
+
+class SqliteStore final : public Store {
+ public:
+  // `metrics` may be null; if given it must outlive the store.
+  static Result<std::unique_ptr<SqliteStore>> open(SqliteStoreOptions options, const Clock& clock,
+                                                   MetricsRegistry* metrics);
+  ~SqliteStore() override;
+
+  Result<AgentRecord> get_agent(const std::string& tenant, const std::string& name,
+                                std::optional<int64_t> version) override;
+  Result<std::vector<AgentRecord>> list_agents(const std::string& tenant) override;
+  Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) override;
+  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant, const std::string& after_id,
+                                                   int limit) override;
+  Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
+                                             int64_t after_seq, int limit) override;
+  Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
+                                               int limit) override;
+  Result<RunRecord> get_run(const std::string& tenant, const std::string& id) override;
+  Result<std::vector<RunRecord>> list_runs(const std::string& tenant, const std::string& session,
+                                           int limit) override;
+  Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
+                                                  int limit) override;
+  Result<std::vector<RunRecord>> list_unfinished_runs() override;
+  Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
+                                             int64_t after_seq, int limit) override;
+  void commit(WriteBatch batch, std::function<void(Status)> done) override;
+  StoreStats stats() override;
+
+ private:
+  struct Pending {
+    WriteBatch batch;
+    std::function<void(Status)> done;
+    int64_t enqueued_us = 0;
+  };
+
+  SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics);
+  Status open_connections();
+  void writer_loop();
+  void commit_group(std::deque<Pending>& group);
+  Status apply(const WriteBatch& batch);
+  Status apply_session_delete(const SessionRecord& session);
+
+  SqliteStoreOptions options_;
+  const Clock& clock_;
+  SqliteDb write_db_;  // writer thread only
+  std::mutex read_mutex_;
+  SqliteDb read_db_;   // guarded by read_mutex_
+
+  std::mutex queue_mutex_;
+  std::condition_variable queue_cv_;
+  std::deque<Pending> queue_;  // guarded by queue_mutex_
+  bool stopping_ = false;      // guarded by queue_mutex_
+  std::thread writer_;
+
+  std::atomic<int64_t> batches_committed_{0};
+  std::atomic<int64_t> transactions_committed_{0};
+  Histogram* commit_latency_ = nullptr;
+  Histogram* batch_size_ = nullptr;
+  Counter* commit_errors_ = nullptr;
+};
+
+}  // namespace continuum

@@ -1,0 +1,18 @@
+#include "store/store.h"
+
+#include <future>
+
+namespace continuum {
+
+bool is_terminal_status(const std::string& status) {
+  return status == kRunCompleted || status == kRunFailed || status == kRunCancelled;
+}
+
+Status Store::commit_and_wait(WriteBatch batch) {
+  std::promise<Status> promise;
+  auto future = promise.get_future();
+  commit(std::move(batch), [&promise](Status status) { promise.set_value(std::move(status)); });
+  return future.get();
+}
+
+}  // namespace continuum

@@ -1,0 +1,67 @@
+// The Store: durable state behind one interface, so the engine can run on
+// SQLite, PostgreSQL or a fault-injecting double.
+//
+// Contract:
+// - Reads are synchronous and see every batch whose commit callback has run.
+// - commit() is asynchronous: `done` runs (on the store's writer thread) only
+//   after the batch is durable (fsynced) or has failed as a whole. Batches are
+//   applied in the order commit() was called.
+// - Thread safety: all methods may be called from any thread.
+#pragma once
+
+#include <functional>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "store/records.h"
+
+namespace continuum {
+
+struct StoreStats {
+  int64_t batches_committed = 0;
+  int64_t transactions_committed = 0;
+};
+
+class Store {
+ public:
+  virtual ~Store() = default;
+
+  virtual Result<AgentRecord> get_agent(const std::string& tenant, const std::string& name,
+                                        std::optional<int64_t> version) = 0;
+  // Latest version of every agent, by name.
+  virtual Result<std::vector<AgentRecord>> list_agents(const std::string& tenant) = 0;
+
+  virtual Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) = 0;
+  // Newest first; `after_id` is the cursor (the last id of the previous page).
+  virtual Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant,
+                                                           const std::string& after_id, int limit) = 0;
+
+  // Oldest first, items with seq > after_seq.
+  virtual Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
+                                                     int64_t after_seq, int limit) = 0;
+  // Newest first, the most recent `limit` items.
+  virtual Result<std::vector<ItemRecord>> recent_items(const std::string& tenant,
+                                                       const std::string& session, int limit) = 0;
+
+  virtual Result<RunRecord> get_run(const std::string& tenant, const std::string& id) = 0;
+  virtual Result<std::vector<RunRecord>> list_runs(const std::string& tenant, const std::string& session,
+                                                   int limit) = 0;
+  // Queued runs of one session, oldest first.
+  virtual Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
+                                                          int limit) = 0;
+  // Runs not in a terminal status, across tenants, oldest first (for recovery).
+  virtual Result<std::vector<RunRecord>> list_unfinished_runs() = 0;
+
+  virtual Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
+                                                     int64_t after_seq, int limit) = 0;
+
+  virtual void commit(WriteBatch batch, std::function<void(Status)> done) = 0;
+  // Convenience: commit and wait.
+  Status commit_and_wait(WriteBatch batch);
+
+  virtual StoreStats stats() = 0;
+};
+
+}  // namespace continuum

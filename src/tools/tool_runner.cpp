@@ -1,0 +1,65 @@
+#include "tools/tool_runner.h"
+
+#include "net/http_client.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr size_t kErrorBodyShownMax = 500;
+
+ToolOutcome builtin_call(const ToolCall& call) {
+  ToolOutcome outcome;
+  outcome.ok = true;
+  outcome.output = call.spec.name == "echo" ? call.arguments_json : "ok";
+  return outcome;
+}
+
+ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
+  ToolOutcome outcome;
+  if (!result.is_ok()) {
+    const Status& status = result.status();
+    outcome.error.code = status.code() == Code::kDeadlineExceeded ? "timeout"
+                         : status.code() == Code::kPermissionDenied ? "forbidden_address"
+                         : status.code() == Code::kInvalidArgument  ? "bad_url"
+                                                                    : "connection";
+    outcome.error.message = status.message();
+    outcome.error.retryable = status.code() == Code::kDeadlineExceeded || status.code() == Code::kUnavailable;
+    return outcome;
+  }
+  if (result->status >= 200 && result->status < 300) {
+    outcome.ok = true;
+    outcome.output = std::move(result->body);
+    return outcome;
+  }
+  outcome.error.code = "http_" + std::to_string(result->status);
+  outcome.error.message = result->body.substr(0, kErrorBodyShownMax);
+  outcome.error.retryable = is_retryable_http_status(result->status);
+  outcome.error.retry_after_ms = parse_retry_after_ms(result->header("Retry-After"));
+  return outcome;
+}
+
+}  // namespace
+
+void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> done) {
+  if (call.spec.type == "builtin") {
+    loop_.post([outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
+    return;
+  }
+  HttpClientRequest request;
+  request.method = "POST";
+  request.url = call.spec.url;
+  request.body = call.arguments_json;
+  request.timeout_ms = call.spec.timeout_ms;
+  request.response_bytes_max = options_.response_bytes_max;
+  request.deny_private_addresses = !options_.allow_private_addresses;
+  request.headers = {{"Content-Type", "application/json"},
+                     {"Idempotency-Key", call.idempotency_key},
+                     {"Continuum-Run-Id", call.run_id},
+                     {"Continuum-Step", std::to_string(call.seq)}};
+  http_.send(std::move(request), nullptr, [done = std::move(done)](Result<HttpClientResponse> result) {
+    done(outcome_from_response(std::move(result)));
+  });
+}
+
+}  // namespace continuum

@@ -1,0 +1,55 @@
+// Performs one attempt of a tool call. Retries are the engine's business.
+#pragma once
+
+#include <functional>
+#include <string>
+
+#include "agent/agent_spec.h"
+#include "engine/event_loop.h"
+#include "engine/retry.h"
+
+namespace continuum {
+
+class HttpClient;
+
+struct ToolCall {
+  ToolSpec spec;
+  std::string arguments_json;
+  std::string idempotency_key;  // "{run_id}:{seq}", stable across retries and restarts
+  std::string run_id;
+  int64_t seq = 0;
+};
+
+struct ToolOutcome {
+  bool ok = false;
+  std::string output;   // what the model sees on success
+  EffectError error;    // when !ok
+};
+
+// Contract: call() returns at once; `done` runs exactly once, later, on the loop thread.
+class ToolRunner {
+ public:
+  virtual ~ToolRunner() = default;
+  virtual void call(ToolCall call, std::function<void(ToolOutcome)> done) = 0;
+};
+
+struct ToolRunnerOptions {
+  bool allow_private_addresses = false;  // tests and the local demo use loopback tools
+  int64_t response_bytes_max = 4 * 1024 * 1024;
+};
+
+// HTTP tools POST the arguments as JSON with Idempotency-Key, Continuum-Run-Id and
+// Continuum-Step headers; builtin tools ("noop", "echo") answer in process.
+class DefaultToolRunner final : public ToolRunner {
+ public:
+  DefaultToolRunner(EventLoop& loop, HttpClient& http, ToolRunnerOptions options)
+      : loop_(loop), http_(http), options_(options) {}
+  void call(ToolCall call, std::function<void(ToolOutcome)> done) override;
+
+ private:
+  EventLoop& loop_;
+  HttpClient& http_;
+  ToolRunnerOptions options_;
+};
+
+}  // namespace continuum

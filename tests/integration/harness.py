@@ -1,0 +1,618 @@
+"""Helpers for integration tests that drive the real `continuum` binary over HTTP.
+
+Processes:
+  ContinuumServer  `continuum serve` on a data dir (start, stop = SIGTERM, kill9, restart)
+  MockModel        `continuum-mock-model` with a script written to a temp file
+  ToolServer       tests/support/tool_server.py as its own process (the checker)
+Clients:
+  Client           JSON over HTTP: returns Response(status, body, headers, text)
+  read_sse         Server-Sent Events as SseEvent(id, event, data)
+Waiting:
+  wait_until       polls a condition with a generous timeout (a failure guard only;
+                   tests never assert on wall-clock speed)
+Base class:
+  IntegrationTest  starts the three processes per test, cleans them up, and prints
+                   their stderr when a test fails.
+
+Environment: CONTINUUM_BUILD_DIR (default /work/main/build) holds the binaries;
+CONTINUUM_TEST_KEEP=1 keeps temp dirs; CONTINUUM_TEST_VERBOSE=1 always dumps logs.
+"""
+
+import http.client
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import unittest
+import urllib.parse
+from dataclasses import dataclass, field
+
+REPO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
+BUILD_DIR = os.environ.get("CONTINUUM_BUILD_DIR", os.path.join(REPO_DIR, "build"))
+TOOL_SERVER_PY = os.path.join(REPO_DIR, "tests", "support", "tool_server.py")
+
+sys.path.insert(0, os.path.dirname(TOOL_SERVER_PY))
+from tool_server import canonical_json, result_for  # noqa: E402  (the checker's deterministic results)
+
+START_TIMEOUT_S = 60
+RUN_TIMEOUT_S = 120
+
+
+def binary(name):
+    return os.path.join(BUILD_DIR, name)
+
+
+def binaries_present():
+    return all(os.access(binary(n), os.X_OK) for n in ("continuum", "continuum-mock-model"))
+
+
+def free_port():
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class TimeoutError_(AssertionError):
+    pass
+
+
+def wait_until(condition, timeout_s=RUN_TIMEOUT_S, interval_s=0.05, message="condition"):
+    """Polls `condition()` until it returns a truthy value, which is returned.
+
+    Raises AssertionError after `timeout_s` (a guard against hangs, not a speed check).
+    Exceptions from `condition` propagate."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise TimeoutError_(f"timed out after {timeout_s}s waiting for {message}")
+        time.sleep(interval_s)
+
+
+# --- HTTP ---------------------------------------------------------------------
+
+
+@dataclass
+class Response:
+    status: int
+    body: object  # parsed JSON, or None when the body is not JSON
+    headers: dict  # lower-cased names
+    text: str
+
+    def __repr__(self):
+        return f"Response({self.status}, {self.text[:500]!r})"
+
+
+def _parse(resp, data):
+    text = data.decode("utf-8", errors="replace")
+    try:
+        body = json.loads(text) if text.strip() else None
+    except ValueError:
+        body = None
+    headers = {k.lower(): v for k, v in resp.getheaders()}
+    return Response(resp.status, body, headers, text)
+
+
+class Client:
+    """A small JSON client. `auth=False` omits the Authorization header;
+    `api_key=` overrides it. `raw=` sends bytes as-is (for malformed bodies)."""
+
+    def __init__(self, base_url, api_key=None, timeout_s=RUN_TIMEOUT_S):
+        parsed = urllib.parse.urlparse(base_url)
+        self.host = parsed.hostname
+        self.port = parsed.port
+        self.base_url = base_url.rstrip("/")
+        self.api_key = api_key
+        self.timeout_s = timeout_s
+
+    def request(self, method, path, body=None, raw=None, headers=None, auth=True, api_key=None,
+                timeout_s=None):
+        send_headers = {"Accept": "application/json"}
+        data = None
+        if raw is not None:
+            data = raw if isinstance(raw, bytes) else raw.encode("utf-8")
+            send_headers["Content-Type"] = "application/json"
+        elif body is not None:
+            data = json.dumps(body).encode("utf-8")
+            send_headers["Content-Type"] = "application/json"
+        key = api_key if api_key is not None else self.api_key
+        if auth and key is not None:
+            send_headers["Authorization"] = f"Bearer {key}"
+        send_headers.update(headers or {})
+        conn = http.client.HTTPConnection(self.host, self.port, timeout=timeout_s or self.timeout_s)
+        try:
+            conn.putrequest(method, path, skip_accept_encoding=True)
+            if data is not None:
+                send_headers["Content-Length"] = str(len(data))
+            for name, value in send_headers.items():
+                conn.putheader(name, value)
+            conn.endheaders()
+            if data is not None:
+                try:
+                    conn.send(data)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass  # the server may answer (e.g. 413) and close before reading everything
+            resp = conn.getresponse()
+            return _parse(resp, resp.read())
+        finally:
+            conn.close()
+
+    def get(self, path, **kw):
+        return self.request("GET", path, **kw)
+
+    def post(self, path, body=None, **kw):
+        return self.request("POST", path, body=body, **kw)
+
+    def put(self, path, body=None, **kw):
+        return self.request("PUT", path, body=body, **kw)
+
+    def delete(self, path, **kw):
+        return self.request("DELETE", path, **kw)
+
+    # --- conveniences for the native API (each asserts the expected status) ---
+
+    def ok(self, method, path, body=None, expect=(200, 201, 202)):
+        resp = self.request(method, path, body=body)
+        if resp.status not in ((expect,) if isinstance(expect, int) else expect):
+            raise AssertionError(f"{method} {path} -> {resp.status} {resp.text[:2000]}")
+        return resp.body
+
+    def create_agent(self, definition):
+        return self.ok("POST", "/v1/agents", definition, expect=201)
+
+    def create_session(self, agent, metadata=None):
+        body = {"agent": agent}
+        if metadata is not None:
+            body["metadata"] = metadata
+        return self.ok("POST", "/v1/sessions", body, expect=201)
+
+    def start_run(self, session_id, text, wait=False, **extra):
+        body = {"input": text, "wait": wait}
+        body.update(extra)
+        return self.ok("POST", f"/v1/sessions/{session_id}/runs", body,
+                       expect=(200, 202) if wait else 202)
+
+    def run(self, run_id):
+        return self.ok("GET", f"/v1/runs/{run_id}", expect=200)
+
+    def steps(self, run_id, page_limit=100):
+        """All journal steps of a run, following the cursor."""
+        steps, after = [], None
+        for _ in range(100_000):
+            query = f"?limit={page_limit}" + (f"&after={after}" if after is not None else "")
+            page = self.ok("GET", f"/v1/runs/{run_id}/steps{query}", expect=200)
+            steps.extend(page["data"])
+            if not page.get("has_more"):
+                return steps
+            after = page["next_cursor"]
+            if after is None:
+                after = page["data"][-1]["seq"]
+        raise AssertionError("too many pages of steps")
+
+    def items(self, session_id, page_limit=100):
+        items, after = [], None
+        for _ in range(100_000):
+            query = f"?limit={page_limit}" + (f"&after={after}" if after is not None else "")
+            page = self.ok("GET", f"/v1/sessions/{session_id}/items{query}", expect=200)
+            items.extend(page["data"])
+            if not page.get("has_more"):
+                return items
+            after = page["next_cursor"]
+            if after is None:
+                after = page["data"][-1]["seq"]
+        raise AssertionError("too many pages of items")
+
+    def wait_run(self, run_id, statuses=("completed", "failed", "cancelled"), timeout_s=RUN_TIMEOUT_S):
+        """Polls the run until its status is one of `statuses`; returns the run."""
+        last = {}
+
+        def reached():
+            resp = self.get(f"/v1/runs/{run_id}")
+            if resp.status == 200:
+                last["run"] = resp.body
+                return resp.body if resp.body["status"] in statuses else None
+            return None
+
+        try:
+            return wait_until(reached, timeout_s, 0.05, f"run {run_id} to reach {statuses}")
+        except AssertionError as error:
+            raise AssertionError(f"{error}; last seen: {json.dumps(last.get('run'))[:2000]}") from None
+
+
+# --- SSE ----------------------------------------------------------------------
+
+
+@dataclass
+class SseEvent:
+    id: object  # str or None
+    event: str
+    data: str
+
+    def json(self):
+        return json.loads(self.data)
+
+
+def iter_sse(base_url, path, api_key=None, last_event_id=None, timeout_s=RUN_TIMEOUT_S, on_open=None):
+    """Yields SseEvent objects from a GET stream until it ends (or the caller stops).
+
+    `on_open(response)` is called once the response headers arrived. Comment lines
+    are skipped. Raises AssertionError if the status is not 200."""
+    parsed = urllib.parse.urlparse(base_url)
+    conn = http.client.HTTPConnection(parsed.hostname, parsed.port, timeout=timeout_s)
+    try:
+        headers = {"Accept": "text/event-stream"}
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        if last_event_id is not None:
+            headers["Last-Event-ID"] = str(last_event_id)
+        conn.request("GET", path, headers=headers)
+        resp = conn.getresponse()
+        if resp.status != 200:
+            raise AssertionError(f"GET {path} -> {resp.status} {resp.read()[:2000]!r}")
+        if on_open:
+            on_open(resp)
+        event_id, event_type, data_lines = None, None, []
+        while True:
+            line = resp.readline()
+            if not line:
+                return  # stream ended
+            line = line.decode("utf-8").rstrip("\r\n")
+            if line == "":
+                if data_lines or event_type is not None or event_id is not None:
+                    yield SseEvent(event_id, event_type or "message", "\n".join(data_lines))
+                event_id, event_type, data_lines = None, None, []
+                continue
+            if line.startswith(":"):
+                continue
+            name, _, value = line.partition(":")
+            if value.startswith(" "):
+                value = value[1:]
+            if name == "id":
+                event_id = value
+            elif name == "event":
+                event_type = value
+            elif name == "data":
+                data_lines.append(value)
+    finally:
+        conn.close()
+
+
+def read_sse(base_url, path, api_key=None, last_event_id=None, max_events=None, until=None,
+             timeout_s=RUN_TIMEOUT_S, on_open=None):
+    """Collects events until the stream ends, `max_events` were read, or
+    `until(event)` is true for a received event (which is included)."""
+    events = []
+    stream = iter_sse(base_url, path, api_key, last_event_id, timeout_s, on_open)
+    try:
+        for event in stream:
+            events.append(event)
+            if max_events is not None and len(events) >= max_events:
+                break
+            if until is not None and until(event):
+                break
+    finally:
+        stream.close()
+    return events
+
+
+# --- processes ----------------------------------------------------------------
+
+
+class Process:
+    """A child process whose stderr goes to a log file kept across restarts."""
+
+    def __init__(self, name, log_dir):
+        self.name = name
+        self.log_path = os.path.join(log_dir, f"{name}.stderr.log")
+        self.proc = None
+
+    def _spawn(self, argv, env=None):
+        log = open(self.log_path, "ab")
+        log.write(f"\n===== start {' '.join(argv)} at {time.strftime('%H:%M:%S')} =====\n".encode())
+        log.flush()
+        try:
+            self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env)
+        finally:
+            log.close()
+
+    def alive(self):
+        return self.proc is not None and self.proc.poll() is None
+
+    def signal(self, sig):
+        if self.alive():
+            self.proc.send_signal(sig)
+
+    def stop(self, timeout_s=30):
+        """SIGTERM, then SIGKILL if it does not exit in time. Returns the exit code."""
+        if self.proc is None:
+            return None
+        if self.alive():
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        code = self.proc.returncode
+        self.proc = None
+        return code
+
+    def kill9(self):
+        if self.proc is None:
+            return
+        if self.alive():
+            self.proc.kill()
+        self.proc.wait()
+        self.proc = None
+
+    def log_text(self, tail_bytes=20000):
+        try:
+            with open(self.log_path, "rb") as f:
+                data = f.read()
+        except OSError:
+            return ""
+        return data[-tail_bytes:].decode("utf-8", errors="replace")
+
+    def _wait_http_ok(self, url_path, port, timeout_s):
+        def ready():
+            if not self.alive():
+                raise AssertionError(f"{self.name} exited with {self.proc.returncode if self.proc else '?'}"
+                                     f" during start:\n{self.log_text()}")
+            try:
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+                conn.request("GET", url_path)
+                status = conn.getresponse().status
+                conn.close()
+                return status == 200
+            except OSError:
+                return False
+
+        wait_until(ready, timeout_s, 0.05, f"{self.name} to answer {url_path}")
+
+
+class ToolServer(Process):
+    def __init__(self, log_dir, state_file=None, config=None):
+        super().__init__("tool_server", log_dir)
+        self.port = free_port()
+        self.state_file = state_file
+        self.config = config
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def url(self, tool_name):
+        return f"{self.base_url}/tools/{tool_name}"
+
+    def start(self):
+        argv = [sys.executable, TOOL_SERVER_PY, "--port", str(self.port)]
+        if self.state_file:
+            argv += ["--state", self.state_file]
+        if self.config:
+            argv += ["--config", json.dumps(self.config)]
+        self._spawn(argv)
+        self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+        return self
+
+    def _client(self):
+        return Client(self.base_url)
+
+    def control(self, tools=None, default=None, replace=False):
+        body = {"replace": replace}
+        if tools is not None:
+            body["tools"] = tools
+        if default is not None:
+            body["default"] = default
+        return self._client().ok("POST", "/control", body, expect=200)
+
+    def stats(self):
+        return self._client().ok("GET", "/stats", expect=200)
+
+    def ledger(self):
+        return self._client().ok("GET", "/ledger", expect=200)["keys"]
+
+    def reset(self, keep_rules=False):
+        return self._client().ok("POST", "/reset", {"keep_rules": keep_rules}, expect=200)
+
+
+class MockModel(Process):
+    def __init__(self, log_dir, scripts):
+        super().__init__("mock_model", log_dir)
+        self.port = free_port()
+        self.script_path = os.path.join(log_dir, "mock_model_script.json")
+        with open(self.script_path, "w", encoding="utf-8") as f:
+            json.dump({"scripts": scripts}, f, indent=1)
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self):
+        self._spawn([binary("continuum-mock-model"), "--script", self.script_path,
+                     "--listen", f"127.0.0.1:{self.port}"])
+        self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+        return self
+
+    def stats(self):
+        return Client(f"http://127.0.0.1:{self.port}").ok("GET", "/stats", expect=200)
+
+
+class ContinuumServer(Process):
+    """`continuum serve` on `data_dir`. The port stays the same across restarts."""
+
+    def __init__(self, log_dir, data_dir, api_key, mock_base_url=None, env=None):
+        super().__init__("continuum", log_dir)
+        self.data_dir = data_dir
+        self.api_key = api_key
+        self.port = free_port()
+        self.extra_env = dict(env or {})
+        self.mock_base_url = mock_base_url
+        self.starts = 0
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def client(self):
+        return Client(self.base_url, self.api_key)
+
+    def environment(self):
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTINUUM_", "OPENAI_"))}
+        env["CONTINUUM_API_KEY"] = self.api_key
+        env["CONTINUUM_ALLOW_PRIVATE_TOOL_ADDRESSES"] = "1"
+        env["OPENAI_API_KEY"] = "sk-test-not-a-real-key"
+        if self.mock_base_url:
+            env["OPENAI_BASE_URL"] = self.mock_base_url
+        env.update(self.extra_env)
+        return env
+
+    def start(self, wait_ready=True):
+        os.makedirs(self.data_dir, exist_ok=True)
+        self._spawn([binary("continuum"), "serve", "--data", self.data_dir,
+                     "--listen", f"127.0.0.1:{self.port}"], env=self.environment())
+        self.starts += 1
+        if wait_ready:
+            self._wait_http_ok("/readyz", self.port, START_TIMEOUT_S)
+        return self
+
+    def restart(self):
+        """Clean restart: SIGTERM, wait for exit, start again on the same data dir."""
+        code = self.stop()
+        self.start()
+        return code
+
+    def crash_restart(self):
+        """kill -9, then start again on the same data dir."""
+        self.kill9()
+        self.start()
+
+
+# --- agent definitions ---------------------------------------------------------
+
+
+def model_spec(mock, script_name, **extra):
+    spec = {"provider": "openai", "model": script_name, "base_url": mock.base_url}
+    spec.update(extra)
+    return spec
+
+
+def http_tool(tools, name, parameters=None, **extra):
+    tool = {"type": "http", "name": name, "description": f"test tool {name}",
+            "parameters": parameters or {"type": "object", "properties": {}},
+            "url": tools.url(name)}
+    tool.update(extra)
+    return tool
+
+
+def fast_retry(max_attempts=4):
+    """A retry policy with short backoff, so retry tests do not sleep long."""
+    return {"max_attempts": max_attempts, "initial_backoff_ms": 20, "max_backoff_ms": 200}
+
+
+def tool_steps(steps):
+    return [s for s in steps if s["kind"] == "tool_call"]
+
+
+def step_arguments(step):
+    """A tool_call step's arguments as an object (the API may hold JSON text)."""
+    args = step["payload"]["arguments"]
+    return json.loads(args) if isinstance(args, str) else args
+
+
+# --- the base test case --------------------------------------------------------
+
+
+class IntegrationTest(unittest.TestCase):
+    """Starts a mock model (with `SCRIPTS`), a tool server and a Continuum server
+    for every test, on fresh temp dirs. `self.client` talks to Continuum."""
+
+    SCRIPTS = {"default": {"steps": [{"content": "hello from the mock"}]}}
+    TOOL_RULES = None  # initial tool server rules
+
+    @classmethod
+    def setUpClass(cls):
+        if not binaries_present():
+            raise unittest.SkipTest(f"binaries not built in {BUILD_DIR}")
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix=f"continuum-{self._testMethodName[:40]}-")
+        self.processes = []
+        self.addCleanup(self._cleanup)
+        self.api_key = "test-" + secrets.token_hex(12)
+        self.mock = self.start_process(MockModel(self.tmp, self.SCRIPTS))
+        self.tools = self.start_process(ToolServer(self.tmp, os.path.join(self.tmp, "ledger.json"),
+                                                   self.TOOL_RULES))
+        self.server = self.start_process(
+            ContinuumServer(self.tmp, os.path.join(self.tmp, "data"), self.api_key, self.mock.base_url))
+        self.client = self.server.client()
+
+    def start_process(self, process):
+        self.processes.append(process)
+        return process.start()
+
+    def _failed(self):
+        """Whether this test (or one of its subtests) has failed so far."""
+        result = getattr(self._outcome, "result", None)
+        if result is None:
+            return True
+        for test, _ in list(result.errors) + list(result.failures):
+            if test is self or getattr(test, "test_case", None) is self:
+                return True
+        return False
+
+    def _cleanup(self):
+        failed = self._failed()
+        if failed or os.environ.get("CONTINUUM_TEST_VERBOSE"):
+            self.dump_logs()
+        for process in reversed(self.processes):
+            try:
+                process.stop(timeout_s=15)
+            except Exception as error:  # keep cleaning up the others
+                sys.stderr.write(f"cleanup of {process.name} failed: {error}\n")
+        if failed or os.environ.get("CONTINUUM_TEST_KEEP"):
+            sys.stderr.write(f"kept test dir {self.tmp}\n")
+        else:
+            shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def dump_logs(self):
+        for process in self.processes:
+            sys.stderr.write(f"\n----- {process.name} stderr ({process.log_path}) -----\n")
+            sys.stderr.write(process.log_text())
+        sys.stderr.write("\n----- end of logs -----\n")
+
+    # --- shortcuts ---
+
+    def make_agent(self, name, script, tools=(), limits=None, **model_extra):
+        definition = {"name": name, "model": model_spec(self.mock, script, **model_extra),
+                      "instructions": f"You are the test agent {name}.", "tools": list(tools)}
+        if limits is not None:
+            definition["limits"] = limits
+        return self.client.create_agent(definition)
+
+    def new_session(self, agent):
+        return self.client.create_session(agent)["id"]
+
+    def assert_error(self, resp, status, error_type, param=None, code=None, check_param=True):
+        """Asserts the documented error shape {"error": {type, code, message, param}}."""
+        self.assertEqual(resp.status, status, resp)
+        self.assertIsInstance(resp.body, dict, resp)
+        self.assertIn("error", resp.body, resp)
+        error = resp.body["error"]
+        for key in ("type", "code", "message", "param"):
+            self.assertIn(key, error, resp)
+        self.assertEqual(error["type"], error_type, resp)
+        self.assertIsInstance(error["message"], str)
+        self.assertTrue(error["message"], resp)
+        if check_param:
+            self.assertEqual(error["param"], param, resp)
+        if code is not None:
+            self.assertEqual(error["code"], code, resp)
+        return error

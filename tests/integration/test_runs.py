@@ -1,0 +1,352 @@
+"""Runs end to end against the real binary, a scripted mock model and the checker's
+tool server: conversation continuity across restarts, parallel tool calls, retries,
+tool errors, limits, cancellation, queueing, wait, SSE, and crash recovery."""
+
+import json
+import unittest
+
+from harness import (IntegrationTest, fast_retry, http_tool, iter_sse, model_spec, read_sse, result_for,
+                     step_arguments, tool_steps, wait_until)
+
+TERMINAL_KINDS = {"run_completed", "run_failed", "run_cancelled"}
+
+
+class RunsTest(IntegrationTest):
+    SCRIPTS = {
+        "turns": {"steps": [{"content": "turn {{turn}}: {{input}}"}]},
+        "parallel": {"steps": [{"tool_calls": [{"name": "par_a", "arguments": {"x": "a"}},
+                                               {"name": "par_b", "arguments": {"x": "b"}}]},
+                               {"content": "both: {{tool_results}}"}]},
+        "flaky_model": {"steps": [{"content": "recovered after retries", "fail": [429, 500],
+                                   "retry_after_s": 1}]},
+        "one_tool": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "{{input}}"}}]},
+                               {"content": "tool said {{tool_results}}"}]},
+        "typed_call": {"steps": [{"tool_calls": [{"name": "typed", "arguments": {"n": "not a number"}}]},
+                                 {"content": "tool said {{tool_results}}"}]},
+        "tools_forever": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "again"}}]}]},
+        "slow_turn": {"steps": [{"content": "turn {{turn}}: {{input}}", "delay_ms": 300}]},
+        "streamed": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "{{input}}"}}]},
+                               {"content": "The final answer is long enough to arrive in several pieces."}]},
+        "stall": {"steps": [{"content": "too late", "delay_ms": 20000}]},
+        "three_tools": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "1"}}]},
+                                  {"tool_calls": [{"name": "the_tool", "arguments": {"q": "2"}}]},
+                                  {"tool_calls": [{"name": "the_tool", "arguments": {"q": "3"}}]},
+                                  {"content": "done: {{tool_results}}"}]},
+    }
+
+    def agent_with_tool(self, name, script, tool_name="the_tool", parameters=None, limits=None, retry=None):
+        tool = http_tool(self.tools, tool_name, parameters, retry=retry or fast_retry())
+        return self.make_agent(name, script, tools=[tool], limits=limits)
+
+    def finished(self, run):
+        return self.client.wait_run(run["id"])
+
+    def assert_completed(self, run, output=None):
+        self.assertEqual(run["status"], "completed", run)
+        self.assertIsNone(run["error"], run)
+        if output is not None:
+            self.assertEqual(run["output"], output)
+
+    def assert_failed(self, run, code):
+        self.assertEqual(run["status"], "failed", run)
+        self.assertEqual(run["error"]["code"], code, run)
+        self.assertTrue(run["error"]["message"], run)
+        last = self.client.steps(run["id"])[-1]
+        self.assertEqual(last["kind"], "run_failed", last)
+        self.assertEqual(last["payload"]["code"], code, last)
+
+    # --- conversation ---
+
+    def test_conversation_continues_across_a_clean_restart(self):
+        self.make_agent("chatty", "turns")
+        session = self.new_session("chatty")
+        first = self.client.start_run(session, "hello", wait=True)
+        self.assert_completed(first, "turn 1: hello")
+
+        self.assertEqual(self.server.restart(), 0, "SIGTERM is a clean shutdown")
+        self.client = self.server.client()
+
+        second = self.client.start_run(session, "again", wait=True)
+        self.assert_completed(second, "turn 2: again")  # the model saw turn 1
+        items = self.client.items(session)
+        self.assertEqual([(i["message"]["role"], i["message"]["content"]) for i in items],
+                         [("user", "hello"), ("assistant", "turn 1: hello"),
+                          ("user", "again"), ("assistant", "turn 2: again")])
+        self.assertEqual(self.client.run(first["id"])["status"], "completed", "finished runs stay finished")
+
+    def test_wait_true_returns_the_finished_run(self):
+        self.make_agent("waiter", "turns")
+        session = self.new_session("waiter")
+        resp = self.client.post(f"/v1/sessions/{session}/runs", {"input": "hi", "wait": True})
+        self.assertEqual(resp.status, 200, resp)
+        run = resp.body
+        self.assertEqual(run["object"], "run")
+        self.assert_completed(run, "turn 1: hi")
+        self.assertEqual((run["session_id"], run["agent"], run["input"]), (session, "waiter", "hi"))
+        self.assertEqual((run["model_calls"], run["tool_calls"]), (1, 0))
+        usage = run["usage"]
+        self.assertEqual(usage["total_tokens"], usage["input_tokens"] + usage["output_tokens"])
+        self.assertEqual(self.client.run(run["id"]), run, "GET shows the same finished run")
+        kinds = [s["kind"] for s in self.client.steps(run["id"])]
+        self.assertEqual(kinds[0], "run_created")
+        self.assertEqual(kinds[-2:], ["model_call", "run_completed"])
+
+    def test_wait_timeout_returns_the_run_still_going(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 3000}})
+        self.agent_with_tool("patient", "one_tool")
+        session = self.new_session("patient")
+        resp = self.client.post(f"/v1/sessions/{session}/runs",
+                                {"input": "x", "wait": True, "wait_timeout_ms": 100})
+        self.assertEqual(resp.status, 202, resp)
+        self.assertIn(resp.body["status"], ("queued", "running"), resp)
+        self.assert_completed(self.finished(resp.body))
+
+    # --- tools ---
+
+    def test_parallel_tool_calls_run_concurrently(self):
+        self.tools.control(tools={"par_a": {"delay_ms": 300}, "par_b": {"delay_ms": 300}})
+        self.make_agent("parallel", "parallel", tools=[http_tool(self.tools, "par_a"), http_tool(self.tools, "par_b")])
+        run = self.client.start_run(self.new_session("parallel"), "go", wait=True)
+        self.assert_completed(run)
+        steps = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(sorted(s["payload"]["name"] for s in steps), ["par_a", "par_b"])
+        self.assertGreaterEqual(self.tools.stats()["max_concurrency"], 2, "both calls were in flight at once")
+        results = [result_for("par_a", {"x": "a"}), result_for("par_b", {"x": "b"})]
+        self.assertIn(run["output"], ["both: " + "; ".join(results), "both: " + "; ".join(reversed(results))])
+        self.assertEqual(run["tool_calls"], 2)
+
+    def test_model_call_is_retried_on_429_and_500(self):
+        self.make_agent("flaky-model", "flaky_model", retry=fast_retry())
+        run = self.client.start_run(self.new_session("flaky-model"), "hi", wait=True)
+        self.assert_completed(run, "recovered after retries")
+        model_steps = [s for s in self.client.steps(run["id"]) if s["kind"] == "model_call"]
+        self.assertEqual(len(model_steps), 1)
+        self.assertEqual(model_steps[0]["payload"]["attempts"], 3)
+
+    def test_model_failing_past_its_retries_fails_the_run(self):
+        self.make_agent("broken-model", "flaky_model", retry=fast_retry(max_attempts=2))
+        run = self.client.start_run(self.new_session("broken-model"), "hi", wait=True)
+        self.assert_failed(run, "model_error")
+
+    def test_tool_call_is_retried_and_applied_once(self):
+        self.tools.control(tools={"the_tool": {"fail_first": 2, "fail_status": 503}})
+        self.agent_with_tool("flaky-tool", "one_tool")
+        run = self.client.start_run(self.new_session("flaky-tool"), "ping", wait=True)
+        self.assert_completed(run, "tool said " + result_for("the_tool", {"q": "ping"}))
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(step["payload"]["attempts"], 3)
+        self.assertFalse(step["payload"]["is_error"])
+        record = self.tools.ledger()[step["payload"]["idempotency_key"]]
+        self.assertEqual((record["deliveries"], record["applied"]), (3, 1))
+
+    def test_tool_retry_honours_retry_after(self):
+        self.tools.control(tools={"the_tool": {"fail_first": 1, "fail_status": 429, "retry_after_s": 1}})
+        self.agent_with_tool("throttled-tool", "one_tool")
+        run = self.client.start_run(self.new_session("throttled-tool"), "ping", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(step["payload"]["attempts"], 2)
+
+    def test_tool_rejecting_the_call_gives_the_model_an_error_result(self):
+        self.tools.control(tools={"the_tool": {"status": 400}})
+        self.agent_with_tool("rejected", "one_tool")
+        run = self.client.start_run(self.new_session("rejected"), "ping", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertEqual(step["payload"]["attempts"], 1, "a 400 is not retried")
+        self.assertTrue(step["payload"]["output"].startswith("error"), step)
+        self.assertEqual(run["output"], "tool said " + step["payload"]["output"], "the model saw the error")
+        self.assertEqual(self.tools.stats()["tools"]["the_tool"]["deliveries"], 1)
+
+    def test_arguments_violating_the_schema_never_reach_the_tool(self):
+        schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
+        self.agent_with_tool("typed", "typed_call", tool_name="typed", parameters=schema)
+        run = self.client.start_run(self.new_session("typed"), "go", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertEqual(step_arguments(step), {"n": "not a number"})
+        self.assertTrue(step["payload"]["output"].startswith("error"), step)
+        self.assertEqual(run["output"], "tool said " + step["payload"]["output"])
+        self.assertEqual(self.tools.stats()["deliveries"], 0, "the tool server was never called")
+
+    def test_tool_steps_carry_stable_idempotency_keys(self):
+        self.agent_with_tool("keyed", "three_tools")
+        run = self.client.start_run(self.new_session("keyed"), "go", wait=True)
+        self.assert_completed(run)
+        steps = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(len(steps), 3)
+        ledger = self.tools.ledger()
+        for step in steps:
+            key = step["payload"]["idempotency_key"]
+            self.assertEqual(key, f"{run['id']}:{step['seq']}")
+            self.assertEqual(ledger[key]["run_id"], run["id"])
+            self.assertEqual(ledger[key]["step"], str(step["seq"]))
+            self.assertEqual(ledger[key]["result"], step["payload"]["output"])
+        self.assertEqual(self.tools.stats()["header_mismatches"], [])
+
+    # --- limits ---
+
+    def test_max_steps_fails_the_run(self):
+        self.agent_with_tool("looper", "tools_forever", limits={"max_steps": 3})
+        run = self.client.start_run(self.new_session("looper"), "go", wait=True)
+        self.assert_failed(run, "max_steps")
+        self.assertLessEqual(run["model_calls"], 3)
+
+    def test_deadline_fails_a_run_stuck_in_a_slow_tool(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 5000}})
+        self.agent_with_tool("hurried", "one_tool", limits={"deadline_ms": 500})
+        run = self.client.start_run(self.new_session("hurried"), "go", wait=True)
+        self.assert_failed(self.finished(run), "deadline_exceeded")
+
+    # --- cancellation and queueing ---
+
+    def test_cancel_a_running_run(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 10000}})
+        self.agent_with_tool("cancellable", "one_tool")
+        run = self.client.start_run(self.new_session("cancellable"), "go")
+        wait_until(lambda: self.tools.stats()["in_flight"] >= 1, message="the slow tool call to start")
+        resp = self.client.post(f"/v1/runs/{run['id']}/cancel", {})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body["status"], "cancelled", resp)
+        got = self.client.run(run["id"])
+        self.assertEqual(got["status"], "cancelled")
+        self.assertEqual(got["error"]["code"], "cancelled", got)
+        self.assertEqual(self.client.steps(run["id"])[-1]["kind"], "run_cancelled")
+        self.assert_error(self.client.post(f"/v1/runs/{run['id']}/cancel", {}), 409, "conflict_error",
+                          check_param=False)
+
+    def test_cancel_a_queued_run(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 10000}})
+        self.agent_with_tool("queue", "one_tool")
+        session = self.new_session("queue")
+        first = self.client.start_run(session, "first")
+        second = self.client.start_run(session, "second")
+        self.assertEqual(second["status"], "queued", second)
+        resp = self.client.post(f"/v1/runs/{second['id']}/cancel", {})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body["status"], "cancelled")
+        self.assertEqual(self.client.run(first["id"])["status"], "running", "the active run is untouched")
+        self.assertEqual(self.client.post(f"/v1/runs/{first['id']}/cancel", {}).status, 200)
+
+        self.tools.control(tools={"the_tool": {"delay_ms": 0}})
+        third = self.client.start_run(session, "third", wait=True)
+        self.assert_completed(third)
+        kinds = [s["kind"] for s in self.client.steps(second["id"])]
+        self.assertNotIn("model_call", kinds, "a cancelled queued run never ran")
+        self.assertEqual(kinds[-1], "run_cancelled")
+        user_inputs = [i["message"]["content"] for i in self.client.items(session) if i["message"]["role"] == "user"]
+        self.assertNotIn("second", user_inputs)
+
+    def test_second_input_is_queued_and_runs_in_order(self):
+        self.make_agent("orderly", "slow_turn")
+        session = self.new_session("orderly")
+        first = self.client.start_run(session, "first")
+        second = self.client.start_run(session, "second")
+        self.assertEqual(second["status"], "queued", second)
+        first, second = self.finished(first), self.finished(second)
+        self.assert_completed(first, "turn 1: first")
+        self.assert_completed(second, "turn 2: second")  # it saw the first run's conversation
+        items = self.client.items(session)
+        self.assertEqual([i["message"]["content"] for i in items],
+                         ["first", "turn 1: first", "second", "turn 2: second"])
+        runs = self.client.get(f"/v1/sessions/{session}/runs").body["data"]
+        self.assertEqual([r["id"] for r in runs], [first["id"], second["id"]])
+
+    # --- events ---
+
+    def test_events_stream_steps_and_text_deltas(self):
+        # Version 1 of the agent stalls in its model call and keeps the session busy, so
+        # the run under test (pinned to version 2) is queued while we subscribe to it.
+        definition = {"name": "streamer", "model": model_spec(self.mock, "stall"),
+                      "tools": [http_tool(self.tools, "the_tool")]}
+        self.client.create_agent(definition)
+        session = self.new_session("streamer")
+        blocker = self.client.start_run(session, "block")
+        definition["model"] = model_spec(self.mock, "streamed")
+        self.client.put("/v1/agents/streamer", definition)
+        run = self.client.start_run(session, "stream me")
+        self.assertEqual(run["status"], "queued", run)
+
+        events = []
+        stream = iter_sse(self.server.base_url, f"/v1/runs/{run['id']}/events", self.api_key)
+        try:
+            events.append(next(stream))  # the run_created step: we are subscribed
+            self.assertEqual(self.client.post(f"/v1/runs/{blocker['id']}/cancel", {}).status, 200)
+            events.extend(stream)  # until the server ends the stream
+        finally:
+            stream.close()
+
+        steps = self.client.steps(run["id"])
+        step_events = [e for e in events if e.event != "text_delta"]
+        self.assertEqual([int(e.id) for e in step_events], [s["seq"] for s in steps], "every step once, in order")
+        self.assertEqual([e.event for e in step_events], [s["kind"] for s in steps])
+        self.assertEqual([e.json() for e in step_events], steps, "event data is the step as in /steps")
+        self.assertEqual(step_events[-1].event, "run_completed")
+
+        final_model_step = [s for s in steps if s["kind"] == "model_call"][-1]
+        deltas = [e for e in events if e.event == "text_delta"]
+        self.assertTrue(deltas, "text arrives as it streams")
+        self.assertTrue(all(e.id is None for e in deltas), "deltas carry no id")
+        streamed = "".join(e.json()["delta"] for e in deltas if e.json()["seq"] == final_model_step["seq"])
+        self.assertEqual(streamed, "The final answer is long enough to arrive in several pieces.")
+        position = {id(e): i for i, e in enumerate(events)}
+        model_event = next(e for e in step_events if int(e.id) == final_model_step["seq"])
+        self.assertTrue(all(position[id(d)] < position[id(model_event)] for d in deltas
+                            if d.json()["seq"] == final_model_step["seq"]), "deltas come before their step")
+
+    def test_events_resume_after_last_event_id(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 200}})
+        self.agent_with_tool("resumer", "three_tools")
+        run = self.client.start_run(self.new_session("resumer"), "go")
+        path = f"/v1/runs/{run['id']}/events"
+
+        def steps_only(events):
+            return [e for e in events if e.event != "text_delta"]
+
+        seen = []
+
+        def second_step(event):
+            if event.event != "text_delta":
+                seen.append(event)
+            return len(seen) == 2
+
+        head = steps_only(read_sse(self.server.base_url, path, self.api_key, until=second_step))
+        self.assertEqual(len(head), 2)
+        # Reconnect while the run is (most likely) still going, as a client would.
+        rest = steps_only(read_sse(self.server.base_url, path, self.api_key, last_event_id=head[-1].id))
+        self.assert_completed(self.finished(run))
+        steps = self.client.steps(run["id"])
+        self.assertEqual([int(e.id) for e in head + rest], [s["seq"] for s in steps],
+                         "no duplicates and no gaps across the reconnect")
+        self.assertEqual([e.json() for e in rest], steps[2:])
+        self.assertEqual(rest[-1].event, "run_completed")
+
+        # The same with ?after= on the finished run.
+        again = steps_only(read_sse(self.server.base_url, f"{path}?after={head[-1].id}", self.api_key))
+        self.assertEqual([e.json() for e in again], steps[2:])
+        everything = steps_only(read_sse(self.server.base_url, path, self.api_key))
+        self.assertEqual([e.json() for e in everything], steps)
+
+    # --- crash recovery ---
+
+    def test_run_in_flight_survives_kill_9(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 1500}})
+        self.agent_with_tool("survivor", "one_tool")
+        run = self.client.start_run(self.new_session("survivor"), "persist")
+        wait_until(lambda: self.tools.stats()["deliveries"] >= 1, message="the tool call to be in flight")
+        self.server.crash_restart()
+        self.client = self.server.client()
+        finished = self.finished(run)
+        self.assert_completed(finished, "tool said " + result_for("the_tool", {"q": "persist"}))
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        key = step["payload"]["idempotency_key"]
+        self.assertEqual(key, f"{run['id']}:{step['seq']}")
+        record = self.tools.ledger()[key]
+        self.assertEqual(record["applied"], 1, "the effect happened once")
+        self.assertFalse(record["mismatched"], record)
+
+
+if __name__ == "__main__":
+    unittest.main()

@@ -1,0 +1,44 @@
+#include <gtest/gtest.h>
+
+#include "engine/snapshot.h"
+
+namespace continuum {
+namespace {
+
+StepRecord step(int64_t seq, const char* kind, const std::string& payload) {
+  return StepRecord{"t", "r", seq, kind, payload, 0};
+}
+
+TEST(SnapshotTest, FoldReservesToolSeqsAndTracksUsage) {
+  RunSnapshot s;
+  ASSERT_TRUE(fold_step(s, step(0, kStepRunCreated, R"({"input":"x"})")).is_ok());
+  ASSERT_TRUE(fold_step(s, step(1, kStepRunStarted, R"({"started_at_ms":5,"deadline_at_ms":0})")).is_ok());
+  ASSERT_TRUE(fold_step(s, step(2, kStepModelCall, R"({"message":{"role":"assistant","content":null,
+      "tool_calls":[{"id":"a","type":"function","function":{"name":"f","arguments":"{}"}},
+                    {"id":"b","type":"function","function":{"name":"g","arguments":"{}"}}]},
+      "usage":{"input_tokens":10,"output_tokens":2,"total_tokens":12}})")).is_ok());
+  EXPECT_EQ(s.status, kRunRunning);
+  ASSERT_EQ(s.pending_tools.size(), 2u);
+  EXPECT_EQ(s.pending_tools[0].seq, 3);
+  EXPECT_EQ(s.pending_tools[1].seq, 4);
+  EXPECT_EQ(s.next_seq, 5);
+  EXPECT_EQ(s.usage.total_tokens, 12);
+  // Parallel results may commit out of order.
+  ASSERT_TRUE(fold_step(s, step(4, kStepToolCall, "{}")).is_ok());
+  ASSERT_TRUE(fold_step(s, step(3, kStepToolCall, "{}")).is_ok());
+  EXPECT_TRUE(s.pending_tools.empty());
+  EXPECT_FALSE(fold_step(s, step(3, kStepToolCall, "{}")).is_ok()) << "a step is applied once";
+  auto round_trip = snapshot_from_json(to_json(snapshot_to_json(s)));
+  ASSERT_TRUE(round_trip.is_ok());
+  EXPECT_EQ(to_json(snapshot_to_json(*round_trip)), to_json(snapshot_to_json(s)));
+}
+
+TEST(SnapshotTest, RejectsOutOfOrderSteps) {
+  RunSnapshot s;
+  ASSERT_TRUE(fold_step(s, step(0, kStepRunCreated, "{}")).is_ok());
+  EXPECT_FALSE(fold_step(s, step(5, kStepRunStarted, "{}")).is_ok());
+  EXPECT_FALSE(fold_step(s, step(1, "mystery", "{}")).is_ok());
+}
+
+}  // namespace
+}  // namespace continuum
