@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The whole test suite, from a clean checkout: installs dependencies, builds,
+# runs unit tests, integration tests (real binary over HTTP, mock model, tool
+# server), the kill -9 crash test, then the unit and integration tests again
+# under ASan+UBSan, then each fuzz target for a short time.
+#
+# Environment: CONTINUUM_SKIP_SANITIZERS=1 / CONTINUUM_SKIP_FUZZ=1 to skip stages.
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }
+
+stage "dependencies"
+bash scripts/install-deps.sh
+
+stage "release build"
+bash scripts/build.sh "$ROOT/build"
+
+stage "unit tests"
+"$ROOT/build/tests/unit_tests" --gtest_brief=1 2>/dev/null
+
+stage "integration and crash tests"
+CONTINUUM_BUILD_DIR="$ROOT/build" bash tests/integration/run_all.sh
+
+if [[ "${CONTINUUM_SKIP_SANITIZERS:-0}" != "1" ]]; then
+  stage "ASan+UBSan build"
+  bash scripts/build.sh "$ROOT/build-asan" -DCONTINUUM_SANITIZE=ON -DCONTINUUM_BENCH=OFF
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+  stage "unit tests under ASan+UBSan"
+  "$ROOT/build-asan/tests/unit_tests" --gtest_brief=1 2>/dev/null
+  stage "integration tests under ASan+UBSan"
+  CONTINUUM_BUILD_DIR="$ROOT/build-asan" SKIP_CRASH=1 bash tests/integration/run_all.sh
+fi
+
+if [[ "${CONTINUUM_SKIP_FUZZ:-0}" != "1" ]]; then
+  stage "fuzz targets (clang libFuzzer)"
+  bash tests/fuzz/run.sh
+fi
+
+stage "all tests passed"
