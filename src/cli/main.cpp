@@ -54,16 +54,18 @@ int main(int argc, char** argv) {
   std::string data = env_or("CONTINUUM_DATA_DIR", "./continuum-data");
   app.add_option("--server", server, "Server URL (CONTINUUM_URL)");
   app.add_option("--api-key", api_key, "API key (CONTINUUM_API_KEY; default: <data>/api-key)");
+  app.add_option("--data", data, "Data directory holding the api-key file (CONTINUUM_DATA_DIR)");
+  app.fallthrough();  // global options may follow the subcommand
 
   auto* serve_cmd = app.add_subcommand("serve", "Run the server");
   std::string config_file, serve_data, listen;
   serve_cmd->add_option("--config", config_file, "YAML config file (CONTINUUM_CONFIG)");
   serve_cmd->add_option("--data", serve_data, "Data directory (CONTINUUM_DATA_DIR)");
+  serve_cmd->fallthrough(false);
   serve_cmd->add_option("--listen", listen, "HOST:PORT (CONTINUUM_LISTEN)");
 
   auto* agent_cmd = app.add_subcommand("agent", "Define and inspect agents");
   agent_cmd->require_subcommand(1);
-  agent_cmd->add_option("--data", data, "Data directory holding the api-key file");
   std::string agent_file, agent_name;
   auto* apply_cmd = agent_cmd->add_subcommand("apply", "Create or update an agent from a YAML/JSON file");
   apply_cmd->add_option("-f,--file", agent_file, "Agent definition file")->required();
@@ -75,11 +77,9 @@ int main(int argc, char** argv) {
   std::string chat_agent, chat_session;
   chat_cmd->add_option("agent", chat_agent)->required();
   chat_cmd->add_option("--session", chat_session, "Session id to continue");
-  chat_cmd->add_option("--data", data, "Data directory holding the api-key file");
 
   auto* run_cmd = app.add_subcommand("run", "Inspect runs");
   run_cmd->require_subcommand(1);
-  run_cmd->add_option("--data", data, "Data directory holding the api-key file");
   std::string run_id;
   auto* run_show_cmd = run_cmd->add_subcommand("show", "Show a run");
   run_show_cmd->add_option("id", run_id)->required();

@@ -4,7 +4,10 @@ and let an independent checker (the tool server, its own process) judge the resu
 
     CONTINUUM_BUILD_DIR=build CRASH_KILLS=50 CRASH_RUNS=24 python3 tests/integration/crash_test.py
 
-Each run (one per session) makes four tool calls — two in parallel, then two single
+The runs are spread over CRASH_SESSIONS (default 2) sessions, so each session has a
+queue of runs that execute one after the other, and each model reply takes
+CRASH_MODEL_DELAY_MS (default 200): work stays in flight across many kills (the
+summary's kills_with_runs_unfinished says how many). Each run makes four tool calls — two in parallel, then two single
 ones, each tool sleeping a random 20-80 ms — and then answers with the tool results.
 All runs are submitted, then in a loop: sleep a random 50-400 ms, read the steps of a
 random subset of runs (those steps are acknowledged), kill -9 the server, restart it
@@ -44,12 +47,18 @@ def call(name, part):
     return {"name": name, "arguments": {"run": "{{input}}", "part": part}}
 
 
-SCRIPTS = {"crash": {"steps": [
-    {"tool_calls": [call("alpha", 1), call("beta", 2)]},  # two calls in parallel
-    {"tool_calls": [call("gamma", 3)]},
-    {"tool_calls": [call("delta", 4)]},
-    {"content": "done {{input}}: {{tool_results}}"},
-]}}
+def scripts(model_delay_ms):
+    """The mock model's script; each reply takes `model_delay_ms`, which keeps runs
+    in flight across more kills."""
+    steps = [
+        {"tool_calls": [call("alpha", 1), call("beta", 2)]},  # two calls in parallel
+        {"tool_calls": [call("gamma", 3)]},
+        {"tool_calls": [call("delta", 4)]},
+        {"content": "done {{input}}: {{tool_results}}"},
+    ]
+    for step in steps:
+        step["delay_ms"] = model_delay_ms
+    return {"crash": {"steps": steps}}
 
 
 def expected_results(run_input):
@@ -73,9 +82,11 @@ class CrashFailure(AssertionError):
 
 
 class CrashTest:
-    def __init__(self, kills, runs, seed, work_dir):
+    def __init__(self, kills, runs, sessions, model_delay_ms, seed, work_dir):
+        self.model_delay_ms = model_delay_ms
         self.kills_target = kills
         self.run_count = runs
+        self.session_count = max(1, sessions)
         self.seed = seed
         self.rng = random.Random(seed)
         self.work_dir = work_dir
@@ -97,7 +108,7 @@ class CrashTest:
                                 {"default": {"delay_ms": 20, "delay_ms_max": 80}})
         self.processes.append(self.tools)
         self.tools.start()
-        self.mock = MockModel(self.work_dir, SCRIPTS)
+        self.mock = MockModel(self.work_dir, scripts(self.model_delay_ms))
         self.processes.append(self.mock)
         self.mock.start()
         api_key = "crash-" + "".join(self.rng.choice("0123456789abcdef") for _ in range(16))
@@ -121,12 +132,18 @@ class CrashTest:
         self.client.create_agent({"name": "crash", "model": model_spec(self.mock, "crash", retry=fast_retry(20)),
                                   "instructions": "Call the tools, then report.", "tools": tools,
                                   "limits": {"max_steps": 16}})
+        # Runs are spread over a few sessions: a session runs its runs one after the
+        # other, so work stays in flight across many kills, and queues get recovered too.
+        self.sessions = [self.client.create_session("crash", {"index": i})["id"]
+                         for i in range(min(self.session_count, self.run_count))]
         self.inputs = {}  # run_id -> input
+        self.session_inputs = {s: [] for s in self.sessions}  # in submission order
         for i in range(self.run_count):
-            session = self.client.create_session("crash", {"index": i})["id"]
             run_input = f"run-{i:03d}"
+            session = self.sessions[i % len(self.sessions)]
             run = self.client.start_run(session, run_input, wait=False)
             self.inputs[run["id"]] = run_input
+            self.session_inputs[session].append(run_input)
 
     # --- the kill loop ---
 
@@ -151,7 +168,8 @@ class CrashTest:
                               f"was {step}, now {now[seq]}")
 
     def unfinished(self):
-        return [r for r in self.inputs if self.client.run(r)["status"] not in ("completed", "failed", "cancelled")]
+        runs = [r for s in self.sessions for r in self.client.ok("GET", f"/v1/sessions/{s}/runs")["data"]]
+        return [r["id"] for r in runs if r["status"] not in ("completed", "failed", "cancelled")]
 
     def kill_loop(self):
         run_ids = list(self.inputs)
@@ -159,7 +177,7 @@ class CrashTest:
             time.sleep(self.rng.uniform(0.05, 0.4))
             for run_id in self.rng.sample(run_ids, self.rng.randint(1, len(run_ids))):
                 self.acknowledge(run_id)
-            if self.kills % 5 == 0 and self.unfinished():
+            if self.unfinished():
                 self.kills_with_runs_unfinished += 1
             self.server.kill9()
             self.kills += 1
@@ -178,8 +196,21 @@ class CrashTest:
                 self.fail(f"run {run_id} output {run['output']!r} does not match the checker's results")
             journals[run_id] = self.client.steps(run_id)
         self.verify_acknowledged()
+        self.check_sessions()
         self.check_journals(journals)
         return self.check_ledger(journals)
+
+    def check_sessions(self):
+        """Each session's runs executed one at a time, in submission order."""
+        for session, inputs in self.session_inputs.items():
+            items = self.client.items(session)
+            users = [i["message"]["content"] for i in items if i["message"]["role"] == "user"]
+            if users != inputs:
+                self.fail(f"session {session} user messages {users} != submitted inputs {inputs}")
+            finals = [i["message"]["content"] for i in items
+                      if i["message"]["role"] == "assistant" and not i["message"].get("tool_calls")]
+            if len(finals) != len(inputs) or not all(output_matches(f, x) for f, x in zip(finals, inputs)):
+                self.fail(f"session {session} final answers do not follow its inputs in order: {finals}")
 
     def check_journals(self, journals):
         for run_id, steps in journals.items():
@@ -236,19 +267,22 @@ class CrashTest:
                 "duplicate_deliveries": stats["duplicates"], "applied": stats["applied"],
                 "tool_call_steps": len(step_keys),
                 "acknowledged_steps": sum(len(v) for v in self.acknowledged.values()),
-                "kill_samples_with_runs_unfinished": self.kills_with_runs_unfinished,
+                "kills_with_runs_unfinished": self.kills_with_runs_unfinished,
                 "seed": self.seed}
 
 
-def run_crash_test(kills=None, runs=None, seed=None):
+def run_crash_test(kills=None, runs=None, sessions=None, seed=None):
     """Runs the whole test; returns (summary dict, list of failures)."""
     kills = int(os.environ.get("CRASH_KILLS", 50)) if kills is None else kills
     runs = int(os.environ.get("CRASH_RUNS", 24)) if runs is None else runs
+    sessions = int(os.environ.get("CRASH_SESSIONS", 2)) if sessions is None else sessions
+    model_delay_ms = int(os.environ.get("CRASH_MODEL_DELAY_MS", 200))
     if seed is None:
         seed = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1 << 31))
-    sys.stderr.write(f"crash_test: kills={kills} runs={runs} seed={seed}\n")
+    sys.stderr.write(f"crash_test: kills={kills} runs={runs} sessions={sessions} "
+                     f"model_delay_ms={model_delay_ms} seed={seed}\n")
     work_dir = tempfile.mkdtemp(prefix="continuum-crash-")
-    test = CrashTest(kills, runs, seed, work_dir)
+    test = CrashTest(kills, runs, sessions, model_delay_ms, seed, work_dir)
     summary = {"kills": 0, "runs": runs, "seed": seed}
     try:
         test.start()
