@@ -22,6 +22,27 @@ json::array tool_definitions(const AgentSpec& agent) {
 
 }  // namespace
 
+Result<std::vector<std::string>> Engine::read_context_items(const ActiveRun& run) {
+  // Pages grow geometrically until the token budget is filled, so the cost is
+  // proportional to what the model sees, not to the session's length.
+  std::vector<std::string> newest_first;
+  int64_t budget = run.agent->model.context_tokens;
+  int64_t used = 0;
+  int64_t before_seq = 0;
+  int page = 16;
+  while (used < budget && static_cast<int>(newest_first.size()) < options_.context_items_max) {
+    ASSIGN_OR_RETURN(auto items, store_.recent_items(run.record.tenant_id, run.record.session_id, before_seq, page));
+    for (auto& item : items) {
+      used += estimate_tokens(item.message_json);
+      before_seq = item.seq;
+      newest_first.push_back(std::move(item.message_json));
+    }
+    if (static_cast<int>(items.size()) < page) break;
+    page = std::min(page * 4, 1024);
+  }
+  return newest_first;
+}
+
 void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   run.effects_in_flight.insert(seq);
   auto request = std::make_shared<ModelRequest>();
@@ -29,18 +50,16 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   request->run_id = run.record.id;
   request->seq = seq;
   request->tools = tool_definitions(*run.agent);
-  auto items = store_.recent_items(run.record.tenant_id, run.record.session_id, options_.context_items_max);
-  if (!items.is_ok()) {
+  auto newest_first = read_context_items(run);
+  if (!newest_first.is_ok()) {
     run.effects_in_flight.erase(seq);
-    log::error("cannot read session items", {{"run_id", run.record.id}, {"error", items.status().to_string()}});
+    log::error("cannot read session items",
+               {{"run_id", run.record.id}, {"error", newest_first.status().to_string()}});
     std::string run_id = run.record.id;
     loop_.post_after(1000, [this, run_id] { advance(run_id); });
     return;
   }
-  std::vector<std::string> newest_first;
-  newest_first.reserve(items->size());
-  for (auto& item : *items) newest_first.push_back(std::move(item.message_json));
-  request->messages = assemble_context(run.agent->instructions, newest_first, run.agent->model.context_tokens);
+  request->messages = assemble_context(run.agent->instructions, *newest_first, run.agent->model.context_tokens);
   attempt_model_call(run.record.id, std::move(request), 1);
 }
 

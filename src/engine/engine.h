@@ -97,6 +97,7 @@ class Engine {
   void maybe_finish_drain();
 
   // Effects (effects.cpp).
+  Result<std::vector<std::string>> read_context_items(const ActiveRun& run);
   void start_model_call(ActiveRun& run, int64_t seq);
   void attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt);
   void on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,

@@ -41,9 +41,9 @@ class Store {
   // Oldest first, items with seq > after_seq.
   virtual Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
                                                      int64_t after_seq, int limit) = 0;
-  // Newest first, the most recent `limit` items.
-  virtual Result<std::vector<ItemRecord>> recent_items(const std::string& tenant,
-                                                       const std::string& session, int limit) = 0;
+  // Newest first: up to `limit` items with seq < before_seq (0 = from the newest).
+  virtual Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
+                                                       int64_t before_seq, int limit) = 0;
 
   virtual Result<RunRecord> get_run(const std::string& tenant, const std::string& id) = 0;
   virtual Result<std::vector<RunRecord>> list_runs(const std::string& tenant, const std::string& session,

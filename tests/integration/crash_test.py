@@ -92,6 +92,7 @@ class CrashTest:
         self.work_dir = work_dir
         self.failures = []
         self.acknowledged = {}  # run_id -> {seq: step}
+        self.tool_step_seen_at = {}  # idempotency key -> when its committed tool_call step was first seen
         self.kills = 0
         self.kills_with_runs_unfinished = 0
         self.processes = []
@@ -149,10 +150,14 @@ class CrashTest:
 
     def acknowledge(self, run_id):
         known = self.acknowledged.setdefault(run_id, {})
-        for step in self.client.steps(run_id):
+        steps = self.client.steps(run_id)
+        seen_at = time.time()  # these steps were committed before this moment
+        for step in steps:
             previous = known.get(step["seq"])
             if previous is None:
                 known[step["seq"]] = step
+                if step["kind"] == "tool_call":
+                    self.tool_step_seen_at[step["payload"]["idempotency_key"]] = seen_at
             elif previous != step:
                 self.fail(f"run {run_id} step {step['seq']} changed: was {previous}, now {step}")
 
@@ -182,6 +187,7 @@ class CrashTest:
             self.server.kill9()
             self.kills += 1
             self.server.start()
+            self.client = self.server.client()
             self.verify_acknowledged()
 
     # --- the verdict ---
@@ -248,6 +254,13 @@ class CrashTest:
                 self.fail(f"key {key} was delivered with different arguments: {record}")
             if key in step_keys and step_keys[key][1]["payload"]["output"] != record["result"]:
                 self.fail(f"key {key}: journal output differs from the checker's stored result")
+            # A completed effect is never executed again: no delivery may arrive after
+            # its result was seen committed (same host clock for both processes).
+            seen_at = self.tool_step_seen_at.get(key)
+            late = [t for t in record.get("received_at", []) if seen_at is not None and t > seen_at]
+            if late:
+                self.fail(f"key {key} was delivered {len(late)} time(s) after its tool_call step was "
+                          f"committed and seen (re-execution of a completed effect)")
         missing = sorted(set(step_keys) - set(ledger))
         extra = sorted(set(ledger) - set(step_keys))
         if missing:

@@ -28,10 +28,12 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import unittest
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 REPO_DIR = os.path.abspath(os.path.join(os.path.dirname(__file__), "..", ".."))
 BUILD_DIR = os.environ.get("CONTINUUM_BUILD_DIR", os.path.join(REPO_DIR, "build"))
@@ -58,7 +60,7 @@ def free_port():
         return s.getsockname()[1]
 
 
-class TimeoutError_(AssertionError):
+class WaitTimeout(AssertionError):
     pass
 
 
@@ -73,7 +75,7 @@ def wait_until(condition, timeout_s=RUN_TIMEOUT_S, interval_s=0.05, message="con
         if value:
             return value
         if time.monotonic() > deadline:
-            raise TimeoutError_(f"timed out after {timeout_s}s waiting for {message}")
+            raise WaitTimeout(f"timed out after {timeout_s}s waiting for {message}")
         time.sleep(interval_s)
 
 
@@ -306,6 +308,12 @@ def read_sse(base_url, path, api_key=None, last_event_id=None, max_events=None, 
 # --- processes ----------------------------------------------------------------
 
 
+class ProcessExited(AssertionError):
+    def __init__(self, message, log):
+        super().__init__(message)
+        self.log = log
+
+
 class Process:
     """A child process whose stderr goes to a log file kept across restarts."""
 
@@ -315,6 +323,7 @@ class Process:
         self.proc = None
 
     def _spawn(self, argv, env=None):
+        self._log_offset = os.path.getsize(self.log_path) if os.path.exists(self.log_path) else 0
         log = open(self.log_path, "ab")
         log.write(f"\n===== start {' '.join(argv)} at {time.strftime('%H:%M:%S')} =====\n".encode())
         log.flush()
@@ -353,6 +362,18 @@ class Process:
         self.proc.wait()
         self.proc = None
 
+    def _start_on_free_port(self, spawn_and_wait, attempts=3):
+        """Runs `spawn_and_wait()`; if the process could not bind its port (another
+        process took it after free_port() released it), retries on a new port."""
+        for attempt in range(attempts):
+            try:
+                return spawn_and_wait()
+            except ProcessExited as error:
+                if "Address already in use" not in error.log or attempt == attempts - 1:
+                    raise
+                self.proc = None
+                self.port = free_port()
+
     def log_text(self, tail_bytes=20000):
         try:
             with open(self.log_path, "rb") as f:
@@ -364,8 +385,11 @@ class Process:
     def _wait_http_ok(self, url_path, port, timeout_s):
         def ready():
             if not self.alive():
-                raise AssertionError(f"{self.name} exited with {self.proc.returncode if self.proc else '?'}"
-                                     f" during start:\n{self.log_text()}")
+                with open(self.log_path, "rb") as f:
+                    f.seek(getattr(self, "_log_offset", 0))
+                    log = f.read().decode("utf-8", errors="replace")
+                raise ProcessExited(f"{self.name} exited with {self.proc.returncode if self.proc else '?'}"
+                                    f" during start:\n{log[-20000:]}", log)
             try:
                 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
                 conn.request("GET", url_path)
@@ -393,13 +417,16 @@ class ToolServer(Process):
         return f"{self.base_url}/tools/{tool_name}"
 
     def start(self):
-        argv = [sys.executable, TOOL_SERVER_PY, "--port", str(self.port)]
-        if self.state_file:
-            argv += ["--state", self.state_file]
-        if self.config:
-            argv += ["--config", json.dumps(self.config)]
-        self._spawn(argv)
-        self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+        def spawn_and_wait():
+            argv = [sys.executable, TOOL_SERVER_PY, "--port", str(self.port)]
+            if self.state_file:
+                argv += ["--state", self.state_file]
+            if self.config:
+                argv += ["--config", json.dumps(self.config)]
+            self._spawn(argv)
+            self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+
+        self._start_on_free_port(spawn_and_wait)
         return self
 
     def _client(self):
@@ -436,9 +463,12 @@ class MockModel(Process):
         return f"http://127.0.0.1:{self.port}/v1"
 
     def start(self):
-        self._spawn([binary("continuum-mock-model"), "--script", self.script_path,
-                     "--listen", f"127.0.0.1:{self.port}"])
-        self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+        def spawn_and_wait():
+            self._spawn([binary("continuum-mock-model"), "--script", self.script_path,
+                         "--listen", f"127.0.0.1:{self.port}"])
+            self._wait_http_ok("/healthz", self.port, START_TIMEOUT_S)
+
+        self._start_on_free_port(spawn_and_wait)
         return self
 
     def stats(self):
@@ -446,7 +476,7 @@ class MockModel(Process):
 
 
 class ContinuumServer(Process):
-    """`continuum serve` on `data_dir`. The port stays the same across restarts."""
+    """`continuum serve` on `data_dir`."""
 
     def __init__(self, log_dir, data_dir, api_key, mock_base_url=None, env=None):
         super().__init__("continuum", log_dir)
@@ -474,13 +504,19 @@ class ContinuumServer(Process):
         env.update(self.extra_env)
         return env
 
-    def start(self, wait_ready=True):
+    def start(self):
+        """Starts the server and waits for /readyz. The port normally stays the same
+        across restarts; if another process took it meanwhile a new one is used, so
+        take a fresh client() after any (re)start."""
         os.makedirs(self.data_dir, exist_ok=True)
-        self._spawn([binary("continuum"), "serve", "--data", self.data_dir,
-                     "--listen", f"127.0.0.1:{self.port}"], env=self.environment())
-        self.starts += 1
-        if wait_ready:
+
+        def spawn_and_wait():
+            self._spawn([binary("continuum"), "serve", "--data", self.data_dir,
+                         "--listen", f"127.0.0.1:{self.port}"], env=self.environment())
+            self.starts += 1
             self._wait_http_ok("/readyz", self.port, START_TIMEOUT_S)
+
+        self._start_on_free_port(spawn_and_wait)
         return self
 
     def restart(self):
@@ -495,11 +531,106 @@ class ContinuumServer(Process):
         self.start()
 
 
+# --- a strict model endpoint ------------------------------------------------------
+
+
+def chat_transcript_problems(messages):
+    """What OpenAI's Chat Completions API would reject in `messages`: every assistant
+    tool call must be answered by a tool message before the next other message, and
+    every tool message must answer a pending call. Returns a list of problems."""
+    problems, pending = [], set()
+    for index, message in enumerate(messages):
+        role = message.get("role")
+        if role == "tool":
+            call_id = message.get("tool_call_id")
+            if call_id not in pending:
+                problems.append(f"messages[{index}]: tool result {call_id!r} answers no pending tool call")
+            pending.discard(call_id)
+            continue
+        if pending:
+            problems.append(f"messages[{index}] ({role}): tool calls {sorted(pending)} have no result")
+            pending = set()
+        if role == "assistant":
+            pending = {call.get("id") for call in message.get("tool_calls") or []}
+    if pending:
+        problems.append(f"the last message's tool calls {sorted(pending)} have no result")
+    return problems
+
+
+class StrictModelProxy:
+    """An in-process proxy in front of the mock model that rejects, as OpenAI does
+    (400), chat requests whose transcript is invalid (see chat_transcript_problems),
+    and forwards the others unchanged (streamed replies are relayed as they come).
+    `rejections` lists what was rejected."""
+
+    def __init__(self, upstream_port):
+        self.rejections = []
+        proxy = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                try:
+                    problems = chat_transcript_problems(json.loads(body).get("messages", []))
+                except (ValueError, AttributeError):
+                    problems = ["the body is not a JSON object"]
+                if problems:
+                    proxy.rejections.append(problems)
+                    error = json.dumps({"error": {"message": "; ".join(problems), "type": "invalid_request_error",
+                                                  "param": "messages", "code": None}}).encode()
+                    self.send_response(400)
+                    self.send_header("Content-Type", "application/json")
+                    self.send_header("Content-Length", str(len(error)))
+                    self.end_headers()
+                    self.wfile.write(error)
+                    return
+                upstream = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=RUN_TIMEOUT_S)
+                try:
+                    upstream.request("POST", self.path, body=body,
+                                     headers={"Content-Type": "application/json",
+                                              "Authorization": self.headers.get("Authorization", "")})
+                    resp = upstream.getresponse()
+                    self.send_response(resp.status)
+                    for name, value in resp.getheaders():
+                        if name.lower() not in ("content-length", "transfer-encoding", "connection"):
+                            self.send_header(name, value)
+                    self.send_header("Connection", "close")
+                    self.end_headers()
+                    while True:
+                        chunk = resp.read1(65536)
+                        if not chunk:
+                            break
+                        self.wfile.write(chunk)
+                        self.wfile.flush()
+                    self.close_connection = True
+                finally:
+                    upstream.close()
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
 # --- agent definitions ---------------------------------------------------------
 
 
-def model_spec(mock, script_name, **extra):
-    spec = {"provider": "openai", "model": script_name, "base_url": mock.base_url}
+def model_spec(endpoint, script_name, **extra):
+    """A model definition using `script_name` on `endpoint` (a MockModel or StrictModelProxy)."""
+    spec = {"provider": "openai", "model": script_name, "base_url": endpoint.base_url}
     spec.update(extra)
     return spec
 
@@ -596,6 +727,12 @@ class IntegrationTest(unittest.TestCase):
         if limits is not None:
             definition["limits"] = limits
         return self.client.create_agent(definition)
+
+    def strict_model(self):
+        """A StrictModelProxy in front of this test's mock (pass it to model_spec)."""
+        proxy = StrictModelProxy(self.mock.port)
+        self.addCleanup(proxy.stop)
+        return proxy
 
     def new_session(self, agent):
         return self.client.create_session(agent)["id"]

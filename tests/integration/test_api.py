@@ -3,6 +3,8 @@ authentication, agents and their versions, validation errors, 404/405/413,
 sessions with cursor pagination, and session items."""
 
 import copy
+import http.client
+import json
 import unittest
 
 from harness import IntegrationTest, http_tool, model_spec, wait_until
@@ -198,6 +200,29 @@ class ApiTest(IntegrationTest):
         self.assertEqual(self.client.get(f"/v1/sessions/{session}/runs").body["data"], [],
                          "rejected inputs create no runs")
 
+    def test_duplicate_tool_names_are_rejected(self):
+        definition = self.valid_agent("twins")
+        definition["tools"].append(dict(definition["tools"][0]))
+        self.assert_error(self.client.post("/v1/agents", definition), 400, "invalid_request_error",
+                          param="tools[1]")
+
+    def test_query_parameters_are_validated(self):
+        self.client.create_agent(self.valid_agent("queried"))
+        session = self.new_session("queried")
+        cases = [("/v1/sessions?limit=0", "limit"), ("/v1/sessions?limit=abc", "limit"),
+                 ("/v1/sessions?limit=100000", "limit"), ("/v1/agents/queried?version=abc", "version"),
+                 ("/v1/agents/queried?version=0", "version"), (f"/v1/sessions/{session}/items?after=x", "after"),
+                 (f"/v1/sessions/{session}/items?limit=-1", "limit")]
+        for path, param in cases:
+            with self.subTest(path=path):
+                self.assert_error(self.client.get(path), 400, "invalid_request_error", param=param)
+
+    def test_bad_last_event_id_is_400(self):
+        self.client.create_agent(self.valid_agent("evented"))
+        run = self.client.start_run(self.new_session("evented"), "hi", wait=True)
+        resp = self.client.get(f"/v1/runs/{run['id']}/events", headers={"Last-Event-ID": "banana"})
+        self.assert_error(resp, 400, "invalid_request_error", param="Last-Event-ID")
+
     # --- 404 / 405 / 413 ---
 
     def test_unknown_things_are_404(self):
@@ -230,6 +255,31 @@ class ApiTest(IntegrationTest):
         # The server is still fine afterwards.
         self.assertEqual(self.client.get("/healthz", auth=False).status, 200)
         self.assert_error(self.client.get("/v1/agents/huge"), 404, "not_found_error", check_param=False)
+
+    def test_oversized_chunked_body_is_413(self):
+        # Without Content-Length the limit must still hold while the body streams in.
+        chunk = b"x" * (1024 * 1024)
+        body = b'{"name": "chunky", "instructions": "' + chunk * 5 + b'"}'
+
+        def chunks():
+            for i in range(0, len(body), 256 * 1024):
+                yield body[i:i + 256 * 1024]
+
+        conn = http.client.HTTPConnection("127.0.0.1", self.server.port, timeout=60)
+        try:
+            try:
+                conn.request("POST", "/v1/agents", body=chunks(), encode_chunked=True,
+                             headers={"Authorization": f"Bearer {self.api_key}",
+                                      "Content-Type": "application/json", "Transfer-Encoding": "chunked"})
+            except (BrokenPipeError, ConnectionResetError):
+                pass  # the server may answer and close before reading everything
+            resp = conn.getresponse()
+            status, text = resp.status, resp.read().decode()
+        finally:
+            conn.close()
+        self.assertEqual(status, 413, text)
+        self.assertEqual(json.loads(text)["error"]["code"], "payload_too_large")
+        self.assertEqual(self.client.get("/healthz", auth=False).status, 200)
 
     # --- sessions ---
 

@@ -2,13 +2,11 @@
 tool server: conversation continuity across restarts, parallel tool calls, retries,
 tool errors, limits, cancellation, queueing, wait, SSE, and crash recovery."""
 
-import json
+import threading
 import unittest
 
-from harness import (IntegrationTest, fast_retry, http_tool, iter_sse, model_spec, read_sse, result_for,
-                     step_arguments, tool_steps, wait_until)
-
-TERMINAL_KINDS = {"run_completed", "run_failed", "run_cancelled"}
+from harness import (IntegrationTest, fast_retry, free_port, http_tool, iter_sse, model_spec, read_sse,
+                     result_for, step_arguments, tool_steps, wait_until)
 
 
 class RunsTest(IntegrationTest):
@@ -28,6 +26,8 @@ class RunsTest(IntegrationTest):
         "streamed": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "{{input}}"}}]},
                                {"content": "The final answer is long enough to arrive in several pieces."}]},
         "stall": {"steps": [{"content": "too late", "delay_ms": 20000}]},
+        "unknown_tool": {"steps": [{"tool_calls": [{"name": "not_a_tool", "arguments": {}}]},
+                                   {"content": "tool said {{tool_results}}"}]},
         "three_tools": {"steps": [{"tool_calls": [{"name": "the_tool", "arguments": {"q": "1"}}]},
                                   {"tool_calls": [{"name": "the_tool", "arguments": {"q": "2"}}]},
                                   {"tool_calls": [{"name": "the_tool", "arguments": {"q": "3"}}]},
@@ -159,6 +159,22 @@ class RunsTest(IntegrationTest):
         self.assertEqual(run["output"], "tool said " + step["payload"]["output"], "the model saw the error")
         self.assertEqual(self.tools.stats()["tools"]["the_tool"]["deliveries"], 1)
 
+    def test_tool_answering_invalid_utf8_does_not_take_the_server_down(self):
+        # Regression: a tool replying "café" in Latin-1 (not UTF-8) hit a fatal invariant
+        # in the engine; the run was resumed on every restart, so the server crash-looped.
+        self.tools.control(tools={"the_tool": {"body_hex": b"caf\xe9".hex()}})
+        self.agent_with_tool("latin1", "one_tool")
+        session = self.new_session("latin1")
+        try:
+            resp = self.client.post(f"/v1/sessions/{session}/runs", {"input": "x", "wait": True})
+        except OSError as error:
+            resp = error
+        self.assertTrue(self.server.alive(), f"the server died: {resp}")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body["status"], "completed", resp)
+        steps = self.client.get(f"/v1/runs/{resp.body['id']}/steps")
+        self.assertIsNotNone(steps.body, "the journal is still valid JSON")
+
     def test_arguments_violating_the_schema_never_reach_the_tool(self):
         schema = {"type": "object", "properties": {"n": {"type": "integer"}}, "required": ["n"]}
         self.agent_with_tool("typed", "typed_call", tool_name="typed", parameters=schema)
@@ -186,6 +202,95 @@ class RunsTest(IntegrationTest):
             self.assertEqual(ledger[key]["result"], step["payload"]["output"])
         self.assertEqual(self.tools.stats()["header_mismatches"], [])
 
+    def test_tool_timeouts_are_retried_with_the_same_key(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 1500}})
+        self.make_agent("impatient", "one_tool",
+                        tools=[http_tool(self.tools, "the_tool", timeout_ms=200, retry=fast_retry(max_attempts=2))])
+        run = self.client.start_run(self.new_session("impatient"), "ping", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertEqual(step["payload"]["attempts"], 2)
+        self.assertEqual(run["output"], "tool said " + step["payload"]["output"])
+        record = wait_until(lambda: self.tools.ledger().get(step["payload"]["idempotency_key"]),
+                            message="the checker to record the timed-out deliveries")
+        wait_until(lambda: self.tools.ledger()[step["payload"]["idempotency_key"]]["deliveries"] == 2,
+                   message="both deliveries to be recorded")
+        self.assertEqual(self.tools.stats()["keys"], 1, "every attempt carried the same key")
+        self.assertEqual(record["run_id"], run["id"])
+
+    def test_unreachable_tool_gives_an_error_result(self):
+        tool = http_tool(self.tools, "the_tool", retry=fast_retry(max_attempts=2))
+        tool["url"] = f"http://127.0.0.1:{free_port()}/tools/the_tool"  # nothing listens there
+        self.make_agent("lonely", "one_tool", tools=[tool])
+        run = self.client.start_run(self.new_session("lonely"), "ping", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertEqual(step["payload"]["attempts"], 2, "connection errors are retried")
+        self.assertTrue(step["payload"]["output"].startswith("error"), step)
+
+    def test_model_calling_an_unknown_tool_gets_an_error_result(self):
+        self.agent_with_tool("confused", "unknown_tool")
+        run = self.client.start_run(self.new_session("confused"), "go", wait=True)
+        self.assert_completed(run)
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(step["payload"]["name"], "not_a_tool")
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertEqual(run["output"], "tool said " + step["payload"]["output"])
+        self.assertEqual(self.tools.stats()["deliveries"], 0)
+
+    def test_items_record_tool_calls_and_results(self):
+        self.agent_with_tool("recorder", "one_tool")
+        session = self.new_session("recorder")
+        run = self.client.start_run(session, "ping", wait=True)
+        self.assert_completed(run)
+        messages = [i["message"] for i in self.client.items(session)]
+        self.assertEqual([m["role"] for m in messages], ["user", "assistant", "tool", "assistant"])
+        (call,) = messages[1]["tool_calls"]
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(messages[2]["tool_call_id"], step["payload"]["call_id"])
+        self.assertEqual(call["id"], step["payload"]["call_id"])
+        self.assertEqual(messages[2]["content"], step["payload"]["output"])
+        self.assertEqual(messages[3]["content"], run["output"])
+
+    def test_large_input_is_still_seen_by_the_model(self):
+        # Regression: a 40 KB input (about 10k of the default 16k context tokens), echoed
+        # into a tool call, made context assembly drop the run's own user message and the
+        # assistant tool_calls message, so the model saw an orphaned tool result, started
+        # over and called the tool a second time with different arguments.
+        text = "claim text " * 4000
+        self.agent_with_tool("long-input", "one_tool")
+        run = self.client.start_run(self.new_session("long-input"), text, wait=True)
+        self.assert_completed(run)
+        steps = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(len(steps), 1, f"the tool was called {len(steps)} times; arguments: "
+                                        f"{[str(step_arguments(s))[:60] for s in steps]}")
+        self.assertEqual(step_arguments(steps[0]), {"q": text})
+        self.assertEqual(run["output"], "tool said " + result_for("the_tool", {"q": text}))
+
+    def test_steps_page_with_cursor(self):
+        self.agent_with_tool("pager", "three_tools")
+        run = self.client.start_run(self.new_session("pager"), "go", wait=True)
+        self.assert_completed(run)
+        everything = self.client.steps(run["id"])
+        paged = self.client.steps(run["id"], page_limit=2)
+        self.assertEqual(paged, everything)
+        first = self.client.get(f"/v1/runs/{run['id']}/steps?limit=2").body
+        self.assertEqual((len(first["data"]), first["has_more"]), (2, True))
+        after = self.client.get(f"/v1/runs/{run['id']}/steps?after={everything[-2]['seq']}").body
+        self.assertEqual((after["data"], after["has_more"], after["next_cursor"]), ([everything[-1]], False, None))
+        for query in ("limit=0", "limit=abc", "after=-5"):
+            with self.subTest(query=query):
+                self.assert_error(self.client.get(f"/v1/runs/{run['id']}/steps?{query}"), 400,
+                                  "invalid_request_error", param=query.split("=")[0])
+
+    def test_unreachable_model_fails_the_run_with_model_error(self):
+        self.make_agent("no-model", "turns", base_url=f"http://127.0.0.1:{free_port()}/v1",
+                        retry=fast_retry(max_attempts=2))
+        run = self.client.start_run(self.new_session("no-model"), "hi", wait=True)
+        self.assert_failed(run, "model_error")
+
     # --- limits ---
 
     def test_max_steps_fails_the_run(self):
@@ -193,6 +298,12 @@ class RunsTest(IntegrationTest):
         run = self.client.start_run(self.new_session("looper"), "go", wait=True)
         self.assert_failed(run, "max_steps")
         self.assertLessEqual(run["model_calls"], 3)
+
+    def test_max_total_tokens_fails_the_run(self):
+        self.agent_with_tool("thrifty", "tools_forever", limits={"max_total_tokens": 1})
+        run = self.client.start_run(self.new_session("thrifty"), "go", wait=True)
+        self.assert_failed(run, "max_total_tokens")
+        self.assertGreaterEqual(run["usage"]["total_tokens"], 1)
 
     def test_deadline_fails_a_run_stuck_in_a_slow_tool(self):
         self.tools.control(tools={"the_tool": {"delay_ms": 5000}})
@@ -217,6 +328,26 @@ class RunsTest(IntegrationTest):
         self.assert_error(self.client.post(f"/v1/runs/{run['id']}/cancel", {}), 409, "conflict_error",
                           check_param=False)
 
+    def test_session_stays_a_valid_chat_after_a_run_is_cancelled_in_a_tool_call(self):
+        # A run cancelled while its tool call is in flight leaves the assistant's tool
+        # call without a result. OpenAI rejects such a transcript (400), so with a real
+        # provider every later run of the session would fail. The strict proxy checks it.
+        strict = self.strict_model()
+        self.client.create_agent({"name": "strict", "model": model_spec(strict, "one_tool"),
+                                  "tools": [http_tool(self.tools, "the_tool", retry=fast_retry())]})
+        session = self.new_session("strict")
+        self.assert_completed(self.client.start_run(session, "zero", wait=True))  # the proxy relays fine
+
+        self.tools.control(tools={"the_tool": {"delay_ms": 10000}})
+        first = self.client.start_run(session, "first")
+        wait_until(lambda: self.tools.stats()["in_flight"] >= 1, message="the slow tool call to start")
+        self.assertEqual(self.client.post(f"/v1/runs/{first['id']}/cancel", {}).status, 200)
+        self.tools.control(tools={"the_tool": {"delay_ms": 0}})
+
+        second = self.client.start_run(session, "second", wait=True)
+        self.assertEqual(strict.rejections, [], "every model request was a valid chat transcript")
+        self.assert_completed(second, "tool said " + result_for("the_tool", {"q": "second"}))
+
     def test_cancel_a_queued_run(self):
         self.tools.control(tools={"the_tool": {"delay_ms": 10000}})
         self.agent_with_tool("queue", "one_tool")
@@ -224,6 +355,7 @@ class RunsTest(IntegrationTest):
         first = self.client.start_run(session, "first")
         second = self.client.start_run(session, "second")
         self.assertEqual(second["status"], "queued", second)
+        wait_until(lambda: self.tools.stats()["in_flight"] >= 1, message="the first run's slow tool call")
         resp = self.client.post(f"/v1/runs/{second['id']}/cancel", {})
         self.assertEqual(resp.status, 200, resp)
         self.assertEqual(resp.body["status"], "cancelled")
@@ -254,6 +386,55 @@ class RunsTest(IntegrationTest):
         runs = self.client.get(f"/v1/sessions/{session}/runs").body["data"]
         self.assertEqual([r["id"] for r in runs], [first["id"], second["id"]])
 
+    def test_cancelled_run_stays_cancelled_after_restart(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 10000}})
+        self.agent_with_tool("stays-cancelled", "one_tool")
+        run = self.client.start_run(self.new_session("stays-cancelled"), "go")
+        wait_until(lambda: self.tools.stats()["in_flight"] >= 1, message="the slow tool call to start")
+        self.assertEqual(self.client.post(f"/v1/runs/{run['id']}/cancel", {}).status, 200)
+        self.server.crash_restart()
+        self.client = self.server.client()
+        self.assertEqual(self.client.run(run["id"])["status"], "cancelled")
+        self.assertEqual(self.client.steps(run["id"])[-1]["kind"], "run_cancelled")
+
+    def test_clean_shutdown_parks_a_running_run_and_restart_finishes_it(self):
+        self.tools.control(tools={"the_tool": {"delay_ms": 1500}})
+        self.agent_with_tool("parked", "one_tool")
+        run = self.client.start_run(self.new_session("parked"), "park me")
+        wait_until(lambda: self.tools.stats()["deliveries"] >= 1, message="the tool call to be in flight")
+        self.assertEqual(self.server.restart(), 0, "SIGTERM is a clean shutdown")
+        self.client = self.server.client()
+        self.assert_completed(self.finished(run), "tool said " + result_for("the_tool", {"q": "park me"}))
+        (step,) = tool_steps(self.client.steps(run["id"]))
+        self.assertEqual(self.tools.ledger()[step["payload"]["idempotency_key"]]["applied"], 1)
+
+    def test_clean_shutdown_answers_a_client_waiting_on_a_run(self):
+        # docs/api.md: 503 `unavailable` while shutting down; a wait:true request in
+        # progress should get an answer (that, or the run as it is), not a dropped connection.
+        self.tools.control(tools={"the_tool": {"delay_ms": 30000}})
+        self.agent_with_tool("waiting", "one_tool")
+        session = self.new_session("waiting")
+        outcome = {}
+
+        def wait_for_run():
+            try:
+                outcome["response"] = self.client.post(f"/v1/sessions/{session}/runs", {"input": "x", "wait": True})
+            except OSError as error:
+                outcome["error"] = error
+
+        waiter = threading.Thread(target=wait_for_run)
+        waiter.start()
+        wait_until(lambda: self.tools.stats()["in_flight"] >= 1, message="the run to be in its tool call")
+        self.assertEqual(self.server.stop(), 0)
+        waiter.join(60)
+        self.assertNotIn("error", outcome, "the waiting client got no HTTP answer")
+        resp = outcome["response"]
+        if resp.status == 503:
+            self.assert_error(resp, 503, "server_error", code="unavailable", check_param=False)
+        else:
+            self.assertEqual(resp.status, 202, resp)
+            self.assertIn(resp.body["status"], ("queued", "running"), resp)
+
     # --- events ---
 
     def test_events_stream_steps_and_text_deltas(self):
@@ -265,7 +446,7 @@ class RunsTest(IntegrationTest):
         session = self.new_session("streamer")
         blocker = self.client.start_run(session, "block")
         definition["model"] = model_spec(self.mock, "streamed")
-        self.client.put("/v1/agents/streamer", definition)
+        self.assertEqual(self.client.put("/v1/agents/streamer", definition).status, 200)
         run = self.client.start_run(session, "stream me")
         self.assertEqual(run["status"], "queued", run)
 

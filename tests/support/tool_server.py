@@ -20,12 +20,15 @@ Behaviour per tool is set by a JSON config, from the env var
     RULE: {"delay_ms": N, "delay_ms_max": M,     # sleep N ms, or uniformly N..M ms
            "fail_first": K, "fail_status": 503,  # the first K deliveries of each key fail
            "retry_after_s": S,                    # ... with this Retry-After header
-           "status": 400}                         # always answer this status, never apply
+           "status": 400,                         # always answer this status, never apply
+           "body_hex": "636166e9"}                # answer these raw bytes instead of the result
+                                                  # (the effect is still applied and recorded)
 
 `POST /control` merges rules (`{"replace": true, ...}` replaces them all).
 `GET /stats` reports counters (see `Ledger.stats`), `GET /ledger` every key's
-record, `POST /reset` forgets everything (ledger, counters, rules unless
-`{"keep_rules": true}`), `GET /healthz` answers `{"status": "ok"}`.
+record (with `received_at`: the Unix time each delivery arrived), `POST /reset`
+forgets everything (ledger, counters, rules unless `{"keep_rules": true}`),
+`GET /healthz` answers `{"status": "ok"}`.
 
 With `--state FILE` the ledger is written to FILE (atomically, fsynced) after
 every change, and loaded at start, so the checker can survive its own restart.
@@ -43,7 +46,7 @@ import threading
 import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-RULE_FIELDS = {"delay_ms", "delay_ms_max", "fail_first", "fail_status", "retry_after_s", "status"}
+RULE_FIELDS = {"delay_ms", "delay_ms_max", "fail_first", "fail_status", "retry_after_s", "status", "body_hex"}
 
 
 def canonical_json(value):
@@ -117,8 +120,10 @@ class Ledger:
 
     # --- deliveries --------------------------------------------------------
 
-    def deliver(self, name, args, key, run_id, step, rule):
-        """Records one delivery and decides the answer: (status, body, headers)."""
+    def deliver(self, name, args, key, run_id, step, rule, received_at=None):
+        """Records one delivery and decides the answer: (status, body, headers).
+        `received_at` (Unix seconds) is when the request arrived, before any delay."""
+        received_at = time.time() if received_at is None else received_at
         with self._lock:
             self._deliveries += 1
             tool = self._tools.setdefault(
@@ -132,6 +137,7 @@ class Ledger:
                 if key:
                     record = self._record(key, name, args, run_id, step)
                     record["deliveries"] += 1
+                    record.setdefault("received_at", []).append(received_at)
                     record["rejected"] += 1
                 self._save()
                 return rule["status"], f"tool '{name}' rejects this request", {}
@@ -145,6 +151,7 @@ class Ledger:
 
             record = self._record(key, name, args, run_id, step)
             record["deliveries"] += 1
+            record.setdefault("received_at", []).append(received_at)
             if canonical_json(args) != canonical_json(record["args"]) or name != record["tool"]:
                 record["mismatched"] = True
                 record.setdefault("other_args", []).append({"tool": name, "args": args})
@@ -176,7 +183,7 @@ class Ledger:
         if record is None:
             record = {"tool": name, "args": args, "run_id": run_id, "step": step, "deliveries": 0,
                       "applied": 0, "duplicates": 0, "failed": 0, "rejected": 0, "mismatched": False,
-                      "result": None}
+                      "result": None, "received_at": []}
             self._keys[key] = record
         return record
 
@@ -280,9 +287,10 @@ class Handler(BaseHTTPRequestHandler):
             self._send_json(404, {"error": "not found"})
 
     def do_POST(self):
+        received_at = time.time()
         raw = self._read_body()
         if self.path.startswith("/tools/"):
-            self._tool(self.path[len("/tools/"):], raw)
+            self._tool(self.path[len("/tools/"):], raw, received_at)
             return
         try:
             body = json.loads(raw) if raw.strip() else {}
@@ -300,7 +308,7 @@ class Handler(BaseHTTPRequestHandler):
         else:
             self._send_json(404, {"error": "not found"})
 
-    def _tool(self, name, raw):
+    def _tool(self, name, raw, received_at):
         self.ledger.enter()
         try:
             try:
@@ -316,7 +324,9 @@ class Handler(BaseHTTPRequestHandler):
                 time.sleep(delay_ms / 1000.0)
             status, body, headers = self.ledger.deliver(
                 name, args, self.headers.get("Idempotency-Key"), self.headers.get("Continuum-Run-Id"),
-                self.headers.get("Continuum-Step"), rule)
+                self.headers.get("Continuum-Step"), rule, received_at)
+            if status == 200 and rule.get("body_hex") is not None:
+                body = bytes.fromhex(rule["body_hex"])
             self._send(status, body, "text/plain; charset=utf-8", headers)
         finally:
             self.ledger.leave()

@@ -314,12 +314,13 @@ Result<std::vector<ItemRecord>> SqliteStore::list_items(const std::string& tenan
 }
 
 Result<std::vector<ItemRecord>> SqliteStore::recent_items(const std::string& tenant, const std::string& session,
-                                                          int limit) {
+                                                          int64_t before_seq, int limit) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
                                    "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
-                                   "WHERE tenant_id = ? AND session_id = ? ORDER BY seq DESC LIMIT ?"));
-  query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
+                                   "WHERE tenant_id = ? AND session_id = ? AND (? = 0 OR seq < ?) "
+                                   "ORDER BY seq DESC LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, before_seq).bind(4, before_seq).bind(5, static_cast<int64_t>(limit));
   std::vector<ItemRecord> items;
   while (query.step()) items.push_back(read_item(query));
   RETURN_IF_ERROR(query.step_status());

@@ -40,7 +40,7 @@ class SqliteStore final : public Store {
   Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
                                              int64_t after_seq, int limit) override;
   Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
-                                               int limit) override;
+                                               int64_t before_seq, int limit) override;
   Result<RunRecord> get_run(const std::string& tenant, const std::string& id) override;
   Result<std::vector<RunRecord>> list_runs(const std::string& tenant, const std::string& session,
                                            int limit) override;
