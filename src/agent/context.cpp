@@ -6,33 +6,93 @@ int64_t estimate_tokens(const std::string& message_json) {
   return static_cast<int64_t>(message_json.size() / 4) + 4;
 }
 
-json::array assemble_context(const std::string& instructions, const std::vector<std::string>& newest_first,
-                             int64_t budget_tokens) {
-  int64_t used = instructions.empty() ? 0 : estimate_tokens(instructions);
+namespace {
+
+bool has_role(const json::object& message, std::string_view role) {
+  const json::value* value = message.if_contains("role");
+  return value && value->is_string() && value->as_string() == role;
+}
+
+// A turn's oldest item is its user message; if that item was not read, the
+// turn is incomplete and must not be shown in part.
+bool is_user_item(const ContextItem& item) {
+  auto parsed = parse_json_object(item.message_json);
+  return parsed.is_ok() && has_role(*parsed, "user");
+}
+
+// Items [begin, end) of `newest_first`, parsed, appended oldest first.
+void append_oldest_first(const std::vector<ContextItem>& newest_first, size_t begin, size_t end,
+                         std::vector<json::object>& out) {
+  for (size_t i = end; i-- > begin;) {
+    auto parsed = parse_json_object(newest_first[i].message_json);
+    if (parsed.is_ok()) out.push_back(std::move(*parsed));
+  }
+}
+
+// The current turn when it does not fit: the user message, then the newest
+// items that fit, extended back (over budget if need be) so that the kept
+// tail starts with an assistant message: a tool result is never shown
+// without the call it answers.
+std::vector<json::object> truncated_turn(const std::string& user_message, const std::vector<ContextItem>& items,
+                                         size_t turn_end, int64_t budget) {
+  int64_t used = estimate_tokens(user_message);
   size_t kept = 0;
-  for (const auto& item : newest_first) {
-    int64_t cost = estimate_tokens(item);
-    if (kept > 0 && used + cost > budget_tokens) break;
-    used += cost;
+  while (kept < turn_end && used + estimate_tokens(items[kept].message_json) <= budget) {
+    used += estimate_tokens(items[kept].message_json);
     ++kept;
   }
-  std::vector<json::object> messages;
-  for (size_t i = kept; i-- > 0;) {
-    auto parsed = parse_json_object(newest_first[i]);
-    if (parsed.is_ok()) messages.push_back(std::move(*parsed));
+  std::vector<json::object> tail;
+  append_oldest_first(items, 0, kept, tail);
+  while (kept < turn_end && (tail.empty() || has_role(tail.front(), "tool"))) {
+    auto older = parse_json_object(items[kept++].message_json);
+    if (older.is_ok()) tail.insert(tail.begin(), std::move(*older));
   }
-  size_t first = 0;
-  while (first < messages.size() && messages.size() - first > 1) {
-    const json::value* role = messages[first].if_contains("role");
-    if (role && role->is_string() && role->as_string() == "tool") {
-      ++first;
-    } else {
-      break;
+  while (!tail.empty() && has_role(tail.front(), "tool")) tail.erase(tail.begin());
+  std::vector<json::object> turn;
+  if (auto user = parse_json_object(user_message); user.is_ok()) turn.push_back(std::move(*user));
+  for (auto& message : tail) {
+    if (!has_role(message, "user")) turn.push_back(std::move(message));
+  }
+  return turn;
+}
+
+}  // namespace
+
+json::array assemble_context(const std::string& instructions, const std::string& current_run_id,
+                             const std::string& current_user_message,
+                             const std::vector<ContextItem>& newest_first, int64_t budget_tokens) {
+  int64_t budget = budget_tokens - (instructions.empty() ? 0 : estimate_tokens(instructions));
+  size_t turn_end = 0;  // current run's items are newest_first[0, turn_end)
+  int64_t turn_cost = 0;
+  while (turn_end < newest_first.size() && newest_first[turn_end].run_id == current_run_id) {
+    turn_cost += estimate_tokens(newest_first[turn_end].message_json);
+    ++turn_end;
+  }
+  bool turn_complete = turn_end > 0 && is_user_item(newest_first[turn_end - 1]);
+  std::vector<json::object> messages;
+  if (turn_cost <= budget && turn_complete) {
+    // Whole earlier turns, newest first, while they fit.
+    size_t included_end = turn_end;
+    int64_t used = turn_cost;
+    while (included_end < newest_first.size()) {
+      size_t end = included_end;
+      int64_t cost = 0;
+      const std::string& run_id = newest_first[included_end].run_id;
+      while (end < newest_first.size() && newest_first[end].run_id == run_id) {
+        cost += estimate_tokens(newest_first[end].message_json);
+        ++end;
+      }
+      if (used + cost > budget || !is_user_item(newest_first[end - 1])) break;
+      used += cost;
+      included_end = end;
     }
+    append_oldest_first(newest_first, 0, included_end, messages);
+  } else {
+    messages = truncated_turn(current_user_message, newest_first, turn_end, budget);
   }
   json::array context;
   if (!instructions.empty()) context.push_back(json::object{{"role", "system"}, {"content", instructions}});
-  for (size_t i = first; i < messages.size(); ++i) context.push_back(std::move(messages[i]));
+  for (auto& message : messages) context.push_back(std::move(message));
   return context;
 }
 

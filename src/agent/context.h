@@ -13,12 +13,24 @@ namespace continuum {
 // differ, so the budget is kept with margin.
 int64_t estimate_tokens(const std::string& message_json);
 
-// Given the session's items newest first (serialized messages), returns the
-// messages for the model, oldest first: the system instructions, then the most
-// recent items whose estimated tokens fit `budget_tokens`. At least the newest
-// item is kept. A leading tool result whose assistant call was cut off is
-// dropped, so the model never sees an orphaned tool message.
-json::array assemble_context(const std::string& instructions, const std::vector<std::string>& newest_first,
-                             int64_t budget_tokens);
+struct ContextItem {
+  std::string run_id;
+  std::string message_json;
+};
+
+// Builds the messages for the model, oldest first: the system instructions,
+// then the current run's turn, preceded by as many whole earlier turns (one
+// run = one turn) as fit `budget_tokens`. Turns are never cut in the middle,
+// so the model never sees a tool result without its call or a call without
+// its result. If the current turn alone is over budget, its user message is
+// kept and followed by the newest of its items that fit, starting at an
+// assistant message. Older items stay stored; they are only left out.
+//
+// `newest_first` holds the session's most recent items (at least until the
+// budget is filled, or all of them); `current_user_message` is the current
+// run's input as a user message.
+json::array assemble_context(const std::string& instructions, const std::string& current_run_id,
+                             const std::string& current_user_message,
+                             const std::vector<ContextItem>& newest_first, int64_t budget_tokens);
 
 }  // namespace continuum

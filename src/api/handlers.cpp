@@ -6,6 +6,20 @@
 
 namespace continuum {
 
+int64_t ApiContext::add_shutdown_hook(std::function<void()> hook) {
+  int64_t token = next_hook_token_++;
+  shutdown_hooks_.emplace(token, std::move(hook));
+  return token;
+}
+
+void ApiContext::remove_shutdown_hook(int64_t token) { shutdown_hooks_.erase(token); }
+
+void ApiContext::run_shutdown_hooks() {
+  auto hooks = std::move(shutdown_hooks_);
+  shutdown_hooks_.clear();
+  for (auto& [token, hook] : hooks) hook();
+}
+
 namespace {
 
 using Writer = std::shared_ptr<ResponseWriter>;
@@ -282,10 +296,12 @@ void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t t
                            Writer writer) {
   auto responded = std::make_shared<bool>(false);
   auto token = std::make_shared<int64_t>(0);
-  auto respond = [&ctx, run_id, responded, token, writer](int status) {
+  auto hook = std::make_shared<int64_t>(0);
+  auto respond = [&ctx, run_id, responded, token, hook, writer](int status) {
     if (*responded) return;
     *responded = true;
     ctx.engine->unsubscribe(run_id, *token);
+    ctx.remove_shutdown_hook(*hook);
     auto record = ctx.store->get_run(ctx.tenant, run_id);
     if (!record.is_ok()) return writer->send(error_response(record.status()));
     writer->send(json_response(is_terminal_status(record->status) ? status : 202, run_view(*record)));
@@ -293,6 +309,7 @@ void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t t
   *token = ctx.engine->subscribe(run_id, [respond, finished_status](const RunEvent& event) {
     if (event.terminal) respond(finished_status);
   });
+  *hook = ctx.add_shutdown_hook([respond] { respond(202); });
   auto current = ctx.store->get_run(ctx.tenant, run_id);
   if (current.is_ok() && is_terminal_status(current->status)) return respond(finished_status);
   ctx.loop->post_after(timeout_ms, [respond] { respond(202); });

@@ -1,6 +1,8 @@
 // The native REST API handlers (docs/api.md). All run on the loop thread.
 #pragma once
 
+#include <functional>
+#include <map>
 #include <string>
 
 #include "api/router.h"
@@ -19,6 +21,16 @@ struct ApiContext {
   std::string tenant = "default";
   int64_t sse_keepalive_ms = 15'000;
   size_t sse_queued_bytes_max = 8 * 1024 * 1024;
+
+  // Exchanges held open (wait:true, SSE) register how to end themselves, so a
+  // shutdown answers them instead of dropping the connection.
+  int64_t add_shutdown_hook(std::function<void()> hook);
+  void remove_shutdown_hook(int64_t token);
+  void run_shutdown_hooks();
+
+ private:
+  std::map<int64_t, std::function<void()>> shutdown_hooks_;
+  int64_t next_hook_token_ = 1;
 };
 
 void add_agent_routes(Router& router, ApiContext& context);

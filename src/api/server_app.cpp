@@ -99,8 +99,11 @@ Status build(App& app) {
   };
   app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
                                         resolver, *app.tools, &app.metrics);
-  app.api = ApiContext{app.store.get(), app.engine.get(), &app.loop, &SystemClock::instance(),
-                       &SystemRandom::instance()};
+  app.api.store = app.store.get();
+  app.api.engine = app.engine.get();
+  app.api.loop = &app.loop;
+  app.api.clock = &SystemClock::instance();
+  app.api.random = &SystemRandom::instance();
   add_agent_routes(app.router, app.api);
   add_session_routes(app.router, app.api);
   add_run_routes(app.router, app.api);
@@ -121,13 +124,15 @@ void shut_down(App& app, int signal_number) {
   log::info("shutting down", {{"signal", std::to_string(signal_number)}});
   app.ready = false;
   app.server->stop_accepting();
+  app.api.run_shutdown_hooks();  // waiting clients get the run as it is (202); SSE streams end
   app.loop.post_after(app.config.shutdown_grace_ms, [&app] {
     log::warn("shutdown grace period over; exiting with commits in flight");
     app.loop.stop();
   });
   app.engine->drain([&app] {
     log::info("drained; unfinished runs resume at next start");
-    app.loop.stop();
+    // A short pause lets the answers queued by the shutdown hooks reach their clients.
+    app.loop.post_after(200, [&app] { app.loop.stop(); });
   });
 }
 

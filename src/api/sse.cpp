@@ -87,7 +87,13 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
     if (live->queued_bytes() > ctx.sse_queued_bytes_max) live->end();
   });
   Engine* engine = ctx.engine;
-  writer->on_close([engine, run_id, token] { engine->unsubscribe(run_id, token); });
+  int64_t hook = ctx.add_shutdown_hook([weak] {
+    if (auto live = weak.lock()) live->end();  // the client resumes with Last-Event-ID
+  });
+  writer->on_close([&ctx, engine, run_id, token, hook] {
+    engine->unsubscribe(run_id, token);
+    ctx.remove_shutdown_hook(hook);
+  });
   keep_alive(ctx, weak);
 }
 

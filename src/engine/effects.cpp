@@ -2,6 +2,7 @@
 // committing their results as journal steps.
 #include "agent/context.h"
 #include "core/log.h"
+#include "core/utf8.h"
 #include "engine/engine_internal.h"
 #include "tools/schema.h"
 
@@ -22,10 +23,14 @@ json::array tool_definitions(const AgentSpec& agent) {
 
 }  // namespace
 
-Result<std::vector<std::string>> Engine::read_context_items(const ActiveRun& run) {
+std::string user_message(const std::string& input) {
+  return to_json(json::object{{"role", "user"}, {"content", input}});
+}
+
+Result<std::vector<ContextItem>> Engine::read_context_items(const ActiveRun& run) {
   // Pages grow geometrically until the token budget is filled, so the cost is
   // proportional to what the model sees, not to the session's length.
-  std::vector<std::string> newest_first;
+  std::vector<ContextItem> newest_first;
   int64_t budget = run.agent->model.context_tokens;
   int64_t used = 0;
   int64_t before_seq = 0;
@@ -35,7 +40,7 @@ Result<std::vector<std::string>> Engine::read_context_items(const ActiveRun& run
     for (auto& item : items) {
       used += estimate_tokens(item.message_json);
       before_seq = item.seq;
-      newest_first.push_back(std::move(item.message_json));
+      newest_first.push_back(ContextItem{std::move(item.run_id), std::move(item.message_json)});
     }
     if (static_cast<int>(items.size()) < page) break;
     page = std::min(page * 4, 1024);
@@ -59,7 +64,8 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
     loop_.post_after(1000, [this, run_id] { advance(run_id); });
     return;
   }
-  request->messages = assemble_context(run.agent->instructions, *newest_first, run.agent->model.context_tokens);
+  request->messages = assemble_context(run.agent->instructions, run.record.id, user_message(run.record.input),
+                                       *newest_first, run.agent->model.context_tokens);
   attempt_model_call(run.record.id, std::move(request), 1);
 }
 
@@ -104,9 +110,9 @@ void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRe
     if (draining_) return;  // parked: resumes after restart
     request_terminal(*run, kStepRunFailed,
                      json::object{{"code", "model_error"},
-                                  {"message", "model call failed after " + std::to_string(attempt) +
-                                                  " attempt(s): " + outcome.error.code + ": " +
-                                                  outcome.error.message}});
+                                  {"message", sanitize_utf8("model call failed after " + std::to_string(attempt) +
+                                                            " attempt(s): " + outcome.error.code + ": " +
+                                                            outcome.error.message)}});
     return;
   }
   ModelResponse& response = *outcome.response;
@@ -116,7 +122,7 @@ void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRe
                        {"finish_reason", response.finish_reason},
                        {"attempts", attempt}};
   StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, to_json(payload), now};
-  commit_step(*run, std::move(step), to_json(response.message), nullptr);
+  commit_step(*run, std::move(step), {to_json(response.message)}, nullptr);
 }
 
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
@@ -184,8 +190,10 @@ void Engine::on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall
                      true, attempt);
 }
 
-void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& output, bool is_error,
-                                int attempts) {
+void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& raw_output,
+                                bool is_error, int attempts) {
+  // Tool bytes come from outside: the journal only holds valid UTF-8 text.
+  std::string output = sanitize_utf8(raw_output);
   int64_t now = clock_.now_ms();
   json::object payload{{"call_id", tool.call_id},
                        {"name", tool.name},
@@ -196,7 +204,7 @@ void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const s
                        {"idempotency_key", run.record.id + ":" + std::to_string(tool.seq)}};
   json::object item{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", output}};
   StepRecord step{run.record.tenant_id, run.record.id, tool.seq, kStepToolCall, to_json(payload), now};
-  commit_step(run, std::move(step), to_json(item), nullptr);
+  commit_step(run, std::move(step), {to_json(item)}, nullptr);
 }
 
 }  // namespace continuum

@@ -181,8 +181,8 @@ void Engine::start_run(ActiveRun& run) {
   int64_t deadline = run.agent->limits.deadline_ms > 0 ? now + run.agent->limits.deadline_ms : 0;
   StepRecord started{run.record.tenant_id, run.record.id, run.projected.next_seq, kStepRunStarted,
                      to_json(json::object{{"started_at_ms", now}, {"deadline_at_ms", deadline}}), now};
-  std::string user_item = to_json(json::object{{"role", "user"}, {"content", run.record.input}});
-  commit_step(run, std::move(started), std::move(user_item), [this, deadline](ActiveRun& started_run) {
+  std::string user_item = user_message(run.record.input);
+  commit_step(run, std::move(started), {std::move(user_item)}, [this, deadline](ActiveRun& started_run) {
     if (deadline > 0) {
       std::string run_id = started_run.record.id;
       loop_.post_after(std::max<int64_t>(0, deadline - clock_.now_ms()), [this, run_id] { advance(run_id); });
@@ -217,7 +217,7 @@ void Engine::advance(const std::string& run_id) {
   }
 }
 
-void Engine::commit_step(ActiveRun& run, StepRecord step, std::optional<std::string> item_message,
+void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                          std::function<void(ActiveRun&)> after_commit) {
   Status folded = fold_step(run.projected, step);
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
@@ -227,9 +227,9 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::optional<std::str
   update.snapshot_json = to_json(snapshot_to_json(run.projected));
   update.updated_at_ms = step.created_at_ms;
   batch.run_updates.push_back(std::move(update));
-  if (item_message) {
+  for (auto& message : item_messages) {
     batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id,
-                                     std::move(*item_message), step.created_at_ms});
+                                     std::move(message), step.created_at_ms});
   }
   batch.steps.push_back(step);
   ++commits_in_flight_;
@@ -273,9 +273,19 @@ void Engine::request_terminal(ActiveRun& run, const char* kind, json::object pay
   if (run.terminal_requested) return;
   run.terminal_requested = true;
   int64_t now = clock_.now_ms();
+  // Tool calls left without a result get one in the conversation, so the
+  // session stays a valid chat for the next run (providers reject a tool
+  // call without its result). The journal records them in the terminal step.
+  std::vector<std::string> items;
+  json::array abandoned;
+  for (const auto& tool : run.projected.pending_tools) {
+    std::string reason = std::string("error: the run ended (") + kind + ") before this tool call finished";
+    items.push_back(to_json(json::object{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", reason}}));
+    abandoned.push_back(json::object{{"seq", tool.seq}, {"call_id", tool.call_id}, {"name", tool.name}});
+  }
+  if (!abandoned.empty()) payload["abandoned_tool_calls"] = std::move(abandoned);
   StepRecord step{run.record.tenant_id, run.record.id, run.projected.next_seq, kind, to_json(payload), now};
-  std::optional<std::string> item;
-  commit_step(run, std::move(step), std::nullopt, nullptr);
+  commit_step(run, std::move(step), std::move(items), nullptr);
 }
 
 void Engine::finish_run(ActiveRun& run) {

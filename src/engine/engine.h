@@ -22,6 +22,7 @@
 #include <unordered_map>
 
 #include "agent/agent_spec.h"
+#include "agent/context.h"
 #include "core/clock.h"
 #include "engine/event_loop.h"
 #include "engine/snapshot.h"
@@ -83,7 +84,7 @@ class Engine {
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
   void advance(const std::string& run_id);
-  void commit_step(ActiveRun& run, StepRecord step, std::optional<std::string> item_message,
+  void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit);
   void on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
                          const std::function<void(ActiveRun&)>& after_commit);
@@ -97,7 +98,7 @@ class Engine {
   void maybe_finish_drain();
 
   // Effects (effects.cpp).
-  Result<std::vector<std::string>> read_context_items(const ActiveRun& run);
+  Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
   void start_model_call(ActiveRun& run, int64_t seq);
   void attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt);
   void on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,

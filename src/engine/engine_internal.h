@@ -37,4 +37,7 @@ struct Engine::Metrics {
 };
 
 
+// The stored form of a run's input in the session: {"role":"user","content":input}.
+std::string user_message(const std::string& input);
+
 }  // namespace continuum

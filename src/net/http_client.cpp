@@ -76,6 +76,9 @@ bool is_private_address(const asio::ip::address& address) {
 }
 
 Status transport_error(const boost::system::error_code& error, const char* stage) {
+  if (error == http::error::body_limit) {
+    return Status(Code::kPayloadTooLarge, std::string("response body over the size limit during ") + stage);
+  }
   if (error == asio::error::operation_aborted || error == beast::error::timeout) {
     return Status(Code::kDeadlineExceeded, std::string("timed out during ") + stage);
   }

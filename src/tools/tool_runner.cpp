@@ -1,5 +1,6 @@
 #include "tools/tool_runner.h"
 
+#include "core/utf8.h"
 #include "net/http_client.h"
 
 namespace continuum {
@@ -19,9 +20,10 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
   ToolOutcome outcome;
   if (!result.is_ok()) {
     const Status& status = result.status();
-    outcome.error.code = status.code() == Code::kDeadlineExceeded ? "timeout"
+    outcome.error.code = status.code() == Code::kDeadlineExceeded  ? "timeout"
                          : status.code() == Code::kPermissionDenied ? "forbidden_address"
                          : status.code() == Code::kInvalidArgument  ? "bad_url"
+                         : status.code() == Code::kPayloadTooLarge  ? "response_too_large"
                                                                     : "connection";
     outcome.error.message = status.message();
     outcome.error.retryable = status.code() == Code::kDeadlineExceeded || status.code() == Code::kUnavailable;
@@ -29,11 +31,11 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
   }
   if (result->status >= 200 && result->status < 300) {
     outcome.ok = true;
-    outcome.output = std::move(result->body);
+    outcome.output = sanitize_utf8(result->body);
     return outcome;
   }
   outcome.error.code = "http_" + std::to_string(result->status);
-  outcome.error.message = result->body.substr(0, kErrorBodyShownMax);
+  outcome.error.message = sanitize_utf8(truncate_utf8(result->body, kErrorBodyShownMax));
   outcome.error.retryable = is_retryable_http_status(result->status);
   outcome.error.retry_after_ms = parse_retry_after_ms(result->header("Retry-After"));
   return outcome;
