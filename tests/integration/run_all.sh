@@ -9,7 +9,7 @@
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 repo="$(cd "$here/../.." && pwd)"
-export CONTINUUM_BUILD_DIR="${CONTINUUM_BUILD_DIR:-$repo/build}"
+export CONTINUUM_BUILD_DIR="$(cd "${CONTINUUM_BUILD_DIR:-$repo/build}" 2>/dev/null && pwd || echo "${CONTINUUM_BUILD_DIR:-$repo/build}")"
 export PYTHONDONTWRITEBYTECODE=1
 
 for bin in continuum continuum-mock-model; do
