@@ -20,6 +20,7 @@
 #include <iostream>
 #include <thread>
 
+#include "core/allocator.h"
 #include "core/log.h"
 #include "engine/engine.h"
 #include "net/event_loop.h"
@@ -288,6 +289,7 @@ int w3(int64_t steps, const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  continuum::tune_process_allocator();
   continuum::log::set_level(continuum::log::Level::kWarn);
   std::string workload = argc > 1 ? argv[1] : "w1";
   std::string dir = std::filesystem::temp_directory_path().string() + "/continuum-bench";

@@ -1,6 +1,5 @@
 #include "agent/agent_spec.h"
 
-#include "tools/schema.h"
 
 namespace continuum {
 
@@ -72,7 +71,7 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   if (description) tool.description = *description;
   ASSIGN_OR_RETURN(auto parameters, get_optional_object(obj, "parameters", param + ".parameters"));
   tool.parameters = parameters ? *parameters : json::object{{"type", "object"}, {"properties", json::object{}}};
-  RETURN_IF_ERROR(check_json_schema(tool.parameters, param + ".parameters"));
+  ASSIGN_OR_RETURN(tool.validator, JsonSchemaValidator::compile(tool.parameters, param + ".parameters"));
   ASSIGN_OR_RETURN(auto url, get_optional_string(obj, "url", param + ".url"));
   if (tool.type == "http") {
     if (!url || (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)) {

@@ -3,11 +3,13 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/json.h"
 #include "engine/retry.h"
+#include "tools/schema.h"
 
 namespace continuum {
 
@@ -27,6 +29,7 @@ struct ToolSpec {
   std::string name;
   std::string description;
   json::object parameters;     // JSON Schema of the arguments object
+  std::shared_ptr<const JsonSchemaValidator> validator;  // `parameters`, compiled once
   std::string url;             // http: where arguments are POSTed
   int64_t timeout_ms = 30'000;
   RetryPolicy retry;

@@ -71,6 +71,9 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
   if (!ended.is_ok() || *ended || is_terminal_status(run->status)) return writer->end();
   std::weak_ptr<ResponseWriter> weak = writer;
   std::string run_id = run->id;
+  // A model reply streaming right now: send what was streamed before this
+  // client came, as one delta; later deltas follow live.
+  if (auto partial = ctx.engine->partial_text(run_id)) writer->write(sse_frame(-1, partial->type, partial->data));
   // Live events wake the stream; committed steps are then read back from the
   // store in order (cheap, indexed), so nothing published before this
   // subscription, or out of seq order, is missed or duplicated.

@@ -3,6 +3,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
+#include <map>
 
 namespace continuum::cli {
 
@@ -81,27 +82,52 @@ std::string field(const json::value& value, std::string_view key) {
   return found->is_string() ? std::string(found->as_string()) : json::serialize(*found);
 }
 
-// Prints one SSE frame of a run for a person: text as it streams, tool calls briefly.
-void show_event(const std::string& event, const std::string& data, bool* printed_text) {
-  auto parsed = parse_json(data);
-  if (!parsed.is_ok()) return;
-  if (event == "text_delta") {
-    std::cout << field(*parsed, "delta") << std::flush;
-    *printed_text = true;
-  } else if (event == "tool_call") {
-    const json::value& payload = parsed->as_object().at("payload");
-    std::cout << "  [tool " << field(payload, "name") << " " << field(payload, "arguments") << "]\n";
-  } else if (event == "run_completed" && !*printed_text) {
-    std::cout << field(parsed->as_object().at("payload"), "output");
-  } else if (event == "run_failed" || event == "run_cancelled") {
-    const json::value& payload = parsed->as_object().at("payload");
-    std::cout << "[" << event << ": " << field(payload, "code") << ": " << field(payload, "message") << "]";
+// What the chat shows of one run: text as it streams, tool calls briefly,
+// failures. Deltas sent before the client subscribed are not replayed, so each
+// model step's committed content is compared with what was printed and the
+// missing part is printed then.
+struct ChatView {
+  std::map<int64_t, std::string> printed_by_seq;
+  bool printed_any = false;
+
+  void show(const std::string& event, const std::string& data) {
+    auto parsed = parse_json(data);
+    if (!parsed.is_ok() || !parsed->is_object()) return;
+    const json::object& obj = parsed->as_object();
+    if (event == "text_delta") {
+      std::string delta = field(*parsed, "delta");
+      const json::value* seq = obj.if_contains("seq");
+      printed_by_seq[seq && seq->is_int64() ? seq->as_int64() : -1] += delta;
+      print(delta);
+      return;
+    }
+    const json::value* payload = obj.if_contains("payload");
+    if (payload == nullptr) return;
+    if (event == "model_call") {
+      const json::value* seq = obj.if_contains("seq");
+      std::string content = field(payload->as_object().at("message"), "content");
+      if (content == "null") content.clear();
+      const std::string& printed = printed_by_seq[seq && seq->is_int64() ? seq->as_int64() : -1];
+      if (content.size() > printed.size() && content.compare(0, printed.size(), printed) == 0) {
+        print(content.substr(printed.size()));
+      }
+    } else if (event == "tool_call") {
+      std::cout << (printed_any ? "\n" : "") << "  [tool " << field(*payload, "name") << " "
+                << field(*payload, "arguments") << "]\n";
+      printed_any = false;
+    } else if (event == "run_failed" || event == "run_cancelled") {
+      print("[" + event + ": " + field(*payload, "code") + ": " + field(*payload, "message") + "]");
+    }
   }
-}
+  void print(const std::string& text) {
+    std::cout << text << std::flush;
+    printed_any = printed_any || !text.empty();
+  }
+};
 
 Status follow_run(ApiClient& client, const std::string& run_id) {
   std::string buffer;
-  bool printed_text = false;
+  ChatView view;
   Status status = client.stream("/v1/runs/" + run_id + "/events", [&](std::string_view chunk) {
     buffer.append(chunk);
     size_t end;
@@ -118,7 +144,7 @@ Status follow_run(ApiClient& client, const std::string& run_id) {
         if (line.rfind("data: ", 0) == 0) data = line.substr(6);
         start = newline + 1;
       }
-      if (!event.empty()) show_event(event, data, &printed_text);
+      if (!event.empty()) view.show(event, data);
     }
   });
   std::cout << "\n";

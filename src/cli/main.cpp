@@ -1,24 +1,31 @@
 // The `continuum` command: the server and a client for its API.
 #include <CLI/CLI.hpp>
 
+#include <fstream>
 #include <iostream>
 
 #include "api/server_app.h"
 #include "cli/commands.h"
+#include "core/allocator.h"
 #include "core/log.h"
 
 using namespace continuum;
 
 namespace {
 
+// The client only reads the key the server wrote; it never creates one.
+std::string read_api_key_file(const std::string& data_dir) {
+  std::ifstream file(data_dir + "/api-key");
+  std::string key;
+  std::getline(file, key);
+  return key;
+}
+
 cli::ClientOptions client_options(const std::string& server, const std::string& api_key, const std::string& data) {
   cli::ClientOptions options;
   options.server_url = server;
   options.api_key = api_key;
-  if (options.api_key.empty()) {
-    auto key = load_or_create_api_key(data);
-    if (key.is_ok()) options.api_key = *key;
-  }
+  if (options.api_key.empty()) options.api_key = read_api_key_file(data);
   while (!options.server_url.empty() && options.server_url.back() == '/') options.server_url.pop_back();
   return options;
 }
@@ -39,6 +46,11 @@ int serve(const std::string& config_file, const std::string& data, const std::st
   }
   if (!data.empty()) config.data_dir = data;
   if (!listen.empty()) config.listen = listen;
+  status = validate_config(config);
+  if (!status.is_ok()) {
+    std::cerr << "configuration error: " << status.message() << "\n";
+    return 2;
+  }
   log::Level level;
   if (log::parse_level(config.log_level, &level)) log::set_level(level);
   return run_server(config);
@@ -47,6 +59,7 @@ int serve(const std::string& config_file, const std::string& data, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
+  continuum::tune_process_allocator();
   CLI::App app{"continuum: a durable runtime for AI agents"};
   app.require_subcommand(1);
   std::string server = env_or("CONTINUUM_URL", "http://127.0.0.1:8080");

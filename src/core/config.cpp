@@ -84,13 +84,30 @@ Status apply_config_env(const EnvReader& env, ServerConfig& config) {
   return Status::ok();
 }
 
+Status validate_config(const ServerConfig& config) {
+  std::string host;
+  int port = 0;
+  RETURN_IF_ERROR(parse_listen(config.listen, &host, &port));
+  if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
+      config.log_level != "error") {
+    return invalid_argument("log_level must be debug, info, warn or error, got '" + config.log_level + "'",
+                            "log_level");
+  }
+  if (config.data_dir.empty()) return invalid_argument("data_dir must not be empty", "data_dir");
+  return Status::ok();
+}
+
 Status parse_listen(const std::string& listen, std::string* host, int* port) {
   size_t colon = listen.rfind(':');
-  if (colon == std::string::npos || colon == 0) return invalid_argument("listen must be HOST:PORT", "listen");
+  if (colon == std::string::npos || colon == 0) {
+    return invalid_argument("listen must be HOST:PORT, got '" + listen + "'", "listen");
+  }
   *host = listen.substr(0, colon);
   if (host->size() > 2 && host->front() == '[') *host = host->substr(1, host->size() - 2);
   auto number = parse_int(listen.substr(colon + 1), "listen");
-  if (!number.is_ok() || *number > 65535) return invalid_argument("listen port must be 0-65535", "listen");
+  if (!number.is_ok() || *number > 65535) {
+    return invalid_argument("listen port must be 0-65535, got '" + listen + "'", "listen");
+  }
   *port = static_cast<int>(*number);
   return Status::ok();
 }

@@ -32,6 +32,9 @@ std::string read_process_env(const std::string& name);
 Status apply_config_file(const std::string& path, ServerConfig& config);
 // Applies CONTINUUM_* variables (and OPENAI_BASE_URL when no base URL is set).
 Status apply_config_env(const EnvReader& env, ServerConfig& config);
+// Checks values that every source must get right (listen, log_level); called
+// once all sources are applied. InvalidArgument naming the key.
+Status validate_config(const ServerConfig& config);
 // Splits "host:port"; InvalidArgument if malformed.
 Status parse_listen(const std::string& listen, std::string* host, int* port);
 

@@ -48,6 +48,29 @@ Result<std::vector<ContextItem>> Engine::read_context_items(const ActiveRun& run
   return newest_first;
 }
 
+std::optional<RunEvent> Engine::partial_text(const std::string& run_id) {
+  ActiveRun* run = find_run(run_id);
+  if (run == nullptr || run->streaming_seq < 0 || run->streaming_text.empty()) return std::nullopt;
+  return RunEvent{run_id, -1, "text_delta",
+                  to_json(json::object{{"seq", run->streaming_seq}, {"delta", run->streaming_text}}), false};
+}
+
+void Engine::remember_context_items(ActiveRun& run, const std::vector<std::string>& messages) {
+  if (!run.context_loaded) return;  // loaded from the store at the next model call
+  for (const auto& message : messages) {
+    run.context_tokens += estimate_tokens(message);
+    run.context.push_front(ContextItem{run.record.id, message});
+  }
+  // Keep covering the budget: drop the oldest item only while the rest still covers it.
+  int64_t budget = run.agent->model.context_tokens;
+  while (!run.context.empty() &&
+         (run.context_tokens - estimate_tokens(run.context.back().message_json) >= budget ||
+          static_cast<int>(run.context.size()) > options_.context_items_max)) {
+    run.context_tokens -= estimate_tokens(run.context.back().message_json);
+    run.context.pop_back();
+  }
+}
+
 void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   run.effects_in_flight.insert(seq);
   auto request = std::make_shared<ModelRequest>();
@@ -55,17 +78,23 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   request->run_id = run.record.id;
   request->seq = seq;
   request->tools = tool_definitions(*run.agent);
-  auto newest_first = read_context_items(run);
-  if (!newest_first.is_ok()) {
-    run.effects_in_flight.erase(seq);
-    log::error("cannot read session items",
-               {{"run_id", run.record.id}, {"error", newest_first.status().to_string()}});
-    std::string run_id = run.record.id;
-    loop_.post_after(1000, [this, run_id] { advance(run_id); });
-    return;
+  if (!run.context_loaded) {
+    auto loaded = read_context_items(run);
+    if (!loaded.is_ok()) {
+      run.effects_in_flight.erase(seq);
+      log::error("cannot read session items", {{"run_id", run.record.id}, {"error", loaded.status().to_string()}});
+      std::string run_id = run.record.id;
+      loop_.post_after(1000, [this, run_id] { advance(run_id); });
+      return;
+    }
+    run.context.assign(loaded->begin(), loaded->end());
+    run.context_tokens = 0;
+    for (const auto& item : run.context) run.context_tokens += estimate_tokens(item.message_json);
+    run.context_loaded = true;
   }
+  std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
   request->messages = assemble_context(run.agent->instructions, run.record.id, user_message(run.record.input),
-                                       *newest_first, run.agent->model.context_tokens);
+                                       newest_first, run.agent->model.context_tokens);
   attempt_model_call(run.record.id, std::move(request), 1);
 }
 
@@ -84,6 +113,11 @@ void Engine::attempt_model_call(const std::string& run_id, std::shared_ptr<Model
   provider->complete(
       *request,
       [this, run_id, seq](std::string_view delta) {
+        if (ActiveRun* streaming = find_run(run_id)) {
+          if (streaming->streaming_seq != seq) streaming->streaming_text.clear();
+          streaming->streaming_seq = seq;
+          streaming->streaming_text.append(delta);
+        }
         publish(RunEvent{run_id, -1, "text_delta",
                          to_json(json::object{{"seq", seq}, {"delta", json::string(delta)}}), false});
       },
@@ -96,6 +130,8 @@ void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRe
                               ModelOutcome outcome) {
   ActiveRun* run = find_run(run_id);
   if (run == nullptr || run->terminal_requested) return;  // cancelled or finished meanwhile
+  run->streaming_seq = -1;  // a retry streams anew; a success is journaled whole
+  run->streaming_text.clear();
   if (!outcome.response) {
     metrics_->model_errors->inc();
     auto delay = next_retry_delay_ms(request->spec.retry, attempt, outcome.error, random_);
@@ -137,13 +173,14 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
     commit_tool_result(run, tool, "error: the tool arguments are not valid JSON", true, 0);
     return;
   }
-  Status valid = validate_json(spec->parameters, *arguments);
+  Status valid = spec->validator ? spec->validator->validate(*arguments) : validate_json(spec->parameters, *arguments);
   if (!valid.is_ok()) {
     commit_tool_result(run, tool, "error: " + valid.message(), true, 0);
     return;
   }
   auto call = std::make_shared<ToolCall>();
-  call->spec = *spec;
+  call->agent = run.agent;
+  call->spec = spec;
   call->arguments_json = tool.arguments.empty() ? "{}" : tool.arguments;
   call->run_id = run.record.id;
   call->seq = tool.seq;
@@ -175,8 +212,8 @@ void Engine::on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall
     return;
   }
   metrics_->tool_errors->inc();
-  auto delay = next_retry_delay_ms(call->spec.retry, attempt, outcome.error, random_);
-  log::warn("tool call failed", {{"run_id", run_id}, {"tool", call->spec.name},
+  auto delay = next_retry_delay_ms(call->spec->retry, attempt, outcome.error, random_);
+  log::warn("tool call failed", {{"run_id", run_id}, {"tool", call->spec->name},
                                  {"attempt", std::to_string(attempt)}, {"code", outcome.error.code},
                                  {"retry", delay ? "yes" : "no"}});
   if (delay && !draining_) {

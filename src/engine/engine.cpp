@@ -227,25 +227,26 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   update.snapshot_json = to_json(snapshot_to_json(run.projected));
   update.updated_at_ms = step.created_at_ms;
   batch.run_updates.push_back(std::move(update));
-  for (auto& message : item_messages) {
-    batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id,
-                                     std::move(message), step.created_at_ms});
+  for (const auto& message : item_messages) {
+    batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id, message,
+                                     step.created_at_ms});
   }
   batch.steps.push_back(step);
   ++commits_in_flight_;
   std::string run_id = run.record.id;
-  store_.commit(std::move(batch), [this, run_id, step = std::move(step),
+  store_.commit(std::move(batch), [this, run_id, step = std::move(step), items = std::move(item_messages),
                                    after_commit = std::move(after_commit)](Status status) mutable {
     loop_.post([this, run_id = std::move(run_id), step = std::move(step), status = std::move(status),
-                after_commit = std::move(after_commit)] {
+                items = std::move(items), after_commit = std::move(after_commit)] {
       --commits_in_flight_;
-      on_step_committed(run_id, step, status, after_commit);
+      on_step_committed(run_id, step, status, items, after_commit);
       maybe_finish_drain();
     });
   });
 }
 
 void Engine::on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
+                               const std::vector<std::string>& item_messages,
                                const std::function<void(ActiveRun&)>& after_commit) {
   ActiveRun* run = find_run(run_id);
   if (run == nullptr) return;  // evicted after an earlier failed commit
@@ -259,6 +260,7 @@ void Engine::on_step_committed(const std::string& run_id, const StepRecord& step
   Status folded = fold_step(run->committed, step);
   CONTINUUM_CHECK(folded.is_ok(), "committed steps arrive in the order they were folded into projected");
   run->effects_in_flight.erase(step.seq);
+  remember_context_items(*run, item_messages);
   bool terminal = is_terminal_status(run->committed.status);
   publish_step(step, terminal);
   if (after_commit) after_commit(*run);
@@ -404,6 +406,7 @@ void Engine::publish(const RunEvent& event) {
 }
 
 void Engine::publish_step(const StepRecord& step, bool terminal) {
+  if (!listeners_.count(step.run_id)) return;  // rendering the step costs a parse; skip it when nobody listens
   publish(RunEvent{step.run_id, step.seq, step.kind, step_to_json_text(step), terminal});
 }
 

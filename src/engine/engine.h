@@ -76,6 +76,10 @@ class Engine {
 
   size_t active_run_count() const { return runs_.size(); }
 
+  // The text streamed so far by a run's model call in flight, as a text_delta
+  // event (seq < 0), or nullopt. For listeners that subscribe mid-stream.
+  std::optional<RunEvent> partial_text(const std::string& run_id);
+
  private:
   struct ActiveRun;
   struct Metrics;
@@ -87,6 +91,7 @@ class Engine {
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit);
   void on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
+                         const std::vector<std::string>& item_messages,
                          const std::function<void(ActiveRun&)>& after_commit);
   void request_terminal(ActiveRun& run, const char* kind, json::object payload);
   void finish_run(ActiveRun& run);
@@ -99,6 +104,7 @@ class Engine {
 
   // Effects (effects.cpp).
   Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
+  void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages);
   void start_model_call(ActiveRun& run, int64_t seq);
   void attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt);
   void on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,

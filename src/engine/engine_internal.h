@@ -1,6 +1,7 @@
 // Engine internals shared by engine.cpp and effects.cpp. Not a public header.
 #pragma once
 
+#include <deque>
 #include <set>
 
 #include "engine/engine.h"
@@ -18,6 +19,16 @@ struct Engine::ActiveRun {
   RunSnapshot committed;
   RunSnapshot projected;
   std::set<int64_t> effects_in_flight;  // seqs of effects started and not yet committed
+  // The session's newest conversation items (newest first), covering at least
+  // the model's token budget: loaded once, then extended as items commit, so
+  // a step never reads the session's history from the store.
+  std::deque<ContextItem> context;
+  int64_t context_tokens = 0;
+  bool context_loaded = false;
+  // Text streamed so far by the model call in flight (not journaled), so a
+  // listener that subscribes mid-stream can be sent what it missed.
+  int64_t streaming_seq = -1;
+  std::string streaming_text;
   bool terminal_requested = false;
   bool cancel_requested = false;
 };

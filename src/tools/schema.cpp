@@ -3,7 +3,6 @@
 // valijson reports bad schemas by throwing only when asked to; otherwise it
 // aborts the process. Schemas come from API callers, so they must not abort.
 #define VALIJSON_USE_EXCEPTIONS 1
-
 #include <valijson/adapters/boost_json_adapter.hpp>
 #include <valijson/schema.hpp>
 #include <valijson/schema_parser.hpp>
@@ -12,37 +11,34 @@
 
 namespace continuum {
 
-namespace {
-// valijson reports bad schemas by throwing; this is an edge, so we catch here.
-Status parse_schema(const json::object& schema_json, valijson::Schema* schema) {
+struct JsonSchemaValidator::Impl {
+  valijson::Schema schema;
+};
+
+JsonSchemaValidator::JsonSchemaValidator(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+JsonSchemaValidator::~JsonSchemaValidator() = default;
+
+Result<std::shared_ptr<const JsonSchemaValidator>> JsonSchemaValidator::compile(const json::object& schema_json,
+                                                                                const std::string& param) {
+  auto impl = std::make_unique<Impl>();
   try {
     json::value schema_value = schema_json;
     valijson::SchemaParser parser;
     valijson::adapters::BoostJsonAdapter adapter(schema_value);
-    parser.populateSchema(adapter, *schema);
-    return Status::ok();
-  } catch (const std::exception& error) {
-    return invalid_argument(std::string("invalid JSON Schema: ") + error.what());
+    parser.populateSchema(adapter, impl->schema);
+  } catch (const std::exception& error) {  // an edge: valijson throws on bad schemas
+    return invalid_argument(std::string("invalid JSON Schema: ") + error.what(), param);
   }
-}
-}  // namespace
-
-Status check_json_schema(const json::object& schema, const std::string& param) {
-  valijson::Schema parsed;
-  Status status = parse_schema(schema, &parsed);
-  if (!status.is_ok()) return invalid_argument(status.message(), param);
-  return Status::ok();
+  return std::shared_ptr<const JsonSchemaValidator>(new JsonSchemaValidator(std::move(impl)));
 }
 
-Status validate_json(const json::object& schema_json, const json::value& instance) {
-  valijson::Schema schema;
-  RETURN_IF_ERROR(parse_schema(schema_json, &schema));
+Status JsonSchemaValidator::validate(const json::value& instance) const {
   valijson::Validator validator;
   valijson::ValidationResults results;
   valijson::adapters::BoostJsonAdapter adapter(instance);
   bool valid = false;
   try {
-    valid = validator.validate(schema, adapter, &results);
+    valid = validator.validate(impl_->schema, adapter, &results);
   } catch (const std::exception& error) {
     return invalid_argument(std::string("arguments could not be validated: ") + error.what());
   }
@@ -57,6 +53,16 @@ Status validate_json(const json::object& schema_json, const json::value& instanc
     ++reported;
   }
   return invalid_argument(message);
+}
+
+Status check_json_schema(const json::object& schema, const std::string& param) {
+  auto compiled = JsonSchemaValidator::compile(schema, param);
+  return compiled.is_ok() ? Status::ok() : compiled.status();
+}
+
+Status validate_json(const json::object& schema, const json::value& instance) {
+  ASSIGN_OR_RETURN(auto compiled, JsonSchemaValidator::compile(schema, ""));
+  return compiled->validate(instance);
 }
 
 }  // namespace continuum

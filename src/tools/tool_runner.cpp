@@ -12,7 +12,7 @@ constexpr size_t kErrorBodyShownMax = 500;
 ToolOutcome builtin_call(const ToolCall& call) {
   ToolOutcome outcome;
   outcome.ok = true;
-  outcome.output = call.spec.name == "echo" ? call.arguments_json : "ok";
+  outcome.output = call.spec->name == "echo" ? call.arguments_json : "ok";
   return outcome;
 }
 
@@ -44,15 +44,15 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
 }  // namespace
 
 void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> done) {
-  if (call.spec.type == "builtin") {
+  if (call.spec->type == "builtin") {
     loop_.post([outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
     return;
   }
   HttpClientRequest request;
   request.method = "POST";
-  request.url = call.spec.url;
+  request.url = call.spec->url;
   request.body = call.arguments_json;
-  request.timeout_ms = call.spec.timeout_ms;
+  request.timeout_ms = call.spec->timeout_ms;
   request.response_bytes_max = options_.response_bytes_max;
   request.deny_private_addresses = !options_.allow_private_addresses;
   request.headers = {{"Content-Type", "application/json"},

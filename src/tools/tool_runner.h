@@ -2,6 +2,7 @@
 #pragma once
 
 #include <functional>
+#include <memory>
 #include <string>
 
 #include "agent/agent_spec.h"
@@ -13,7 +14,8 @@ namespace continuum {
 class HttpClient;
 
 struct ToolCall {
-  ToolSpec spec;
+  std::shared_ptr<const AgentSpec> agent;  // keeps `spec` alive
+  const ToolSpec* spec = nullptr;
   std::string arguments_json;
   std::string idempotency_key;  // "{run_id}:{seq}", stable across retries and restarts
   std::string run_id;

@@ -21,8 +21,8 @@ done
 
 status=0
 cd "$here"
-echo "== unittest: test_api test_runs (build: $CONTINUUM_BUILD_DIR)"
-python3 -m unittest -v test_api test_runs "$@" || status=1
+echo "== unittest: test_api test_runs test_cli_config (build: $CONTINUUM_BUILD_DIR)"
+python3 -m unittest -v test_api test_runs test_cli_config "$@" || status=1
 
 if [[ "${SKIP_CRASH:-0}" != "1" ]]; then
   echo "== crash test: kills=${CRASH_KILLS:-50} runs=${CRASH_RUNS:-24}"

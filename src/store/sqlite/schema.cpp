@@ -25,7 +25,7 @@ CREATE TABLE runs (
   UNIQUE (tenant_id, id));
 CREATE INDEX runs_unfinished ON runs (status)
   WHERE status NOT IN ('completed', 'failed', 'cancelled');
-CREATE INDEX runs_by_session ON runs (tenant_id, session_id);
+CREATE INDEX runs_by_session ON runs (tenant_id, session_id, status);
 CREATE TABLE steps (
   tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, seq INTEGER NOT NULL,
   kind TEXT NOT NULL, payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL,

@@ -26,7 +26,7 @@ class RecordingToolRunner final : public ToolRunner {
       outcome.error = EffectError{"http_" + std::to_string(fail_status), "injected", fail_status >= 500, -1};
     } else {
       outcome.ok = true;
-      outcome.output = call.spec.name + "=" + call.arguments_json;
+      outcome.output = call.spec->name + "=" + call.arguments_json;
     }
     if (hold) {
       held.push_back([done, outcome] { done(outcome); });
