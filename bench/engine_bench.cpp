@@ -20,7 +20,7 @@
 #include <iostream>
 #include <thread>
 
-#include "core/allocator.h"
+#include "core/process.h"
 #include "core/log.h"
 #include "engine/engine.h"
 #include "net/event_loop.h"
@@ -156,8 +156,10 @@ void wait_for(const std::atomic<int>& counter, int target) {
   while (counter.load() < target) std::this_thread::sleep_for(std::chrono::milliseconds(5));
 }
 
-int w1(int64_t steps, const std::string& dir) {
-  World world(dir, steps / 2);
+// Runs one run of about `steps` steps to its end in `dir`; returns the gap
+// between consecutive step commits, in ms, in step order.
+std::vector<double> one_long_run(int64_t steps, const std::string& dir, bool fresh = true) {
+  World world(dir, steps / 2, fresh);
   AgentRecord agent = world.agent();
   SessionRecord session = world.session(0);
   world.start_loop();
@@ -166,7 +168,11 @@ int w1(int64_t steps, const std::string& dir) {
   std::atomic<int> finished{0};
   world.submit(session, agent, &times, &finished);
   wait_for(finished, 1);
-  std::vector<double> gaps = gaps_ms(times);
+  return gaps_ms(times);
+}
+
+int w1(int64_t steps, const std::string& dir) {
+  std::vector<double> gaps = one_long_run(steps, dir);
   std::printf("{\"workload\":\"W1\",\"steps\":%zu,\"step_ms_p50\":%.4f,\"step_ms_p99\":%.4f,\"step_ms_max\":%.4f}\n",
               gaps.size(), percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1.0));
   return 0;
@@ -210,30 +216,14 @@ std::string self_path() { return std::filesystem::read_symlink("/proc/self/exe")
 
 // The process W3 kills: runs one long run until SIGKILL arrives.
 int w3_child(const std::string& dir, int64_t steps) {
-  World world(dir, steps / 2, /*fresh=*/false);
-  AgentRecord agent = world.agent();
-  SessionRecord session = world.session(0);
-  world.start_loop();
-  std::vector<int64_t> times;
-  std::atomic<int> finished{0};
-  world.submit(session, agent, &times, &finished);
-  wait_for(finished, 1);
+  (void)one_long_run(steps, dir, /*fresh=*/false);
   return 0;
 }
 
 int w3(int64_t steps, const std::string& dir) {
   // Part 1: latency by step index over a long run.
   {
-    World world(dir, steps / 2);
-    AgentRecord agent = world.agent();
-    SessionRecord session = world.session(0);
-    world.start_loop();
-    std::vector<int64_t> times;
-    times.reserve(static_cast<size_t>(steps) + 8);
-    std::atomic<int> finished{0};
-    world.submit(session, agent, &times, &finished);
-    wait_for(finished, 1);
-    std::vector<double> gaps = gaps_ms(times);
+    std::vector<double> gaps = one_long_run(steps, dir);
     size_t tenth = gaps.size() / 10;
     std::printf("{\"workload\":\"W3\",\"steps\":%zu,\"step_ms_p50_by_decile\":[", gaps.size());
     for (int d = 0; d < 10; ++d) {
@@ -289,7 +279,7 @@ int w3(int64_t steps, const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  continuum::tune_process_allocator();
+  continuum::tune_process_resources();
   continuum::log::set_level(continuum::log::Level::kWarn);
   std::string workload = argc > 1 ? argv[1] : "w1";
   std::string dir = std::filesystem::temp_directory_path().string() + "/continuum-bench";

@@ -6,7 +6,7 @@
 
 #include "api/server_app.h"
 #include "cli/commands.h"
-#include "core/allocator.h"
+#include "core/process.h"
 #include "core/log.h"
 
 using namespace continuum;
@@ -59,7 +59,7 @@ int serve(const std::string& config_file, const std::string& data, const std::st
 }  // namespace
 
 int main(int argc, char** argv) {
-  continuum::tune_process_allocator();
+  continuum::tune_process_resources();
   CLI::App app{"continuum: a durable runtime for AI agents"};
   app.require_subcommand(1);
   std::string server = env_or("CONTINUUM_URL", "http://127.0.0.1:8080");

@@ -18,7 +18,7 @@
 
 #include "core/clock.h"
 #include "core/json.h"
-#include "core/allocator.h"
+#include "core/process.h"
 #include "core/log.h"
 #include "core/status.h"
 #include "net/event_loop.h"
@@ -318,7 +318,7 @@ int run(int argc, char** argv) {
 }  // namespace continuum
 
 int main(int argc, char** argv) {
-  continuum::tune_process_allocator();
+  continuum::tune_process_resources();
   // The edge: nothing below is expected to throw, but a bug must end in a
   // logged error and a non-zero exit rather than std::terminate.
   try {

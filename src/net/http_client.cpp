@@ -11,7 +11,6 @@
 #include <boost/beast/http.hpp>
 #include <boost/beast/ssl.hpp>
 #include <boost/url/parse.hpp>
-#include <strings.h>
 
 #include "net/event_loop.h"
 
@@ -24,12 +23,7 @@ namespace ssl = asio::ssl;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-std::string HttpClientResponse::header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) return value;
-  }
-  return {};
-}
+std::string HttpClientResponse::header(std::string_view name) const { return find_header(headers, name); }
 
 namespace {
 

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/status.h"
+#include "net/headers.h"
 
 namespace continuum {
 
@@ -19,7 +20,7 @@ class AsioEventLoop;
 struct HttpClientRequest {
   std::string method = "POST";
   std::string url;
-  std::vector<std::pair<std::string, std::string>> headers;
+  HeaderList headers;
   std::string body;
   int64_t timeout_ms = 30'000;           // whole exchange
   int64_t response_bytes_max = 64 * 1024 * 1024;
@@ -28,7 +29,7 @@ struct HttpClientRequest {
 
 struct HttpClientResponse {
   int status = 0;
-  std::vector<std::pair<std::string, std::string>> headers;
+  HeaderList headers;
   std::string body;
   std::string header(std::string_view name) const;  // case-insensitive; "" if absent
 };

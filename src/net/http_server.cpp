@@ -11,7 +11,6 @@
 #include <boost/url/parse.hpp>
 #include <deque>
 #include <optional>
-#include <strings.h>
 
 #include "core/log.h"
 #include "net/event_loop.h"
@@ -24,12 +23,7 @@ namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
 
-std::string HttpRequest::header(std::string_view name) const {
-  for (const auto& [key, value] : headers) {
-    if (key.size() == name.size() && strncasecmp(key.data(), name.data(), name.size()) == 0) return value;
-  }
-  return {};
-}
+std::string HttpRequest::header(std::string_view name) const { return find_header(headers, name); }
 
 std::string HttpRequest::query_param(std::string_view name) const {
   for (const auto& [key, value] : query) {

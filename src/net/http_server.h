@@ -12,12 +12,12 @@
 #include <vector>
 
 #include "core/status.h"
+#include "net/headers.h"
 
 namespace continuum {
 
 class AsioEventLoop;
 
-using HeaderList = std::vector<std::pair<std::string, std::string>>;
 
 struct HttpRequest {
   std::string method;
