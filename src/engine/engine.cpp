@@ -222,7 +222,9 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   Status folded = fold_step(run.projected, step);
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch;
-  RunRecord update = run.record;
+  RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
+  update.tenant_id = run.record.tenant_id;
+  update.id = run.record.id;
   update.status = run.projected.status;
   update.snapshot_json = to_json(snapshot_to_json(run.projected));
   update.updated_at_ms = step.created_at_ms;
