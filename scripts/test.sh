@@ -18,18 +18,18 @@ stage "release build"
 bash scripts/build.sh "$ROOT/build"
 
 stage "unit tests"
-"$ROOT/build/tests/unit_tests" --gtest_brief=1 2>/dev/null
+"$ROOT/build/tests/unit_tests" --gtest_brief=1 2>"$ROOT/build/unit-tests.log" || { tail -50 "$ROOT/build/unit-tests.log"; exit 1; }
 
 stage "integration and crash tests"
 CONTINUUM_BUILD_DIR="$ROOT/build" bash tests/integration/run_all.sh
 
 if [[ "${CONTINUUM_SKIP_SANITIZERS:-0}" != "1" ]]; then
   stage "ASan+UBSan build"
-  bash scripts/build.sh "$ROOT/build-asan" -DCONTINUUM_SANITIZE=ON -DCONTINUUM_BENCH=OFF
+  bash scripts/build.sh "$ROOT/build-asan" -DCONTINUUM_SANITIZE=ON -DCONTINUUM_BENCH=OFF -DCMAKE_CXX_FLAGS_RELEASE="-O1 -DNDEBUG"
   export ASAN_OPTIONS="detect_leaks=1:abort_on_error=1"
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
   stage "unit tests under ASan+UBSan"
-  "$ROOT/build-asan/tests/unit_tests" --gtest_brief=1 2>/dev/null
+  "$ROOT/build-asan/tests/unit_tests" --gtest_brief=1 2>"$ROOT/build-asan/unit-tests.log" || { tail -80 "$ROOT/build-asan/unit-tests.log"; exit 1; }
   stage "integration tests under ASan+UBSan"
   CONTINUUM_BUILD_DIR="$ROOT/build-asan" SKIP_CRASH=1 bash tests/integration/run_all.sh
 fi

@@ -203,12 +203,11 @@ void get_session(ApiContext& ctx, const PathParams& params, Writer writer) {
 void delete_session(ApiContext& ctx, const PathParams& params, Writer writer) {
   auto record = ctx.store->get_session(ctx.tenant, params.at("id"));
   if (!record.is_ok()) return writer->send(error_response(record.status()));
-  auto runs = ctx.store->list_runs(ctx.tenant, record->id, 100000);
-  if (!runs.is_ok()) return writer->send(error_response(runs.status()));
-  for (const auto& run : *runs) {
-    if (!is_terminal_status(run.status)) {
-      return writer->send(error_response(conflict("session has an unfinished run " + run.id + "; cancel it first")));
-    }
+  auto unfinished = ctx.store->list_unfinished_runs_of_session(ctx.tenant, record->id, 1);
+  if (!unfinished.is_ok()) return writer->send(error_response(unfinished.status()));
+  if (!unfinished->empty()) {
+    return writer->send(error_response(
+        conflict("session has an unfinished run " + unfinished->front().id + "; cancel it first")));
   }
   WriteBatch batch;
   batch.session_deletes.push_back(*record);
@@ -291,28 +290,40 @@ json::object run_view(const RunRecord& run) {
 
 namespace {
 
-// Answers with the run once it is terminal (or at the timeout, as it is then).
+// Answers with the run once it is terminal (or at the timeout, or at
+// shutdown, as it is then: 202). The subscription and the shutdown hook own
+// the waiter; the timeout timer only holds a weak reference, so an answered
+// request leaves nothing behind but an empty timer.
+struct RunWaiter {
+  std::function<void(int)> respond;
+};
+
 void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t timeout_ms, int finished_status,
                            Writer writer) {
-  auto responded = std::make_shared<bool>(false);
+  auto waiter = std::make_shared<RunWaiter>();
   auto token = std::make_shared<int64_t>(0);
   auto hook = std::make_shared<int64_t>(0);
-  auto respond = [&ctx, run_id, responded, token, hook, writer](int status) {
-    if (*responded) return;
-    *responded = true;
-    ctx.engine->unsubscribe(run_id, *token);
-    ctx.remove_shutdown_hook(*hook);
+  std::weak_ptr<RunWaiter> weak = waiter;
+  waiter->respond = [&ctx, run_id, token, hook, writer](int status) {
+    ctx.engine->unsubscribe(run_id, *token);  // drops the listener's reference
+    ctx.remove_shutdown_hook(*hook);          // drops the hook's reference
     auto record = ctx.store->get_run(ctx.tenant, run_id);
     if (!record.is_ok()) return writer->send(error_response(record.status()));
     writer->send(json_response(is_terminal_status(record->status) ? status : 202, run_view(*record)));
   };
-  *token = ctx.engine->subscribe(run_id, [respond, finished_status](const RunEvent& event) {
-    if (event.terminal) respond(finished_status);
+  auto fire = [weak](int status) {
+    if (auto live = weak.lock()) {
+      auto respond = std::move(live->respond);  // once; `live` may die inside
+      if (respond) respond(status);
+    }
+  };
+  *token = ctx.engine->subscribe(run_id, [waiter, fire, finished_status](const RunEvent& event) {
+    if (event.terminal) fire(finished_status);
   });
-  *hook = ctx.add_shutdown_hook([respond] { respond(202); });
+  *hook = ctx.add_shutdown_hook([waiter, fire] { fire(202); });
   auto current = ctx.store->get_run(ctx.tenant, run_id);
-  if (current.is_ok() && is_terminal_status(current->status)) return respond(finished_status);
-  ctx.loop->post_after(timeout_ms, [respond] { respond(202); });
+  if (current.is_ok() && is_terminal_status(current->status)) return fire(finished_status);
+  ctx.loop->post_after(timeout_ms, [fire] { fire(202); });
 }
 
 void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

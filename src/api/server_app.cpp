@@ -51,6 +51,14 @@ struct App {
   Counter* requests_total = nullptr;
 };
 
+bool is_public_path(const std::string& path) { return path == "/healthz" || path == "/readyz"; }
+
+// Refuses unauthenticated requests before their body is read.
+std::optional<HttpResponse> check_head(const App& app, const HttpRequest& head) {
+  if (is_public_path(head.path) || constant_time_equal(bearer_token(head), app.api_key)) return std::nullopt;
+  return error_response(Status(Code::kUnauthenticated, "missing or invalid API key"));
+}
+
 void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWriter> writer) {
   app.requests_total->inc();
   if (request.path == "/healthz") return writer->send(json_response(200, json::object{{"status", "ok"}}));
@@ -111,6 +119,7 @@ Status build(App& app) {
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
+  options.check_head = [&app](const HttpRequest& head) { return check_head(app, head); };
   app.server = make_http_server(app.loop, options, [&app](HttpRequest& request, std::shared_ptr<ResponseWriter> w) {
     handle_request(app, request, std::move(w));
   });

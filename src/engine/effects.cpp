@@ -95,11 +95,12 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
   request->messages = assemble_context(run.agent->instructions, run.record.id, user_message(run.record.input),
                                        newest_first, run.agent->model.context_tokens);
-  attempt_model_call(run.record.id, std::move(request), 1);
+  attempt_model_call(run.record.id, run.generation, std::move(request), 1);
 }
 
-void Engine::attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt) {
-  ActiveRun* run = find_run(run_id);
+void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
+                                int attempt) {
+  ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
   ModelProvider* provider = providers_(request->spec);
   if (provider == nullptr) {
@@ -112,23 +113,23 @@ void Engine::attempt_model_call(const std::string& run_id, std::shared_ptr<Model
   int64_t seq = request->seq;
   provider->complete(
       *request,
-      [this, run_id, seq](std::string_view delta) {
-        if (ActiveRun* streaming = find_run(run_id)) {
-          if (streaming->streaming_seq != seq) streaming->streaming_text.clear();
-          streaming->streaming_seq = seq;
-          streaming->streaming_text.append(delta);
-        }
+      [this, run_id, generation, seq](std::string_view delta) {
+        ActiveRun* streaming = find_run(run_id, generation);
+        if (streaming == nullptr) return;  // a call of an evicted or finished run
+        if (streaming->streaming_seq != seq) streaming->streaming_text.clear();
+        streaming->streaming_seq = seq;
+        streaming->streaming_text.append(delta);
         publish(RunEvent{run_id, -1, "text_delta",
                          to_json(json::object{{"seq", seq}, {"delta", json::string(delta)}}), false});
       },
-      [this, run_id, request, attempt](ModelOutcome outcome) {
-        on_model_outcome(run_id, request, attempt, std::move(outcome));
+      [this, run_id, generation, request, attempt](ModelOutcome outcome) {
+        on_model_outcome(run_id, generation, request, attempt, std::move(outcome));
       });
 }
 
-void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,
-                              ModelOutcome outcome) {
-  ActiveRun* run = find_run(run_id);
+void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
+                              int attempt, ModelOutcome outcome) {
+  ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;  // cancelled or finished meanwhile
   run->streaming_seq = -1;  // a retry streams anew; a success is journaled whole
   run->streaming_text.clear();
@@ -138,8 +139,8 @@ void Engine::on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRe
     log::warn("model call failed", {{"run_id", run_id}, {"attempt", std::to_string(attempt)},
                                     {"code", outcome.error.code}, {"retry", delay ? "yes" : "no"}});
     if (delay && !draining_) {
-      loop_.post_after(*delay, [this, run_id, request, attempt] {
-        attempt_model_call(run_id, request, attempt + 1);
+      loop_.post_after(*delay, [this, run_id, generation, request, attempt] {
+        attempt_model_call(run_id, generation, request, attempt + 1);
       });
       return;
     }
@@ -185,21 +186,22 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   call->run_id = run.record.id;
   call->seq = tool.seq;
   call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
-  attempt_tool_call(run.record.id, std::move(call), 1);
+  attempt_tool_call(run.record.id, run.generation, std::move(call), 1);
 }
 
-void Engine::attempt_tool_call(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt) {
-  ActiveRun* run = find_run(run_id);
+void Engine::attempt_tool_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,
+                               int attempt) {
+  ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
   metrics_->tool_calls->inc();
-  tools_.call(*call, [this, run_id, call, attempt](ToolOutcome outcome) {
-    on_tool_outcome(run_id, call, attempt, std::move(outcome));
+  tools_.call(*call, [this, run_id, generation, call, attempt](ToolOutcome outcome) {
+    on_tool_outcome(run_id, generation, call, attempt, std::move(outcome));
   });
 }
 
-void Engine::on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt,
-                             ToolOutcome outcome) {
-  ActiveRun* run = find_run(run_id);
+void Engine::on_tool_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,
+                             int attempt, ToolOutcome outcome) {
+  ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
   const PendingTool* pending = nullptr;
   for (const auto& tool : run->projected.pending_tools) {
@@ -217,7 +219,9 @@ void Engine::on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall
                                  {"attempt", std::to_string(attempt)}, {"code", outcome.error.code},
                                  {"retry", delay ? "yes" : "no"}});
   if (delay && !draining_) {
-    loop_.post_after(*delay, [this, run_id, call, attempt] { attempt_tool_call(run_id, call, attempt + 1); });
+    loop_.post_after(*delay, [this, run_id, generation, call, attempt] {
+      attempt_tool_call(run_id, generation, call, attempt + 1);
+    });
     return;
   }
   if (draining_) return;  // parked: resumes after restart with the same idempotency key

@@ -51,6 +51,11 @@ Engine::ActiveRun* Engine::find_run(const std::string& run_id) {
   return found == runs_.end() ? nullptr : found->second.get();
 }
 
+Engine::ActiveRun* Engine::find_run(const std::string& run_id, uint64_t generation) {
+  ActiveRun* run = find_run(run_id);
+  return run != nullptr && run->generation == generation ? run : nullptr;
+}
+
 Result<std::shared_ptr<const AgentSpec>> Engine::load_agent(const std::string& tenant, const std::string& name,
                                                             int64_t version) {
   std::string key = tenant + "/" + name + "/" + std::to_string(version);
@@ -116,8 +121,8 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   batch.run_inserts.push_back(run);
   batch.steps.push_back(created);
   ++commits_in_flight_;
-  store_.commit(std::move(batch), [this, run, done = std::move(done)](Status status) mutable {
-    loop_.post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
+  store_.commit(std::move(batch), [this, loop = &loop_, run, done = std::move(done)](Status status) mutable {
+    loop->post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
       --commits_in_flight_;
       if (!status.is_ok()) {
         done(status);
@@ -159,6 +164,8 @@ void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) 
   }
   auto run = std::make_unique<ActiveRun>();
   run->record = std::move(record);
+  run->generation = next_generation_++;
+  run->projected_version = run->record.version;
   run->agent = std::move(agent);
   run->committed = *snapshot;
   run->projected = *snapshot;
@@ -225,6 +232,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
+  update.version = ++run.projected_version;
   update.status = run.projected.status;
   update.snapshot_json = to_json(snapshot_to_json(run.projected));
   update.updated_at_ms = step.created_at_ms;
@@ -236,9 +244,10 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   batch.steps.push_back(step);
   ++commits_in_flight_;
   std::string run_id = run.record.id;
-  store_.commit(std::move(batch), [this, run_id, step = std::move(step), items = std::move(item_messages),
+  store_.commit(std::move(batch), [this, loop = &loop_, run_id, step = std::move(step),
+                                   items = std::move(item_messages),
                                    after_commit = std::move(after_commit)](Status status) mutable {
-    loop_.post([this, run_id = std::move(run_id), step = std::move(step), status = std::move(status),
+    loop->post([this, run_id = std::move(run_id), step = std::move(step), status = std::move(status),
                 items = std::move(items), after_commit = std::move(after_commit)] {
       --commits_in_flight_;
       on_step_committed(run_id, step, status, items, after_commit);
@@ -307,22 +316,35 @@ void Engine::finish_run(ActiveRun& run) {
 void Engine::evict_and_reload(const std::string& tenant, const std::string& run_id) {
   ActiveRun* run = find_run(run_id);
   if (run == nullptr) return;
-  std::string session = run->record.session_id;
-  active_run_by_session_.erase(session_key(tenant, session));
+  // The store refused a write (disk full, I/O error, or a version conflict):
+  // continue from what is durable, not from unconfirmed state. The session
+  // stays reserved for this run until the reload decides. Results of effects
+  // of the evicted incarnation are dropped (generation check).
   runs_.erase(run_id);
   active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
-  // The store refused a write (disk full, I/O error): try again from what is
-  // durable after a pause, rather than continue from unconfirmed state.
-  loop_.post_after(1000, [this, tenant, run_id] {
-    auto record = store_.get_run(tenant, run_id);
-    if (!record.is_ok() || is_terminal_status(record->status) || find_run(run_id)) return;
-    if (record->status == kRunQueued) {
-      try_start_session(tenant, record->session_id);
-      return;
-    }
-    auto agent = load_agent(tenant, record->agent_name, record->agent_version);
-    if (agent.is_ok()) activate(std::move(*record), *agent);
-  });
+  loop_.post_after(200, [this, tenant, run_id] { reload_run(tenant, run_id, 1); });
+}
+
+void Engine::reload_run(const std::string& tenant, const std::string& run_id, int attempt) {
+  if (find_run(run_id) != nullptr || draining_) return;
+  auto record = store_.get_run(tenant, run_id);
+  auto agent = record.is_ok() ? load_agent(tenant, record->agent_name, record->agent_version)
+                              : Result<std::shared_ptr<const AgentSpec>>(record.status());
+  if (!record.is_ok() || !agent.is_ok()) {
+    int64_t delay_ms = std::min<int64_t>(30'000, 200LL << std::min(attempt, 8));
+    log::error("cannot reload run; retrying", {{"run_id", run_id}, {"attempt", std::to_string(attempt)}});
+    loop_.post_after(delay_ms, [this, tenant, run_id, attempt] { reload_run(tenant, run_id, attempt + 1); });
+    return;
+  }
+  std::string session = record->session_id;
+  if (record->status != kRunRunning) {
+    // Finished (a racing cancel won) or never started: release the session.
+    auto owner = active_run_by_session_.find(session_key(tenant, session));
+    if (owner != active_run_by_session_.end() && owner->second == run_id) active_run_by_session_.erase(owner);
+    try_start_session(tenant, session);
+    return;
+  }
+  activate(std::move(*record), *agent);
 }
 
 void Engine::cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done) {
@@ -358,14 +380,15 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
   CONTINUUM_CHECK(folded.is_ok(), "a queued run's snapshot accepts a cancel step at next_seq");
   WriteBatch batch;
   RunRecord update = *record;
+  update.version = record->version + 1;  // fails if the run was started meanwhile
   update.status = kRunCancelled;
   update.snapshot_json = to_json(snapshot_to_json(*snapshot));
   update.updated_at_ms = now;
   batch.run_updates.push_back(std::move(update));
   batch.steps.push_back(step);
   ++commits_in_flight_;
-  store_.commit(std::move(batch), [this, step, done = std::move(done)](Status status) mutable {
-    loop_.post([this, step = std::move(step), status = std::move(status), done = std::move(done)] {
+  store_.commit(std::move(batch), [this, loop = &loop_, step, done = std::move(done)](Status status) mutable {
+    loop->post([this, step = std::move(step), status = std::move(status), done = std::move(done)] {
       --commits_in_flight_;
       if (status.is_ok()) {
         metrics_->runs_cancelled->inc();

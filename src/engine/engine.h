@@ -11,6 +11,9 @@
 //   model step that asked for the call, so it is the same after any crash.
 // - One active run per session; later runs of the session wait as "queued".
 // - Waiting runs and queued runs hold no memory: only active runs are loaded.
+// - Lifetime: store and loop outlive the engine. Store callbacks touch only the
+//   loop (they post back to it); the closures they post use the engine, so the
+//   loop must not run tasks posted by an engine after that engine is destroyed.
 #pragma once
 
 #include <atomic>
@@ -106,16 +109,22 @@ class Engine {
   Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
   void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages);
   void start_model_call(ActiveRun& run, int64_t seq);
-  void attempt_model_call(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt);
-  void on_model_outcome(const std::string& run_id, std::shared_ptr<ModelRequest> request, int attempt,
-                        ModelOutcome outcome);
+  // Effect callbacks carry the run's generation: a result for an earlier
+  // incarnation of the run (before an eviction and reload) is dropped.
+  void attempt_model_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
+                          int attempt);
+  void on_model_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
+                        int attempt, ModelOutcome outcome);
   void start_tool_call(ActiveRun& run, const PendingTool& tool);
-  void attempt_tool_call(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt);
-  void on_tool_outcome(const std::string& run_id, std::shared_ptr<ToolCall> call, int attempt,
+  void attempt_tool_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,
+                         int attempt);
+  void on_tool_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call, int attempt,
                        ToolOutcome outcome);
   void commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& output, bool is_error,
                           int attempts);
   ActiveRun* find_run(const std::string& run_id);
+  ActiveRun* find_run(const std::string& run_id, uint64_t generation);
+  void reload_run(const std::string& tenant, const std::string& run_id, int attempt);
 
   Store& store_;
   EventLoop& loop_;
@@ -131,6 +140,7 @@ class Engine {
   std::unordered_map<std::string, std::shared_ptr<const AgentSpec>> agents_;  // "tenant/name/version"
   std::unordered_map<std::string, std::map<int64_t, Listener>> listeners_;   // by run id
   int64_t next_listener_token_ = 1;
+  uint64_t next_generation_ = 1;
   std::atomic<int64_t> active_runs_gauge_{0};  // runs_.size(), readable from the metrics thread
   int64_t commits_in_flight_ = 0;
   bool draining_ = false;

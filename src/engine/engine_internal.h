@@ -15,6 +15,8 @@ namespace continuum {
 // that includes the ones before it.
 struct Engine::ActiveRun {
   RunRecord record;
+  uint64_t generation = 0;        // distinguishes loads of the same run (see Engine::find_run)
+  int64_t projected_version = 0;  // runs.version after the last requested update
   std::shared_ptr<const AgentSpec> agent;
   RunSnapshot committed;
   RunSnapshot projected;

@@ -135,18 +135,26 @@ class AsioHttpClient final : public HttpClient {
   static asio::awaitable<void> perform(asio::io_context& context, ssl::context& tls, HttpClientRequest request,
                                        std::function<void(std::string_view)> on_body,
                                        std::function<void(Result<HttpClientResponse>)> done) {
-    Result<HttpClientResponse> result = co_await attempt(context, tls, request, on_body);
-    done(std::move(result));
+    // `done` must run exactly once, even if something below throws (the
+    // coroutine is detached, so an escaping exception would be lost).
+    std::optional<Result<HttpClientResponse>> result;
+    try {
+      result.emplace(co_await attempt(context, tls, request, on_body));
+    } catch (const std::exception& error) {
+      result.emplace(internal_error(std::string("HTTP client failure: ") + error.what()));
+    }
+    done(std::move(*result));
   }
 
   static asio::awaitable<Result<tcp::resolver::results_type>> resolve(asio::io_context& context, const Target& target,
                                                                      int64_t timeout_ms) {
-    tcp::resolver resolver(context);
+    // The timer's handler may run after this frame is gone, so it shares ownership of the resolver.
+    auto resolver = std::make_shared<tcp::resolver>(context);
     asio::steady_timer timer(context, std::chrono::milliseconds(timeout_ms));
-    timer.async_wait([&resolver](const boost::system::error_code& error) {
-      if (!error) resolver.cancel();
+    timer.async_wait([resolver](const boost::system::error_code& error) {
+      if (!error) resolver->cancel();
     });
-    auto [error, results] = co_await resolver.async_resolve(target.host, target.port, kTuple);
+    auto [error, results] = co_await resolver->async_resolve(target.host, target.port, kTuple);
     timer.cancel();
     if (error) co_return transport_error(error, "name resolution");
     co_return results;

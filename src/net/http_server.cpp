@@ -22,6 +22,7 @@ namespace beast = boost::beast;
 namespace http = beast::http;
 using tcp = asio::ip::tcp;
 constexpr auto kTuple = asio::as_tuple(asio::use_awaitable);
+constexpr std::chrono::seconds kStreamWriteTimeout{30};
 
 std::string HttpRequest::header(std::string_view name) const { return find_header(headers, name); }
 
@@ -149,7 +150,14 @@ class AsioHttpServer final : public HttpServer {
       }
       if (static_cast<int>(*connections_) >= options_.connections_max) continue;  // socket closes here
       asio::co_spawn(context_, serve_connection(std::move(socket), options_, handler_, connections_),
-                     asio::detached);
+                     [](std::exception_ptr failure) {
+                       if (!failure) return;
+                       try {
+                         std::rethrow_exception(failure);
+                       } catch (const std::exception& error) {
+                         log::error("connection failed", {{"error", error.what()}});
+                       }
+                     });
     }
   }
 
@@ -170,6 +178,8 @@ std::string error_json(const std::string& code, const std::string& message) {
 }
 
 Status fill_request(const http::request<http::string_body>& raw, HttpRequest& request) {
+  request.headers.clear();
+  request.query.clear();
   request.method = std::string(raw.method_string());
   request.target = std::string(raw.target());
   auto parsed = boost::urls::parse_origin_form(raw.target());
@@ -210,19 +220,26 @@ asio::awaitable<void> write_stream(beast::tcp_stream& stream, WriterImpl& writer
   if (header_error) co_return;
   for (;;) {
     while (auto chunk = writer.pop_chunk()) {
+      // A reader that stops reading is cut off instead of holding the stream forever.
+      stream.expires_after(kStreamWriteTimeout);
       auto [error, bytes] = co_await asio::async_write(stream, http::make_chunk(asio::buffer(*chunk)), kTuple);
       if (error) co_return;
     }
     if (writer.ended_) break;
     co_await writer.wait();
   }
+  stream.expires_after(kStreamWriteTimeout);
   auto [last_error, last_bytes] = co_await asio::async_write(stream, http::make_chunk_last(), kTuple);
   (void)last_error;
 }
 
 asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpServerOptions options,
                                                        HttpHandler handler, std::shared_ptr<size_t> connections) {
-  ++*connections;
+  struct CountGuard {  // keeps the count right however the coroutine ends
+    std::shared_ptr<size_t> count;
+    explicit CountGuard(std::shared_ptr<size_t> c) : count(std::move(c)) { ++*count; }
+    ~CountGuard() { --*count; }
+  } guard(connections);
   beast::tcp_stream stream(std::move(socket));
   beast::flat_buffer buffer;
   std::string remote;
@@ -236,7 +253,21 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
     parser.body_limit(static_cast<uint64_t>(options.body_bytes_max));
     parser.header_limit(static_cast<uint32_t>(options.header_bytes_max));
     stream.expires_after(std::chrono::milliseconds(options.idle_timeout_ms));
-    auto [read_error, read_bytes] = co_await http::async_read(stream, buffer, parser, kTuple);
+    auto [head_error, head_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    if (!head_error && options.check_head) {
+      // Before the body is read: a request that will be refused (no API key)
+      // must not make the server buffer megabytes first.
+      HttpRequest head;
+      if (fill_request(parser.get(), head).is_ok()) {
+        if (auto refusal = options.check_head(head)) {
+          co_await write_simple(stream, refusal->status, refusal->content_type, std::move(refusal->body),
+                                refusal->headers, false, parser.get().version());
+          break;
+        }
+      }
+    }
+    auto [read_error, read_bytes] = head_error ? std::make_tuple(head_error, head_bytes)
+                                               : co_await http::async_read(stream, buffer, parser, kTuple);
     if (read_error == http::error::body_limit) {
       co_await write_simple(stream, 413, "application/json",
                             error_json("payload_too_large", "request body exceeds " +
@@ -281,7 +312,6 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
   }
   boost::system::error_code ignored;
   stream.socket().shutdown(tcp::socket::shutdown_send, ignored);
-  --*connections;
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -66,6 +67,9 @@ struct HttpServerOptions {
   int64_t idle_timeout_ms = 120'000;   // keep-alive connections idle longer are closed
   int64_t request_timeout_ms = 60'000; // time to receive one request
   int connections_max = 20'000;
+  // Called with the request head (no body yet); a response returned here is
+  // sent instead of reading the body, and the connection is closed.
+  std::function<std::optional<HttpResponse>(const HttpRequest& head)> check_head;
 };
 
 class HttpServer {

@@ -57,6 +57,10 @@ struct RunRecord {
   std::string snapshot_json = "{}";
   int64_t created_at_ms = 0;
   int64_t updated_at_ms = 0;
+  // Bumped by every update. An update names the version it was built on and
+  // fails (kConflict) if the row moved on: a batch built on a batch that
+  // failed can never commit after it (fencing within one node).
+  int64_t version = 0;
 };
 
 // One journal entry. (run_id, seq) is unique: a step is written once.
@@ -76,7 +80,7 @@ struct WriteBatch {
   std::vector<SessionRecord> session_inserts;
   std::vector<SessionRecord> session_deletes;   // deletes items, runs and journals too
   std::vector<RunRecord> run_inserts;
-  std::vector<RunRecord> run_updates;           // status, snapshot, updated_at
+  std::vector<RunRecord> run_updates;           // status, snapshot, updated_at; only if the row is at version - 1
   std::vector<StepRecord> steps;                // conflict if (run, seq) exists
   std::vector<ItemRecord> items;                // seq assigned by the store
 

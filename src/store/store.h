@@ -51,6 +51,9 @@ class Store {
   // Queued runs of one session, oldest first.
   virtual Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
                                                           int limit) = 0;
+  // Unfinished (queued, running, waiting) runs of one session, oldest first.
+  virtual Result<std::vector<RunRecord>> list_unfinished_runs_of_session(const std::string& tenant,
+                                                                         const std::string& session, int limit) = 0;
   // Runs not in a terminal status, across tenants, oldest first (for recovery).
   virtual Result<std::vector<RunRecord>> list_unfinished_runs() = 0;
 

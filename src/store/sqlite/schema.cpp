@@ -22,6 +22,7 @@ CREATE TABLE runs (
   agent_name TEXT NOT NULL, agent_version INTEGER NOT NULL, status TEXT NOT NULL,
   input TEXT NOT NULL, snapshot TEXT NOT NULL,
   created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+  version INTEGER NOT NULL,
   UNIQUE (tenant_id, id));
 CREATE INDEX runs_unfinished ON runs (status)
   WHERE status NOT IN ('completed', 'failed', 'cancelled');

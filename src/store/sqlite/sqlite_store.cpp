@@ -64,6 +64,7 @@ RunRecord read_run(const SqliteStatement& row) {
   run.snapshot_json = row.column_text(7);
   run.created_at_ms = row.column_int(8);
   run.updated_at_ms = row.column_int(9);
+  run.version = row.column_int(10);
   return run;
 }
 StepRecord read_step(const SqliteStatement& row) {
@@ -79,7 +80,7 @@ Status run_cached(SqliteDb& db, const std::string& sql) {
 
 constexpr const char* kRunColumns =
     "tenant_id, id, session_id, agent_name, agent_version, status, input, snapshot, created_at_ms, "
-    "updated_at_ms";
+    "updated_at_ms, version";
 
 }  // namespace
 
@@ -199,20 +200,22 @@ Status SqliteStore::apply(const WriteBatch& batch) {
   for (const auto& session : batch.session_deletes) RETURN_IF_ERROR(apply_session_delete(session));
   for (const auto& run : batch.run_inserts) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO runs (") + kRunColumns +
-                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.bind(1, run.tenant_id).bind(2, run.id).bind(3, run.session_id).bind(4, run.agent_name)
         .bind(5, run.agent_version).bind(6, run.status).bind(7, run.input).bind(8, run.snapshot_json)
-        .bind(9, run.created_at_ms).bind(10, run.updated_at_ms);
+        .bind(9, run.created_at_ms).bind(10, run.updated_at_ms).bind(11, run.version);
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& run : batch.run_updates) {
     ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached(
-                                      "UPDATE runs SET status = ?, snapshot = ?, updated_at_ms = ? "
-                                      "WHERE tenant_id = ? AND id = ?"));
-    update.bind(1, run.status).bind(2, run.snapshot_json).bind(3, run.updated_at_ms).bind(4, run.tenant_id)
-        .bind(5, run.id);
+                                      "UPDATE runs SET status = ?, snapshot = ?, updated_at_ms = ?, version = ? "
+                                      "WHERE tenant_id = ? AND id = ? AND version = ?"));
+    update.bind(1, run.status).bind(2, run.snapshot_json).bind(3, run.updated_at_ms).bind(4, run.version)
+        .bind(5, run.tenant_id).bind(6, run.id).bind(7, run.version - 1);
     RETURN_IF_ERROR(update.run());
-    if (write_db_.changes() != 1) return not_found("run " + run.id + " does not exist");
+    if (write_db_.changes() != 1) {
+      return conflict("run " + run.id + " is missing or not at version " + std::to_string(run.version - 1));
+    }
   }
   for (const auto& step : batch.steps) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
@@ -363,6 +366,20 @@ Result<std::vector<RunRecord>> SqliteStore::list_queued_runs(const std::string& 
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kRunColumns +
                                                        " FROM runs INDEXED BY runs_by_session WHERE tenant_id = ? "
                                                        "AND session_id = ? AND status = 'queued' ORDER BY rowid LIMIT ?"));
+  query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
+  std::vector<RunRecord> runs;
+  while (query.step()) runs.push_back(read_run(query));
+  RETURN_IF_ERROR(query.step_status());
+  return runs;
+}
+
+Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs_of_session(const std::string& tenant,
+                                                                            const std::string& session, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kRunColumns +
+                                                       " FROM runs INDEXED BY runs_by_session WHERE tenant_id = ? "
+                                                       "AND session_id = ? AND status IN ('queued', 'running', "
+                                                       "'waiting') ORDER BY rowid LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
   std::vector<RunRecord> runs;
   while (query.step()) runs.push_back(read_run(query));

@@ -46,6 +46,8 @@ class SqliteStore final : public Store {
                                            int limit) override;
   Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
                                                   int limit) override;
+  Result<std::vector<RunRecord>> list_unfinished_runs_of_session(const std::string& tenant,
+                                                                 const std::string& session, int limit) override;
   Result<std::vector<RunRecord>> list_unfinished_runs() override;
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
                                              int64_t after_seq, int limit) override;

@@ -54,8 +54,9 @@ class EngineTest : public ::testing::Test {
     open_store();
   }
   void TearDown() override {
+    store_.reset();  // drains commits; their callbacks only post to the loop
+    loop_.clear();   // tasks that would use the engine
     engine_.reset();
-    store_.reset();
     std::filesystem::remove_all(dir_);
   }
   void open_store() {
@@ -76,9 +77,9 @@ class EngineTest : public ::testing::Test {
   }
   // Simulates kill -9: the engine's memory is gone, only committed state remains.
   void crash_and_restart() {
-    engine_.reset();
     store_.reset();          // queued commits finish, as if they made it to disk before the kill
     loop_.clear();           // tasks of the dead engine
+    engine_.reset();
     tools_.held.clear();
     open_store();
     start_engine();
