@@ -244,23 +244,24 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   batch.steps.push_back(step);
   ++commits_in_flight_;
   std::string run_id = run.record.id;
-  store_.commit(std::move(batch), [this, loop = &loop_, run_id, step = std::move(step),
+  uint64_t generation = run.generation;
+  store_.commit(std::move(batch), [this, loop = &loop_, run_id, generation, step = std::move(step),
                                    items = std::move(item_messages),
                                    after_commit = std::move(after_commit)](Status status) mutable {
-    loop->post([this, run_id = std::move(run_id), step = std::move(step), status = std::move(status),
+    loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), status = std::move(status),
                 items = std::move(items), after_commit = std::move(after_commit)] {
       --commits_in_flight_;
-      on_step_committed(run_id, step, status, items, after_commit);
+      on_step_committed(run_id, generation, step, status, items, after_commit);
       maybe_finish_drain();
     });
   });
 }
 
-void Engine::on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
-                               const std::vector<std::string>& item_messages,
+void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
+                               Status status, const std::vector<std::string>& item_messages,
                                const std::function<void(ActiveRun&)>& after_commit) {
-  ActiveRun* run = find_run(run_id);
-  if (run == nullptr) return;  // evicted after an earlier failed commit
+  ActiveRun* run = find_run(run_id, generation);
+  if (run == nullptr) return;  // a commit of an incarnation evicted after an earlier failed commit
   if (!status.is_ok()) {
     metrics_->commit_failures->inc();
     log::error("step commit failed; reloading run", {{"run_id", run_id}, {"error", status.to_string()}});
@@ -313,7 +314,7 @@ void Engine::finish_run(ActiveRun& run) {
   try_start_session(tenant, session);
 }
 
-void Engine::evict_and_reload(const std::string& tenant, const std::string& run_id) {
+void Engine::evict_and_reload(std::string tenant, std::string run_id) {  // by value: the run is erased below
   ActiveRun* run = find_run(run_id);
   if (run == nullptr) return;
   // The store refused a write (disk full, I/O error, or a version conflict):

@@ -93,12 +93,12 @@ class Engine {
   void advance(const std::string& run_id);
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit);
-  void on_step_committed(const std::string& run_id, const StepRecord& step, Status status,
+  void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step, Status status,
                          const std::vector<std::string>& item_messages,
                          const std::function<void(ActiveRun&)>& after_commit);
   void request_terminal(ActiveRun& run, const char* kind, json::object payload);
   void finish_run(ActiveRun& run);
-  void evict_and_reload(const std::string& tenant, const std::string& run_id);
+  void evict_and_reload(std::string tenant, std::string run_id);
   void publish(const RunEvent& event);
   void publish_step(const StepRecord& step, bool terminal);
   Result<std::shared_ptr<const AgentSpec>> load_agent(const std::string& tenant, const std::string& name,

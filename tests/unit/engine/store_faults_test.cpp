@@ -1,0 +1,115 @@
+// The engine when the store refuses writes: a fault-injecting Store wraps the
+// real SQLite store and fails chosen commits without writing them.
+#include "tests/unit/engine/test_env.h"
+
+namespace continuum::testing {
+namespace {
+
+// Fails the commits whose 1-based number is in `fail_commits`, as a disk that
+// refuses a write would: nothing of the batch is written.
+class FaultyStore final : public Store {
+ public:
+  explicit FaultyStore(Store& inner) : inner_(inner) {}
+  std::set<int> fail_commits;
+  int commits = 0;
+
+  void commit(WriteBatch batch, std::function<void(Status)> done) override {
+    if (fail_commits.count(++commits)) {
+      done(Status(Code::kInternal, "injected write failure"));
+      return;
+    }
+    inner_.commit(std::move(batch), std::move(done));
+  }
+  Result<AgentRecord> get_agent(const std::string& t, const std::string& n, std::optional<int64_t> v) override {
+    return inner_.get_agent(t, n, v);
+  }
+  Result<std::vector<AgentRecord>> list_agents(const std::string& t) override { return inner_.list_agents(t); }
+  Result<SessionRecord> get_session(const std::string& t, const std::string& id) override {
+    return inner_.get_session(t, id);
+  }
+  Result<std::vector<SessionRecord>> list_sessions(const std::string& t, const std::string& a, int l) override {
+    return inner_.list_sessions(t, a, l);
+  }
+  Result<std::vector<ItemRecord>> list_items(const std::string& t, const std::string& s, int64_t a, int l) override {
+    return inner_.list_items(t, s, a, l);
+  }
+  Result<std::vector<ItemRecord>> recent_items(const std::string& t, const std::string& s, int64_t b,
+                                               int l) override {
+    return inner_.recent_items(t, s, b, l);
+  }
+  Result<RunRecord> get_run(const std::string& t, const std::string& id) override { return inner_.get_run(t, id); }
+  Result<std::vector<RunRecord>> list_runs(const std::string& t, const std::string& s, int l) override {
+    return inner_.list_runs(t, s, l);
+  }
+  Result<std::vector<RunRecord>> list_queued_runs(const std::string& t, const std::string& s, int l) override {
+    return inner_.list_queued_runs(t, s, l);
+  }
+  Result<std::vector<RunRecord>> list_unfinished_runs_of_session(const std::string& t, const std::string& s,
+                                                                 int l) override {
+    return inner_.list_unfinished_runs_of_session(t, s, l);
+  }
+  Result<std::vector<RunRecord>> list_unfinished_runs() override { return inner_.list_unfinished_runs(); }
+  Result<std::vector<StepRecord>> list_steps(const std::string& t, const std::string& r, int64_t a, int l) override {
+    return inner_.list_steps(t, r, a, l);
+  }
+  StoreStats stats() override { return inner_.stats(); }
+
+ private:
+  Store& inner_;
+};
+
+constexpr const char* kAgent = R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+  "tools": [{"type": "http", "name": "lookup", "url": "http://tools.invalid/"},
+            {"type": "http", "name": "ticket", "url": "http://tools.invalid/"}]})";
+constexpr const char* kScript = R"({"scripts": {"m": {"steps": [
+  {"tool_calls": [{"name": "lookup", "arguments": {"id": "{{input}}"}},
+                  {"name": "ticket", "arguments": {"id": "{{input}}"}}]},
+  {"content": "done: {{tool_results}}"}]}}})";
+
+class StoreFaultsTest : public EngineTest {
+ protected:
+  void start_faulty_engine() {
+    faulty_ = std::make_unique<FaultyStore>(*store_);
+    engine_ = std::make_unique<Engine>(
+        *faulty_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
+        tools_, nullptr);
+  }
+  std::unique_ptr<FaultyStore> faulty_;
+};
+
+// Regression: the second of two parallel tool results was built on the first;
+// when the first commit failed, the second must not commit on its own (it would
+// mark the first call done with no result in the journal).
+TEST_F(StoreFaultsTest, ResultBuiltOnAFailedCommitNeverCommitsAndTheRunRecovers) {
+  set_script(kScript);
+  start_faulty_engine();
+  AgentRecord agent = put_agent(kAgent);
+  // Commits: 1 run_created, 2 run_started, 3 model step, 4 and 5 the two tool results.
+  faulty_->fail_commits = {4};
+  std::string run_id = submit(new_session("a"), agent, "C-9");
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  RunSnapshot folded;
+  for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json) << "snapshot and journal agree";
+  EXPECT_EQ(folded.tool_calls, 2);
+  // Both calls were re-sent after the reload, with their original keys.
+  EXPECT_EQ(tools_.attempts_by_key[run_id + ":3"], 2);
+  EXPECT_EQ(tools_.attempts_by_key[run_id + ":4"], 2);
+}
+
+TEST_F(StoreFaultsTest, FailedStartIsRetriedAndTheSessionQueueMovesOn) {
+  set_script(kScript);
+  start_faulty_engine();
+  AgentRecord agent = put_agent(kAgent);
+  SessionRecord session = new_session("a");
+  faulty_->fail_commits = {2};  // the first run's run_started
+  std::string first = submit(session, agent, "one");
+  std::string second = submit(session, agent, "two");
+  ASSERT_TRUE(pump([&] { return finished(first) && finished(second); }));
+  EXPECT_EQ(run(first).status, kRunCompleted);
+  EXPECT_EQ(run(second).status, kRunCompleted);
+}
+
+}  // namespace
+}  // namespace continuum::testing
