@@ -199,6 +199,13 @@ Status SqliteStore::apply(const WriteBatch& batch) {
   }
   for (const auto& session : batch.session_deletes) RETURN_IF_ERROR(apply_session_delete(session));
   for (const auto& run : batch.run_inserts) {
+    // Checked in the writer, so a run can never land in a session deleted meanwhile.
+    ASSIGN_OR_RETURN(auto session, write_db_.prepare_cached("SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?"));
+    session.bind(1, run.tenant_id).bind(2, run.session_id);
+    if (!session.step()) {
+      RETURN_IF_ERROR(session.step_status());
+      return not_found("session '" + run.session_id + "' not found");
+    }
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO runs (") + kRunColumns +
                                                            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.bind(1, run.tenant_id).bind(2, run.id).bind(3, run.session_id).bind(4, run.agent_name)
@@ -237,6 +244,13 @@ Status SqliteStore::apply(const WriteBatch& batch) {
 }
 
 Status SqliteStore::apply_session_delete(const SessionRecord& session) {
+  // Checked in the writer, so a run submitted just before the delete is seen.
+  ASSIGN_OR_RETURN(auto active, write_db_.prepare_cached(
+                                    "SELECT id FROM runs INDEXED BY runs_by_session WHERE tenant_id = ? AND "
+                                    "session_id = ? AND status IN ('queued', 'running', 'waiting') LIMIT 1"));
+  active.bind(1, session.tenant_id).bind(2, session.id);
+  if (active.step()) return conflict("session has an unfinished run " + active.column_text(0) + "; cancel it first");
+  RETURN_IF_ERROR(active.step_status());
   static const char* kStatements[] = {
       "DELETE FROM steps WHERE tenant_id = ?1 AND run_id IN "
       "(SELECT id FROM runs WHERE tenant_id = ?1 AND session_id = ?2)",

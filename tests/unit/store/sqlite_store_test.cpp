@@ -82,3 +82,31 @@ TEST_F(SqliteStoreTest, SessionPaginationNewestFirstAndDeleteCascades) {
 
 }  // namespace
 }  // namespace continuum
+
+namespace continuum {
+namespace {
+
+// Regression: a run submitted between the API's "no unfinished runs" check and
+// the delete's commit used to land in a deleted session. The writer now checks.
+TEST_F(SqliteStoreTest, SessionDeleteAndRunInsertCannotInterleave) {
+  WriteBatch setup;
+  setup.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1});
+  setup.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunQueued, "in", "{}", 1, 1});
+  ASSERT_TRUE(store_->commit_and_wait(std::move(setup)).is_ok());
+  WriteBatch del;
+  del.session_deletes.push_back(SessionRecord{"t1", "s1", "a", "{}", 0});
+  EXPECT_EQ(store_->commit_and_wait(std::move(del)).code(), Code::kConflict) << "a queued run blocks the delete";
+
+  WriteBatch other;
+  other.session_inserts.push_back(SessionRecord{"t1", "s2", "a", "{}", 1});
+  ASSERT_TRUE(store_->commit_and_wait(std::move(other)).is_ok());
+  WriteBatch delete_s2;
+  delete_s2.session_deletes.push_back(SessionRecord{"t1", "s2", "a", "{}", 0});
+  ASSERT_TRUE(store_->commit_and_wait(std::move(delete_s2)).is_ok());
+  WriteBatch late_run;
+  late_run.run_inserts.push_back(RunRecord{"t1", "r2", "s2", "a", 1, kRunQueued, "in", "{}", 1, 1});
+  EXPECT_EQ(store_->commit_and_wait(std::move(late_run)).code(), Code::kNotFound);
+}
+
+}  // namespace
+}  // namespace continuum
