@@ -557,7 +557,26 @@ def chat_transcript_problems(messages):
     return problems
 
 
-class StrictModelProxy:
+class InProcessModelProxy:
+    """Base of the test proxies put in front of the mock model: serves a handler
+    class on a free loopback port in a background thread."""
+
+    def _serve(self, handler_class):
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread.start()
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+
+    def stop(self):
+        self.server.shutdown()
+        self.server.server_close()
+
+
+class StrictModelProxy(InProcessModelProxy):
     """An in-process proxy in front of the mock model that rejects, as OpenAI does
     (400), chat requests whose transcript is invalid (see chat_transcript_problems),
     and forwards the others unchanged (streamed replies are relayed as they come).
@@ -611,18 +630,7 @@ class StrictModelProxy:
                 finally:
                     upstream.close()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 # --- agent definitions ---------------------------------------------------------

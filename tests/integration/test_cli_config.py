@@ -21,13 +21,12 @@ import signal
 import stat
 import subprocess
 import tempfile
-import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
-from harness import (RUN_TIMEOUT_S, START_TIMEOUT_S, Client, ContinuumServer, IntegrationTest, Process, binary,
-                     free_port, http_tool, model_spec, wait_until)
+from harness import (RUN_TIMEOUT_S, START_TIMEOUT_S, Client, ContinuumServer, InProcessModelProxy, IntegrationTest,
+                     Process, binary, free_port, http_tool, model_spec, wait_until)
 
 CLI_TIMEOUT_S = 120
 SESSION_LINE = re.compile(r"\bsession (sess_[A-Za-z0-9_-]+)")
@@ -123,7 +122,7 @@ class ServeProcess(Process):
         return log_records(self.log_text(tail_bytes=1_000_000))
 
 
-class PausingModelProxy:
+class PausingModelProxy(InProcessModelProxy):
     """A proxy in front of the mock model that relays its streamed replies, but holds
     the stream for `pause_s` right after the first text delta, so a client that
     subscribes to the run's events a moment later joins in the middle of the reply.
@@ -175,18 +174,7 @@ class PausingModelProxy:
                 finally:
                     upstream.close()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-        self.thread.start()
-
-    @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
-
-    def stop(self):
-        self.server.shutdown()
-        self.server.server_close()
+        self._serve(Handler)
 
 
 # --- agent files and the CLI's client commands -----------------------------------
