@@ -78,6 +78,15 @@ Status run_cached(SqliteDb& db, const std::string& sql) {
   return statement.run();
 }
 
+// Steps `query` to the end, reading each row with `read_row`.
+template <typename ReadRow>
+auto collect_rows(SqliteStatement& query, ReadRow read_row) -> Result<std::vector<decltype(read_row(query))>> {
+  std::vector<decltype(read_row(query))> rows;
+  while (query.step()) rows.push_back(read_row(query));
+  RETURN_IF_ERROR(query.step_status());
+  return rows;
+}
+
 constexpr const char* kRunColumns =
     "tenant_id, id, session_id, agent_name, agent_version, status, input, snapshot, created_at_ms, "
     "updated_at_ms, version";
@@ -292,10 +301,7 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents(const std::string& ten
                                    "SELECT tenant_id, name, MAX(version), spec, created_at_ms FROM agents "
                                    "WHERE tenant_id = ? GROUP BY name ORDER BY name"));
   query.bind(1, tenant);
-  std::vector<AgentRecord> agents;
-  while (query.step()) agents.push_back(read_agent(query));
-  RETURN_IF_ERROR(query.step_status());
-  return agents;
+  return collect_rows(query, read_agent);
 }
 
 Result<SessionRecord> SqliteStore::get_session(const std::string& tenant, const std::string& id) {
@@ -318,10 +324,7 @@ Result<std::vector<SessionRecord>> SqliteStore::list_sessions(const std::string&
                        "WHERE tenant_id = ?1 AND (?2 = '' OR rowid < (SELECT rowid FROM sessions "
                        "WHERE tenant_id = ?1 AND id = ?2)) ORDER BY rowid DESC LIMIT ?3"));
   query.bind(1, tenant).bind(2, after_id).bind(3, static_cast<int64_t>(limit));
-  std::vector<SessionRecord> sessions;
-  while (query.step()) sessions.push_back(read_session(query));
-  RETURN_IF_ERROR(query.step_status());
-  return sessions;
+  return collect_rows(query, read_session);
 }
 
 Result<std::vector<ItemRecord>> SqliteStore::list_items(const std::string& tenant, const std::string& session,
@@ -331,10 +334,7 @@ Result<std::vector<ItemRecord>> SqliteStore::list_items(const std::string& tenan
                                    "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
                                    "WHERE tenant_id = ? AND session_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
-  std::vector<ItemRecord> items;
-  while (query.step()) items.push_back(read_item(query));
-  RETURN_IF_ERROR(query.step_status());
-  return items;
+  return collect_rows(query, read_item);
 }
 
 Result<std::vector<ItemRecord>> SqliteStore::recent_items(const std::string& tenant, const std::string& session,
@@ -345,10 +345,7 @@ Result<std::vector<ItemRecord>> SqliteStore::recent_items(const std::string& ten
                                    "WHERE tenant_id = ? AND session_id = ? AND (? = 0 OR seq < ?) "
                                    "ORDER BY seq DESC LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, before_seq).bind(4, before_seq).bind(5, static_cast<int64_t>(limit));
-  std::vector<ItemRecord> items;
-  while (query.step()) items.push_back(read_item(query));
-  RETURN_IF_ERROR(query.step_status());
-  return items;
+  return collect_rows(query, read_item);
 }
 
 Result<RunRecord> SqliteStore::get_run(const std::string& tenant, const std::string& id) {
@@ -368,10 +365,7 @@ Result<std::vector<RunRecord>> SqliteStore::list_runs(const std::string& tenant,
                                                        " FROM runs WHERE tenant_id = ? AND session_id = ? "
                                                        "ORDER BY rowid LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
-  std::vector<RunRecord> runs;
-  while (query.step()) runs.push_back(read_run(query));
-  RETURN_IF_ERROR(query.step_status());
-  return runs;
+  return collect_rows(query, read_run);
 }
 
 Result<std::vector<RunRecord>> SqliteStore::list_queued_runs(const std::string& tenant,
@@ -381,10 +375,7 @@ Result<std::vector<RunRecord>> SqliteStore::list_queued_runs(const std::string& 
                                                        " FROM runs INDEXED BY runs_by_session WHERE tenant_id = ? "
                                                        "AND session_id = ? AND status = 'queued' ORDER BY rowid LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
-  std::vector<RunRecord> runs;
-  while (query.step()) runs.push_back(read_run(query));
-  RETURN_IF_ERROR(query.step_status());
-  return runs;
+  return collect_rows(query, read_run);
 }
 
 Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs_of_session(const std::string& tenant,
@@ -395,10 +386,7 @@ Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs_of_session(cons
                                                        "AND session_id = ? AND status IN ('queued', 'running', "
                                                        "'waiting') ORDER BY rowid LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, static_cast<int64_t>(limit));
-  std::vector<RunRecord> runs;
-  while (query.step()) runs.push_back(read_run(query));
-  RETURN_IF_ERROR(query.step_status());
-  return runs;
+  return collect_rows(query, read_run);
 }
 
 Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs() {
@@ -407,10 +395,7 @@ Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs() {
                                    std::string("SELECT ") + kRunColumns +
                                    " FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') "
                                    "ORDER BY rowid"));
-  std::vector<RunRecord> runs;
-  while (query.step()) runs.push_back(read_run(query));
-  RETURN_IF_ERROR(query.step_status());
-  return runs;
+  return collect_rows(query, read_run);
 }
 
 Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenant, const std::string& run,
@@ -420,10 +405,7 @@ Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenan
                                    "SELECT tenant_id, run_id, seq, kind, payload, created_at_ms FROM steps "
                                    "WHERE tenant_id = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, run).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
-  std::vector<StepRecord> steps;
-  while (query.step()) steps.push_back(read_step(query));
-  RETURN_IF_ERROR(query.step_status());
-  return steps;
+  return collect_rows(query, read_step);
 }
 
 }  // namespace continuum
