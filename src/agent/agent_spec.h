@@ -29,7 +29,7 @@ struct ToolSpec {
   std::string name;
   std::string description;
   json::object parameters;     // JSON Schema of the arguments object
-  std::shared_ptr<const JsonSchemaValidator> validator;  // `parameters`, compiled once
+  std::shared_ptr<const JsonSchemaValidator> validator;  // `parameters`, compiled once; set by parse_agent_spec
   std::string url;             // http: where arguments are POSTed
   int64_t timeout_ms = 30'000;
   RetryPolicy retry;

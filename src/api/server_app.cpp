@@ -123,6 +123,8 @@ Status build(App& app) {
   app.server = make_http_server(app.loop, options, [&app](HttpRequest& request, std::shared_ptr<ResponseWriter> w) {
     handle_request(app, request, std::move(w));
   });
+  app.metrics.gauge("continuum_http_connections_open", "Open HTTP connections.",
+                    [&app] { return static_cast<double>(app.server->open_connections()); });
   std::string host;
   int port = 0;
   RETURN_IF_ERROR(parse_listen(app.config.listen, &host, &port));

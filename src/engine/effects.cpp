@@ -174,7 +174,8 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
     commit_tool_result(run, tool, "error: the tool arguments are not valid JSON", true, 0);
     return;
   }
-  Status valid = spec->validator ? spec->validator->validate(*arguments) : validate_json(spec->parameters, *arguments);
+  CONTINUUM_CHECK(spec->validator != nullptr, "parse_agent_spec compiles every tool's parameters schema");
+  Status valid = spec->validator->validate(*arguments);
   if (!valid.is_ok()) {
     commit_tool_result(run, tool, "error: " + valid.message(), true, 0);
     return;

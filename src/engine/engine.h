@@ -77,8 +77,6 @@ class Engine {
   // runs stay in the store and resume on the next start.
   void drain(std::function<void()> done);
 
-  size_t active_run_count() const { return runs_.size(); }
-
   // The text streamed so far by a run's model call in flight, as a text_delta
   // event (seq < 0), or nullopt. For listeners that subscribe mid-stream.
   std::optional<RunEvent> partial_text(const std::string& run_id);

@@ -43,11 +43,6 @@ bool ManualEventLoop::fire_next_timer() {
   return true;
 }
 
-bool ManualEventLoop::idle() {
-  std::lock_guard lock(mutex_);
-  return ready_.empty() && timers_.empty();
-}
-
 void ManualEventLoop::clear() {
   std::lock_guard lock(mutex_);
   ready_.clear();

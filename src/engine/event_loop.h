@@ -32,7 +32,6 @@ class ManualEventLoop final : public EventLoop {
   int run_ready();
   // Advances the clock to the next timer and runs it; false if no timer.
   bool fire_next_timer();
-  bool idle();
   // Drops every pending task and timer (tests: simulating a process death).
   void clear();
 

@@ -55,14 +55,4 @@ Status JsonSchemaValidator::validate(const json::value& instance) const {
   return invalid_argument(message);
 }
 
-Status check_json_schema(const json::object& schema, const std::string& param) {
-  auto compiled = JsonSchemaValidator::compile(schema, param);
-  return compiled.is_ok() ? Status::ok() : compiled.status();
-}
-
-Status validate_json(const json::object& schema, const json::value& instance) {
-  ASSIGN_OR_RETURN(auto compiled, JsonSchemaValidator::compile(schema, ""));
-  return compiled->validate(instance);
-}
-
 }  // namespace continuum

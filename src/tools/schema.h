@@ -25,10 +25,4 @@ class JsonSchemaValidator {
   std::unique_ptr<Impl> impl_;
 };
 
-// Checks that `schema` is a usable JSON Schema; InvalidArgument naming `param` if not.
-Status check_json_schema(const json::object& schema, const std::string& param);
-
-// Compiles and validates in one go (for one-off checks).
-Status validate_json(const json::object& schema, const json::value& instance);
-
 }  // namespace continuum

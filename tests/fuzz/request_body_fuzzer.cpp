@@ -20,7 +20,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (spec.is_ok()) {
       auto again = parse_agent_spec(agent_spec_to_json(*spec));
       if (!again.is_ok()) __builtin_trap();  // a valid spec must round-trip
-      for (const auto& tool : spec->tools) (void)validate_json(tool.parameters, *value);
+      for (const auto& tool : spec->tools) (void)tool.validator->validate(*value);
     }
     (void)parse_retry_policy(&obj, "retry", RetryPolicy{});
     (void)snapshot_from_json(text);

@@ -123,6 +123,32 @@ class RunsTest(IntegrationTest):
         self.assertEqual(len(model_steps), 1)
         self.assertEqual(model_steps[0]["payload"]["attempts"], 3)
 
+    def test_metrics_count_what_runs_did(self):
+        def metrics():
+            values = {}
+            for line in self.client.get("/metrics").text.splitlines():
+                if line and not line.startswith("#"):
+                    name, _, value = line.rpartition(" ")
+                    values[name] = float(value)
+            return values
+
+        self.tools.control(tools={"the_tool": {"fail_first": 1, "fail_status": 503}})
+        self.make_agent("counted-model", "flaky_model", retry=fast_retry())
+        self.agent_with_tool("counted-tool", "one_tool")
+        self.assert_completed(self.client.start_run(self.new_session("counted-model"), "hi", wait=True))
+        self.assert_completed(self.client.start_run(self.new_session("counted-tool"), "ping", wait=True))
+        m = metrics()
+        self.assertEqual(m['continuum_runs_finished_total{status="completed"}'], 2)
+        self.assertEqual(m["continuum_model_call_errors_total"], 2, "the 429 and the 500")
+        self.assertGreaterEqual(m["continuum_model_calls_total"], 5)
+        self.assertEqual(m["continuum_tool_calls_total"], 2)
+        self.assertEqual(m["continuum_tool_call_errors_total"], 1)
+        # run_started, model, tool, model, completed for the tool run; run_started, model, completed for the other.
+        self.assertEqual(m["continuum_steps_committed_total"], 8)
+        self.assertGreater(m["continuum_store_commit_duration_seconds_count"], 0)
+        self.assertGreater(m["continuum_store_group_commit_batches_count"], 0)
+        self.assertEqual(m["continuum_runs_active"], 0)
+
     def test_model_failing_past_its_retries_fails_the_run(self):
         self.make_agent("broken-model", "flaky_model", retry=fast_retry(max_attempts=2))
         run = self.client.start_run(self.new_session("broken-model"), "hi", wait=True)
