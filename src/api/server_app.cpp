@@ -14,7 +14,7 @@
 #include "net/http_server.h"
 #include "providers/openai_chat.h"
 #include "providers/scripted_provider.h"
-#include "store/sqlite/sqlite_store.h"
+#include "store/open_store.h"
 
 namespace continuum {
 
@@ -38,7 +38,7 @@ struct App {
   std::string api_key;
   AsioEventLoop loop;
   MetricsRegistry metrics;
-  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Store> store;
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
@@ -85,8 +85,8 @@ Status build(App& app) {
   if (app.api_key.empty()) {
     ASSIGN_OR_RETURN(app.api_key, load_or_create_api_key(app.config.data_dir));
   }
-  ASSIGN_OR_RETURN(app.store, SqliteStore::open(SqliteStoreOptions{app.config.data_dir + "/continuum.db"},
-                                                SystemClock::instance(), &app.metrics));
+  ASSIGN_OR_RETURN(app.store,
+                   open_store(app.config.store, app.config.data_dir, SystemClock::instance(), &app.metrics));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
   app.tools = std::make_unique<DefaultToolRunner>(
       app.loop, *app.http_client, ToolRunnerOptions{app.config.allow_private_tool_addresses});
@@ -183,7 +183,10 @@ int run_server(const ServerConfig& config) {
     }
     app.ready = true;
     log::info("ready", {{"listen", app.config.listen}, {"port", std::to_string(app.server->bound_port())},
-                        {"data_dir", app.config.data_dir}});
+                        {"data_dir", app.config.data_dir},
+                        {"store", redacted_store_url(app.config.store.empty() ? "sqlite:" + app.config.data_dir +
+                                                                                    "/continuum.db"
+                                                                              : app.config.store)}});
   });
   app->loop.run();
   app->server.reset();

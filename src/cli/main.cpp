@@ -35,17 +35,22 @@ std::string env_or(const char* name, const std::string& fallback) {
   return value.empty() ? fallback : value;
 }
 
-int serve(const std::string& config_file, const std::string& data, const std::string& listen) {
+struct ServeFlags {
+  std::string config_file, data, store, listen;
+};
+
+int serve(const ServeFlags& flags) {
   ServerConfig config;
-  std::string file = config_file.empty() ? read_process_env("CONTINUUM_CONFIG") : config_file;
+  std::string file = flags.config_file.empty() ? read_process_env("CONTINUUM_CONFIG") : flags.config_file;
   Status status = file.empty() ? Status::ok() : apply_config_file(file, config);
   if (status.is_ok()) status = apply_config_env(read_process_env, config);
   if (!status.is_ok()) {
     std::cerr << "configuration error: " << status.message() << "\n";
     return 2;
   }
-  if (!data.empty()) config.data_dir = data;
-  if (!listen.empty()) config.listen = listen;
+  if (!flags.data.empty()) config.data_dir = flags.data;
+  if (!flags.store.empty()) config.store = flags.store;
+  if (!flags.listen.empty()) config.listen = flags.listen;
   status = validate_config(config);
   if (!status.is_ok()) {
     std::cerr << "configuration error: " << status.message() << "\n";
@@ -71,11 +76,13 @@ int main(int argc, char** argv) {
   app.fallthrough();  // global options may follow the subcommand
 
   auto* serve_cmd = app.add_subcommand("serve", "Run the server");
-  std::string config_file, serve_data, listen;
-  serve_cmd->add_option("--config", config_file, "YAML config file (CONTINUUM_CONFIG)");
-  serve_cmd->add_option("--data", serve_data, "Data directory (CONTINUUM_DATA_DIR)");
+  ServeFlags serve_flags;
+  serve_cmd->add_option("--config", serve_flags.config_file, "YAML config file (CONTINUUM_CONFIG)");
+  serve_cmd->add_option("--data", serve_flags.data, "Data directory (CONTINUUM_DATA_DIR)");
+  serve_cmd->add_option("--store", serve_flags.store,
+                        "sqlite:PATH (default: <data>/continuum.db) or postgres://... (CONTINUUM_STORE)");
   serve_cmd->fallthrough(false);
-  serve_cmd->add_option("--listen", listen, "HOST:PORT (CONTINUUM_LISTEN)");
+  serve_cmd->add_option("--listen", serve_flags.listen, "HOST:PORT (CONTINUUM_LISTEN)");
 
   auto* agent_cmd = app.add_subcommand("agent", "Define and inspect agents");
   agent_cmd->require_subcommand(1);
@@ -101,7 +108,7 @@ int main(int argc, char** argv) {
 
   CLI11_PARSE(app, argc, argv);
 
-  if (serve_cmd->parsed()) return serve(config_file, serve_data, listen);
+  if (serve_cmd->parsed()) return serve(serve_flags);
   cli::ApiClient client(client_options(server, api_key, data));
   if (apply_cmd->parsed()) return cli::agent_apply(client, agent_file);
   if (list_cmd->parsed()) return cli::agent_list(client);

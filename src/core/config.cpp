@@ -30,6 +30,7 @@ Result<int64_t> parse_int(const std::string& text, const std::string& name) {
 Status set_key(ServerConfig& config, const std::string& key, const std::string& value) {
   if (key == "listen") config.listen = value;
   else if (key == "data_dir") config.data_dir = value;
+  else if (key == "store") config.store = value;
   else if (key == "api_key") config.api_key = value;
   else if (key == "log_level") config.log_level = value;
   else if (key == "model_base_url") config.model_base_url = value;
@@ -49,7 +50,7 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   return Status::ok();
 }
 
-const char* const kKeys[] = {"listen",          "data_dir",          "api_key",
+const char* const kKeys[] = {"listen",          "data_dir",          "store",             "api_key",
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify"};
@@ -94,6 +95,10 @@ Status validate_config(const ServerConfig& config) {
                             "log_level");
   }
   if (config.data_dir.empty()) return invalid_argument("data_dir must not be empty", "data_dir");
+  if (!config.store.empty() && !config.store.starts_with("sqlite:") && !config.store.starts_with("postgres://") &&
+      !config.store.starts_with("postgresql://")) {
+    return invalid_argument("store must be sqlite:PATH or postgres://...", "store");
+  }
   return Status::ok();
 }
 

@@ -94,23 +94,13 @@ constexpr const char* kRunColumns =
 }  // namespace
 
 SqliteStore::SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics)
-    : options_(std::move(options)), clock_(clock) {
-  if (metrics != nullptr) {
-    commit_latency_ = &metrics->histogram("continuum_store_commit_duration_seconds",
-                                          "Time from commit request to durable commit.",
-                                          latency_buckets_seconds());
-    batch_size_ = &metrics->histogram("continuum_store_group_commit_batches",
-                                      "Batches per transaction (group commit size).",
-                                      {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048});
-    commit_errors_ = &metrics->counter("continuum_store_commit_errors_total", "Batches that failed to commit.");
-  }
-}
+    : options_(std::move(options)), writes_(clock, static_cast<size_t>(options_.batches_per_transaction_max), metrics) {}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(SqliteStoreOptions options, const Clock& clock,
                                                        MetricsRegistry* metrics) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options), clock, metrics));
   RETURN_IF_ERROR(store->open_connections());
-  store->writer_ = std::thread([raw = store.get()] { raw->writer_loop(); });
+  store->writes_.start([raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
   return store;
 }
 
@@ -122,49 +112,16 @@ Status SqliteStore::open_connections() {
   return apply_pragmas(read_db_);
 }
 
-SqliteStore::~SqliteStore() {
-  {
-    std::lock_guard lock(queue_mutex_);
-    stopping_ = true;
-  }
-  queue_cv_.notify_all();
-  if (writer_.joinable()) writer_.join();
-}
+SqliteStore::~SqliteStore() { writes_.stop(); }
 
 void SqliteStore::commit(WriteBatch batch, std::function<void(Status)> done) {
-  {
-    std::lock_guard lock(queue_mutex_);
-    if (stopping_) {
-      done(Status(Code::kUnavailable, "store is closing"));
-      return;
-    }
-    queue_.push_back(Pending{std::move(batch), std::move(done), clock_.monotonic_us()});
-  }
-  queue_cv_.notify_one();
+  writes_.submit(std::move(batch), std::move(done));
 }
 
-void SqliteStore::writer_loop() {
-  for (;;) {
-    std::deque<Pending> group;
-    {
-      std::unique_lock lock(queue_mutex_);
-      queue_cv_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      size_t take = std::min(queue_.size(), static_cast<size_t>(options_.batches_per_transaction_max));
-      for (size_t i = 0; i < take; ++i) {
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
-    }
-    commit_group(group);
-  }
-}
-
-void SqliteStore::commit_group(std::deque<Pending>& group) {
+void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   std::vector<Status> results(group.size());
-  Status begin = run_cached(write_db_, "BEGIN IMMEDIATE");
-  Status commit = begin;
-  if (begin.is_ok()) {
+  Status commit = run_cached(write_db_, "BEGIN IMMEDIATE");
+  if (commit.is_ok()) {
     for (size_t i = 0; i < group.size(); ++i) {
       Status savepoint = run_cached(write_db_, "SAVEPOINT batch");
       results[i] = savepoint.is_ok() ? apply(group[i].batch) : savepoint;
@@ -174,19 +131,7 @@ void SqliteStore::commit_group(std::deque<Pending>& group) {
     commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
     if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
   }
-  int64_t now_us = clock_.monotonic_us();
-  if (batch_size_) batch_size_->observe(static_cast<double>(group.size()));
-  if (commit.is_ok()) transactions_committed_.fetch_add(1);
-  for (size_t i = 0; i < group.size(); ++i) {
-    Status status = commit.is_ok() ? results[i] : commit;
-    if (status.is_ok()) {
-      batches_committed_.fetch_add(1);
-      if (commit_latency_) commit_latency_->observe(static_cast<double>(now_us - group[i].enqueued_us) / 1e6);
-    } else if (commit_errors_) {
-      commit_errors_->inc();
-    }
-    group[i].done(std::move(status));
-  }
+  writes_.finish(group, results, commit);
 }
 
 Status SqliteStore::apply(const WriteBatch& batch) {
@@ -276,7 +221,7 @@ Status SqliteStore::apply_session_delete(const SessionRecord& session) {
   return Status::ok();
 }
 
-StoreStats SqliteStore::stats() { return StoreStats{batches_committed_.load(), transactions_committed_.load()}; }
+StoreStats SqliteStore::stats() { return writes_.stats(); }
 
 // ---- reads ----
 

@@ -6,14 +6,12 @@
 // connection guarded by a mutex (WAL lets them run beside the writer).
 #pragma once
 
-#include <condition_variable>
-#include <deque>
 #include <memory>
 #include <mutex>
-#include <thread>
 
 #include "core/clock.h"
 #include "obs/metrics.h"
+#include "store/group_commit.h"
 #include "store/sqlite/sqlite_db.h"
 #include "store/store.h"
 
@@ -55,36 +53,17 @@ class SqliteStore final : public Store {
   StoreStats stats() override;
 
  private:
-  struct Pending {
-    WriteBatch batch;
-    std::function<void(Status)> done;
-    int64_t enqueued_us = 0;
-  };
-
   SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics);
   Status open_connections();
-  void writer_loop();
-  void commit_group(std::deque<Pending>& group);
+  void commit_group(std::vector<PendingBatch>& group);
   Status apply(const WriteBatch& batch);
   Status apply_session_delete(const SessionRecord& session);
 
   SqliteStoreOptions options_;
-  const Clock& clock_;
   SqliteDb write_db_;  // writer thread only
   std::mutex read_mutex_;
   SqliteDb read_db_;   // guarded by read_mutex_
-
-  std::mutex queue_mutex_;
-  std::condition_variable queue_cv_;
-  std::deque<Pending> queue_;  // guarded by queue_mutex_
-  bool stopping_ = false;      // guarded by queue_mutex_
-  std::thread writer_;
-
-  std::atomic<int64_t> batches_committed_{0};
-  std::atomic<int64_t> transactions_committed_{0};
-  Histogram* commit_latency_ = nullptr;
-  Histogram* batch_size_ = nullptr;
-  Counter* commit_errors_ = nullptr;
+  GroupCommitQueue writes_;  // declared last: stopped first, while the connections live
 };
 
 }  // namespace continuum

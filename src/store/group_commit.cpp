@@ -1,0 +1,84 @@
+#include "store/group_commit.h"
+
+namespace continuum {
+
+GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics)
+    : clock_(clock), batches_per_group_max_(std::max<size_t>(1, batches_per_group_max)) {
+  if (metrics == nullptr) return;
+  commit_latency_ = &metrics->histogram("continuum_store_commit_duration_seconds",
+                                        "Time from commit request to durable commit.", latency_buckets_seconds());
+  group_size_ = &metrics->histogram("continuum_store_group_commit_batches",
+                                    "Batches per transaction (group commit size).",
+                                    {1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048});
+  commit_errors_ = &metrics->counter("continuum_store_commit_errors_total", "Batches that failed to commit.");
+}
+
+GroupCommitQueue::~GroupCommitQueue() { stop(); }
+
+void GroupCommitQueue::start(CommitGroup commit_group) {
+  commit_group_ = std::move(commit_group);
+  writer_ = std::thread([this] { writer_loop(); });
+}
+
+void GroupCommitQueue::stop() {
+  {
+    std::lock_guard lock(mutex_);
+    stopping_ = true;
+  }
+  wake_.notify_all();
+  if (writer_.joinable()) writer_.join();
+}
+
+void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done) {
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      queue_.push_back(PendingBatch{std::move(batch), std::move(done), clock_.monotonic_us()});
+      wake_.notify_one();
+      return;
+    }
+  }
+  done(Status(Code::kUnavailable, "store is closing"));
+}
+
+void GroupCommitQueue::writer_loop() {
+  for (;;) {
+    std::vector<PendingBatch> group;
+    {
+      std::unique_lock lock(mutex_);
+      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+      if (queue_.empty() && stopping_) return;
+      size_t take = std::min(queue_.size(), batches_per_group_max_);
+      group.reserve(take);
+      for (size_t i = 0; i < take; ++i) {
+        group.push_back(std::move(queue_.front()));
+        queue_.pop_front();
+      }
+    }
+    commit_group_(group);
+  }
+}
+
+void GroupCommitQueue::finish(std::vector<PendingBatch>& group, std::vector<Status>& results,
+                              const Status& transaction) {
+  CONTINUUM_CHECK(results.size() == group.size(), "a backend reports one status per batch of the group");
+  int64_t now_us = clock_.monotonic_us();
+  if (group_size_) group_size_->observe(static_cast<double>(group.size()));
+  if (transaction.is_ok()) transactions_committed_.fetch_add(1);
+  for (size_t i = 0; i < group.size(); ++i) {
+    Status status = transaction.is_ok() ? std::move(results[i]) : transaction;
+    if (status.is_ok()) {
+      batches_committed_.fetch_add(1);
+      if (commit_latency_) commit_latency_->observe(static_cast<double>(now_us - group[i].enqueued_us) / 1e6);
+    } else if (commit_errors_) {
+      commit_errors_->inc();
+    }
+    group[i].done(std::move(status));
+  }
+}
+
+StoreStats GroupCommitQueue::stats() const {
+  return StoreStats{batches_committed_.load(), transactions_committed_.load()};
+}
+
+}  // namespace continuum

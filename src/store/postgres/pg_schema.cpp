@@ -1,0 +1,84 @@
+#include "store/postgres/pg_schema.h"
+
+#include "core/log.h"
+
+namespace continuum {
+
+namespace {
+
+// Payload columns (JSON documents) are bytea: the store never interprets them,
+// and sealed (encrypted) payloads are binary.
+const std::vector<std::string>& postgres_migrations() {
+  static const std::vector<std::string> kMigrations = {
+      R"sql(
+CREATE TABLE agents (
+  tenant_id TEXT NOT NULL, name TEXT NOT NULL, version BIGINT NOT NULL,
+  spec BYTEA NOT NULL, created_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, name, version));
+CREATE TABLE sessions (
+  position BIGINT GENERATED ALWAYS AS IDENTITY,
+  tenant_id TEXT NOT NULL, id TEXT NOT NULL, agent_name TEXT NOT NULL,
+  metadata BYTEA NOT NULL, created_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, id));
+CREATE INDEX sessions_by_position ON sessions (tenant_id, position);
+CREATE TABLE items (
+  seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  tenant_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  run_id TEXT NOT NULL, message BYTEA NOT NULL, created_at_ms BIGINT NOT NULL);
+CREATE INDEX items_by_session ON items (tenant_id, session_id, seq);
+CREATE TABLE runs (
+  position BIGINT GENERATED ALWAYS AS IDENTITY,
+  tenant_id TEXT NOT NULL, id TEXT NOT NULL, session_id TEXT NOT NULL,
+  agent_name TEXT NOT NULL, agent_version BIGINT NOT NULL, status TEXT NOT NULL,
+  input BYTEA NOT NULL, snapshot BYTEA NOT NULL,
+  created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
+  version BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, id));
+CREATE INDEX runs_unfinished ON runs (position)
+  WHERE status NOT IN ('completed', 'failed', 'cancelled');
+CREATE INDEX runs_by_session ON runs (tenant_id, session_id, status, position);
+CREATE TABLE steps (
+  tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, seq BIGINT NOT NULL,
+  kind TEXT NOT NULL, payload BYTEA NOT NULL, created_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, run_id, seq));
+)sql",
+  };
+  return kMigrations;
+}
+
+// Any constant shared by every Continuum node: the key of the migration lock.
+constexpr const char* kMigrationLockKey = "7311046110592741001";
+
+Status apply_migrations(PgConnection& connection) {
+  RETURN_IF_ERROR(connection.exec_script(std::string("SELECT pg_advisory_xact_lock(") + kMigrationLockKey + ")"));
+  RETURN_IF_ERROR(connection.exec_script("CREATE TABLE IF NOT EXISTS schema_version (version BIGINT NOT NULL)"));
+  ASSIGN_OR_RETURN(auto current_row, connection.exec("SELECT COALESCE(MAX(version), 0)::bigint FROM schema_version",
+                                                     PgParams()));
+  int64_t current = current_row.int64(0, 0);
+  const auto& migrations = postgres_migrations();
+  if (current > static_cast<int64_t>(migrations.size())) {
+    return internal_error("database schema version " + std::to_string(current) +
+                          " is newer than this binary supports");
+  }
+  for (size_t next = static_cast<size_t>(current); next < migrations.size(); ++next) {
+    RETURN_IF_ERROR(connection.exec_script(migrations[next]));
+    RETURN_IF_ERROR(connection.exec_script("INSERT INTO schema_version (version) VALUES (" +
+                                           std::to_string(next + 1) + ")"));
+    log::info("schema migrated", {{"version", std::to_string(next + 1)}, {"store", "postgres"}});
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+Status migrate_postgres(PgConnection& connection) {
+  RETURN_IF_ERROR(connection.exec_script("BEGIN"));
+  Status status = apply_migrations(connection);
+  if (!status.is_ok()) {
+    (void)connection.exec_script("ROLLBACK");
+    return status;
+  }
+  return connection.exec_script("COMMIT");
+}
+
+}  // namespace continuum

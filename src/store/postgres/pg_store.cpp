@@ -1,0 +1,411 @@
+#include "store/postgres/pg_store.h"
+
+#include <thread>
+
+#include "core/log.h"
+#include "store/postgres/pg_schema.h"
+
+namespace continuum {
+
+// One statement of a batch and what its result must show for the batch to hold.
+struct PgStatement {
+  enum class Expect { kAny, kOneRow, kNoRows };
+  PgQuery query;
+  Expect expect = Expect::kAny;
+  Code violation_code = Code::kOk;
+  std::string violation_message;
+};
+
+namespace {
+
+using Statement = PgStatement;
+using Expect = Statement::Expect;
+
+constexpr const char* kRunColumns =
+    "tenant_id, id, session_id, agent_name, agent_version, status, input, snapshot, created_at_ms, "
+    "updated_at_ms, version";
+
+AgentRecord read_agent(const PgResult& rows, int row) {
+  return AgentRecord{rows.text(row, 0), rows.text(row, 1), rows.int64(row, 2), rows.text(row, 3),
+                     rows.int64(row, 4)};
+}
+SessionRecord read_session(const PgResult& rows, int row) {
+  return SessionRecord{rows.text(row, 0), rows.text(row, 1), rows.text(row, 2), rows.text(row, 3),
+                       rows.int64(row, 4)};
+}
+ItemRecord read_item(const PgResult& rows, int row) {
+  return ItemRecord{rows.int64(row, 0), rows.text(row, 1), rows.text(row, 2),
+                    rows.text(row, 3),  rows.text(row, 4), rows.int64(row, 5)};
+}
+RunRecord read_run(const PgResult& rows, int row) {
+  RunRecord run;
+  run.tenant_id = rows.text(row, 0);
+  run.id = rows.text(row, 1);
+  run.session_id = rows.text(row, 2);
+  run.agent_name = rows.text(row, 3);
+  run.agent_version = rows.int64(row, 4);
+  run.status = rows.text(row, 5);
+  run.input = rows.text(row, 6);
+  run.snapshot_json = rows.text(row, 7);
+  run.created_at_ms = rows.int64(row, 8);
+  run.updated_at_ms = rows.int64(row, 9);
+  run.version = rows.int64(row, 10);
+  return run;
+}
+StepRecord read_step(const PgResult& rows, int row) {
+  return StepRecord{rows.text(row, 0), rows.text(row, 1), rows.int64(row, 2),
+                    rows.text(row, 3), rows.text(row, 4), rows.int64(row, 5)};
+}
+
+template <typename ReadRow>
+auto collect_rows(const PgResult& rows, ReadRow read_row) -> std::vector<decltype(read_row(rows, 0))> {
+  std::vector<decltype(read_row(rows, 0))> records;
+  records.reserve(static_cast<size_t>(rows.rows()));
+  for (int row = 0; row < rows.rows(); ++row) records.push_back(read_row(rows, row));
+  return records;
+}
+
+Statement plain(std::string sql, PgParams params) {
+  return Statement{PgQuery{std::move(sql), std::move(params)}, Expect::kAny, Code::kOk, {}};
+}
+
+Statement expecting(std::string sql, PgParams params, Expect expect, Code code, std::string message) {
+  return Statement{PgQuery{std::move(sql), std::move(params)}, expect, code, std::move(message)};
+}
+
+void compile_session_delete(const SessionRecord& session, std::vector<Statement>& out) {
+  auto keys = [&] { return PgParams().add(session.tenant_id).add(session.id); };
+  // The row lock orders this delete with run inserts into the same session
+  // (they take a key-share lock on it), across nodes.
+  out.push_back(expecting("SELECT id FROM sessions WHERE tenant_id = $1 AND id = $2 FOR UPDATE", keys(),
+                          Expect::kOneRow, Code::kNotFound, "session " + session.id + " does not exist"));
+  out.push_back(expecting("SELECT id FROM runs WHERE tenant_id = $1 AND session_id = $2 AND "
+                          "status IN ('queued', 'running', 'waiting') LIMIT 1",
+                          keys(), Expect::kNoRows, Code::kConflict, "session has an unfinished run; cancel it first"));
+  out.push_back(plain("DELETE FROM steps WHERE tenant_id = $1 AND run_id IN "
+                      "(SELECT id FROM runs WHERE tenant_id = $1 AND session_id = $2)", keys()));
+  out.push_back(plain("DELETE FROM runs WHERE tenant_id = $1 AND session_id = $2", keys()));
+  out.push_back(plain("DELETE FROM items WHERE tenant_id = $1 AND session_id = $2", keys()));
+  out.push_back(plain("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2", keys()));
+}
+
+std::vector<Statement> compile(const WriteBatch& batch) {
+  std::vector<Statement> out;
+  for (const auto& agent : batch.agent_inserts) {
+    out.push_back(plain("INSERT INTO agents (tenant_id, name, version, spec, created_at_ms) VALUES ($1, $2, $3, $4, $5)",
+                        PgParams().add(agent.tenant_id).add(agent.name).add(agent.version)
+                            .add_bytes(agent.spec_json).add(agent.created_at_ms)));
+  }
+  for (const auto& session : batch.session_inserts) {
+    out.push_back(plain("INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        PgParams().add(session.tenant_id).add(session.id).add(session.agent_name)
+                            .add_bytes(session.metadata_json).add(session.created_at_ms)));
+  }
+  for (const auto& session : batch.session_deletes) compile_session_delete(session, out);
+  for (const auto& run : batch.run_inserts) {
+    // Inserted only while the session exists (and locked against a concurrent delete).
+    out.push_back(expecting(std::string("INSERT INTO runs (") + kRunColumns +
+                                ") SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11 WHERE EXISTS "
+                                "(SELECT 1 FROM sessions WHERE tenant_id = $1 AND id = $3 FOR KEY SHARE)",
+                            PgParams().add(run.tenant_id).add(run.id).add(run.session_id).add(run.agent_name)
+                                .add(run.agent_version).add(run.status).add_bytes(run.input)
+                                .add_bytes(run.snapshot_json).add(run.created_at_ms).add(run.updated_at_ms)
+                                .add(run.version),
+                            Expect::kOneRow, Code::kNotFound, "session '" + run.session_id + "' not found"));
+  }
+  for (const auto& run : batch.run_updates) {
+    out.push_back(expecting("UPDATE runs SET status = $1, snapshot = $2, updated_at_ms = $3, version = $4 "
+                            "WHERE tenant_id = $5 AND id = $6 AND version = $7",
+                            PgParams().add(run.status).add_bytes(run.snapshot_json).add(run.updated_at_ms)
+                                .add(run.version).add(run.tenant_id).add(run.id).add(run.version - 1),
+                            Expect::kOneRow, Code::kConflict,
+                            "run " + run.id + " is missing or not at version " + std::to_string(run.version - 1)));
+  }
+  for (const auto& step : batch.steps) {
+    out.push_back(plain("INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms) "
+                        "VALUES ($1, $2, $3, $4, $5, $6)",
+                        PgParams().add(step.tenant_id).add(step.run_id).add(step.seq).add(step.kind)
+                            .add_bytes(step.payload_json).add(step.created_at_ms)));
+  }
+  for (const auto& item : batch.items) {
+    out.push_back(plain("INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        PgParams().add(item.tenant_id).add(item.session_id).add(item.run_id)
+                            .add_bytes(item.message_json).add(item.created_at_ms)));
+  }
+  return out;
+}
+
+Status check(const Statement& statement, const Result<PgResult>& result) {
+  if (!result.is_ok()) return result.status();
+  bool holds = true;
+  if (statement.expect == Expect::kOneRow) holds = result->affected_rows() == 1 || result->rows() == 1;
+  if (statement.expect == Expect::kNoRows) holds = result->rows() == 0;
+  return holds ? Status::ok() : Status(statement.violation_code, statement.violation_message);
+}
+
+// The first failure among results[begin, begin + statements.size()).
+Status check_all(const std::vector<Statement>& statements, const std::vector<Result<PgResult>>& results,
+                 size_t begin) {
+  for (size_t i = 0; i < statements.size(); ++i) RETURN_IF_ERROR(check(statements[i], results[begin + i]));
+  return Status::ok();
+}
+
+bool is_connection_failure(const Status& status) { return status.code() == Code::kUnavailable; }
+
+}  // namespace
+
+PostgresStore::PostgresStore(PostgresStoreOptions options, const Clock& clock, MetricsRegistry* metrics)
+    : options_(std::move(options)),
+      clock_(clock),
+      writes_(clock, static_cast<size_t>(options_.batches_per_transaction_max), metrics) {
+  if (metrics) reconnects_ = &metrics->counter("continuum_store_reconnects_total", "Reconnections to the database.");
+}
+
+Result<std::unique_ptr<PostgresStore>> PostgresStore::open(PostgresStoreOptions options, const Clock& clock,
+                                                           MetricsRegistry* metrics) {
+  std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(options), clock, metrics));
+  ASSIGN_OR_RETURN(store->writer_, PgConnection::connect(store->options_.url));
+  RETURN_IF_ERROR(migrate_postgres(*store->writer_));
+  store->writes_.start([raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
+  return store;
+}
+
+PostgresStore::~PostgresStore() { writes_.stop(); }
+
+void PostgresStore::commit(WriteBatch batch, std::function<void(Status)> done) {
+  writes_.submit(std::move(batch), std::move(done));
+}
+
+StoreStats PostgresStore::stats() { return writes_.stats(); }
+
+void PostgresStore::commit_group(std::vector<PendingBatch>& group) {
+  std::vector<std::vector<PgStatement>> batches;
+  batches.reserve(group.size());
+  for (const auto& pending : group) batches.push_back(compile(pending.batch));
+  std::vector<Status> results(group.size());
+  Status transaction;
+  for (int attempt = 1;; ++attempt) {
+    transaction = ensure_writer();
+    if (!transaction.is_ok()) break;
+    bool commit_sent = false;
+    auto together = commit_together(batches, &commit_sent);
+    if (together.is_ok()) {
+      if (!*together) transaction = commit_one_by_one(batches, results);
+      break;
+    }
+    transaction = together.status();
+    // A connection lost before COMMIT was sent rolled the transaction back:
+    // nothing of the group is durable, so it is safe to send it once more (a
+    // server restart is usually noticed only by the next write). After COMMIT
+    // was sent the outcome is unknown and the callers must reload.
+    if (commit_sent || !is_connection_failure(transaction) || attempt == 2) break;
+  }
+  if (!transaction.is_ok()) log::warn("store commit failed", {{"error", transaction.to_string()}});
+  writes_.finish(group, results, transaction);
+}
+
+Status PostgresStore::ensure_writer() {
+  if (writer_->healthy()) return Status::ok();
+  int64_t deadline_ms = clock_.monotonic_us() / 1000 + options_.reconnect_timeout_ms;
+  int64_t delay_ms = 50;
+  for (;;) {
+    if (reconnects_) reconnects_->inc();
+    Status status = writer_->reconnect();
+    if (status.is_ok()) {
+      log::info("store reconnected", {{"store", "postgres"}});
+      return status;
+    }
+    if (clock_.monotonic_us() / 1000 + delay_ms > deadline_ms) return status;
+    std::this_thread::sleep_for(std::chrono::milliseconds(delay_ms));
+    delay_ms = std::min<int64_t>(delay_ms * 2, 1000);
+  }
+}
+
+Result<bool> PostgresStore::commit_together(const std::vector<std::vector<PgStatement>>& batches, bool* commit_sent) {
+  std::vector<PgQuery> queries{PgQuery{"BEGIN", {}}};
+  for (const auto& batch : batches) {
+    for (const auto& statement : batch) queries.push_back(statement.query);
+  }
+  ASSIGN_OR_RETURN(auto results, writer_->pipeline(queries));
+  bool all_hold = results[0].is_ok();
+  size_t offset = 1;
+  for (const auto& batch : batches) {
+    if (!all_hold) break;
+    Status status = check_all(batch, results, offset);
+    if (is_connection_failure(status)) return status;
+    all_hold = status.is_ok();
+    offset += batch.size();
+  }
+  if (!all_hold) {
+    RETURN_IF_ERROR(writer_->exec("ROLLBACK", PgParams()).status());
+    return false;
+  }
+  *commit_sent = true;
+  RETURN_IF_ERROR(writer_->exec("COMMIT", PgParams()).status());  // synchronous_commit: WAL flushed
+  return true;
+}
+
+Status PostgresStore::commit_one_by_one(const std::vector<std::vector<PgStatement>>& batches,
+                                        std::vector<Status>& results) {
+  RETURN_IF_ERROR(writer_->exec("BEGIN", PgParams()).status());
+  for (size_t i = 0; i < batches.size(); ++i) {
+    std::vector<PgQuery> queries{PgQuery{"SAVEPOINT batch", {}}};
+    for (const auto& statement : batches[i]) queries.push_back(statement.query);
+    ASSIGN_OR_RETURN(auto outcome, writer_->pipeline(queries));
+    results[i] = outcome[0].is_ok() ? check_all(batches[i], outcome, 1) : outcome[0].status();
+    if (is_connection_failure(results[i])) return results[i];
+    const char* end = results[i].is_ok() ? "RELEASE SAVEPOINT batch" : "ROLLBACK TO SAVEPOINT batch";
+    RETURN_IF_ERROR(writer_->exec(end, PgParams()).status());
+  }
+  return writer_->exec("COMMIT", PgParams()).status();
+}
+
+// ---- reads ----
+
+Result<std::unique_ptr<PgConnection>> PostgresStore::acquire_reader() {
+  {
+    std::unique_lock lock(readers_mutex_);
+    reader_released_.wait(lock, [this] { return !idle_readers_.empty() || readers_open_ < options_.read_connections_max; });
+    if (!idle_readers_.empty()) {
+      auto connection = std::move(idle_readers_.back());
+      idle_readers_.pop_back();
+      return connection;
+    }
+    ++readers_open_;
+  }
+  auto connection = PgConnection::connect(options_.url);
+  if (!connection.is_ok()) {
+    std::lock_guard lock(readers_mutex_);
+    --readers_open_;
+    reader_released_.notify_one();
+  }
+  return connection;
+}
+
+void PostgresStore::release_reader(std::unique_ptr<PgConnection> connection) {
+  std::lock_guard lock(readers_mutex_);
+  if (connection->healthy()) {
+    idle_readers_.push_back(std::move(connection));
+  } else {
+    --readers_open_;  // dropped: the next reader connects afresh
+  }
+  reader_released_.notify_one();
+}
+
+Result<PgResult> PostgresStore::read(const std::string& sql, const PgParams& params) {
+  Status last;
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    ASSIGN_OR_RETURN(auto connection, acquire_reader());
+    auto result = connection->exec(sql, params);
+    release_reader(std::move(connection));
+    if (result.is_ok() || !is_connection_failure(result.status())) return result;
+    last = result.status();
+  }
+  return last;
+}
+
+Result<AgentRecord> PostgresStore::get_agent(const std::string& tenant, const std::string& name,
+                                             std::optional<int64_t> version) {
+  int64_t wanted = version.value_or(0);
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, name, version, spec, created_at_ms FROM agents "
+                                   "WHERE tenant_id = $1 AND name = $2 AND ($3 = 0 OR version = $3) "
+                                   "ORDER BY version DESC LIMIT 1",
+                                   PgParams().add(tenant).add(name).add(wanted)));
+  if (rows.rows() == 1) return read_agent(rows, 0);
+  return not_found("agent '" + name + "'" + (version ? " version " + std::to_string(*version) : "") +
+                   " not found");
+}
+
+Result<std::vector<AgentRecord>> PostgresStore::list_agents(const std::string& tenant) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT DISTINCT ON (name) tenant_id, name, version, spec, created_at_ms "
+                                   "FROM agents WHERE tenant_id = $1 ORDER BY name, version DESC",
+                                   PgParams().add(tenant)));
+  return collect_rows(rows, read_agent);
+}
+
+Result<SessionRecord> PostgresStore::get_session(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                                   "WHERE tenant_id = $1 AND id = $2",
+                                   PgParams().add(tenant).add(id)));
+  if (rows.rows() == 1) return read_session(rows, 0);
+  return not_found("session '" + id + "' not found");
+}
+
+Result<std::vector<SessionRecord>> PostgresStore::list_sessions(const std::string& tenant,
+                                                                const std::string& after_id, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                                   "WHERE tenant_id = $1 AND ($2 = '' OR position < (SELECT position FROM sessions "
+                                   "WHERE tenant_id = $1 AND id = $2)) ORDER BY position DESC LIMIT $3",
+                                   PgParams().add(tenant).add(after_id).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_session);
+}
+
+Result<std::vector<ItemRecord>> PostgresStore::list_items(const std::string& tenant, const std::string& session,
+                                                          int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "WHERE tenant_id = $1 AND session_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+                                   PgParams().add(tenant).add(session).add(after_seq).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_item);
+}
+
+Result<std::vector<ItemRecord>> PostgresStore::recent_items(const std::string& tenant, const std::string& session,
+                                                            int64_t before_seq, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "WHERE tenant_id = $1 AND session_id = $2 AND ($3 = 0 OR seq < $3) "
+                                   "ORDER BY seq DESC LIMIT $4",
+                                   PgParams().add(tenant).add(session).add(before_seq).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_item);
+}
+
+Result<RunRecord> PostgresStore::get_run(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kRunColumns + " FROM runs WHERE tenant_id = $1 AND id = $2",
+                                   PgParams().add(tenant).add(id)));
+  if (rows.rows() == 1) return read_run(rows, 0);
+  return not_found("run '" + id + "' not found");
+}
+
+Result<std::vector<RunRecord>> PostgresStore::list_runs(const std::string& tenant, const std::string& session,
+                                                        int limit) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kRunColumns +
+                                       " FROM runs WHERE tenant_id = $1 AND session_id = $2 ORDER BY position LIMIT $3",
+                                   PgParams().add(tenant).add(session).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_run);
+}
+
+Result<std::vector<RunRecord>> PostgresStore::list_queued_runs(const std::string& tenant, const std::string& session,
+                                                               int limit) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kRunColumns +
+                                       " FROM runs WHERE tenant_id = $1 AND session_id = $2 AND status = 'queued' "
+                                       "ORDER BY position LIMIT $3",
+                                   PgParams().add(tenant).add(session).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_run);
+}
+
+Result<std::vector<RunRecord>> PostgresStore::list_unfinished_runs_of_session(const std::string& tenant,
+                                                                              const std::string& session, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kRunColumns +
+                                       " FROM runs WHERE tenant_id = $1 AND session_id = $2 AND status IN "
+                                       "('queued', 'running', 'waiting') ORDER BY position LIMIT $3",
+                                   PgParams().add(tenant).add(session).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_run);
+}
+
+Result<std::vector<RunRecord>> PostgresStore::list_unfinished_runs() {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kRunColumns +
+                                       " FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') "
+                                       "ORDER BY position",
+                                   PgParams()));
+  return collect_rows(rows, read_run);
+}
+
+Result<std::vector<StepRecord>> PostgresStore::list_steps(const std::string& tenant, const std::string& run,
+                                                          int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, run_id, seq, kind, payload, created_at_ms FROM steps "
+                                   "WHERE tenant_id = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
+                                   PgParams().add(tenant).add(run).add(after_seq).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_step);
+}
+
+}  // namespace continuum

@@ -1,0 +1,81 @@
+// PostgreSQL-only behaviour: what the store does when the database drops its
+// connections (a restart, a failover, an administrator).
+#include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "store/postgres/pg_store.h"
+#include "tests/unit/store/store_test_env.h"
+
+namespace continuum {
+namespace {
+
+class PostgresStoreTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    url_ = test_postgres_url();
+    if (url_.empty()) {
+      if (read_process_env("CONTINUUM_REQUIRE_POSTGRES") == "1") FAIL() << "CONTINUUM_TEST_POSTGRES_URL is not set";
+      GTEST_SKIP() << "set CONTINUUM_TEST_POSTGRES_URL to run the PostgreSQL cases";
+    }
+    ASSERT_TRUE(reset_postgres_schema(url_).is_ok());
+    auto store = PostgresStore::open(PostgresStoreOptions{url_}, clock_, nullptr);
+    ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+    store_ = std::move(*store);
+    auto admin = PgConnection::connect(url_);
+    ASSERT_TRUE(admin.is_ok());
+    admin_ = std::move(*admin);
+  }
+  // Ends every other connection to the test database, as a server restart would.
+  void terminate_other_connections() {
+    ASSERT_TRUE(admin_->exec_script("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+                    .is_ok());
+  }
+  Status add_step(int64_t seq) {
+    WriteBatch batch;
+    batch.steps.push_back(StepRecord{"t1", "r1", seq, "k", "{}", 0});
+    return store_->commit_and_wait(std::move(batch));
+  }
+
+  std::string url_;
+  SystemClock& clock_ = SystemClock::instance();
+  std::unique_ptr<PostgresStore> store_;
+  std::unique_ptr<PgConnection> admin_;
+};
+
+TEST_F(PostgresStoreTest, WriterAndReadersReconnectAfterTheirConnectionsAreKilled) {
+  ASSERT_TRUE(add_step(0).is_ok());
+  ASSERT_EQ(store_->list_steps("t1", "r1", -1, 10)->size(), 1u);  // opens a reader
+  terminate_other_connections();
+  EXPECT_TRUE(add_step(1).is_ok()) << "the writer reconnects before committing";
+  auto steps = store_->list_steps("t1", "r1", -1, 10);
+  ASSERT_TRUE(steps.is_ok()) << "a reader retries once on a new connection: " << steps.status().to_string();
+  EXPECT_EQ(steps->size(), 2u);
+}
+
+TEST_F(PostgresStoreTest, ManyNodesMigratingAtOnceMigrateOnce) {
+  ASSERT_TRUE(reset_postgres_schema(url_).is_ok());
+  std::vector<std::thread> nodes;
+  std::atomic<int> opened{0};
+  for (int i = 0; i < 4; ++i) {
+    nodes.emplace_back([&] {
+      if (PostgresStore::open(PostgresStoreOptions{url_}, clock_, nullptr).is_ok()) opened.fetch_add(1);
+    });
+  }
+  for (auto& node : nodes) node.join();
+  EXPECT_EQ(opened.load(), 4);
+  auto versions = admin_->exec("SELECT COUNT(*)::bigint FROM schema_version", PgParams());
+  ASSERT_TRUE(versions.is_ok());
+  EXPECT_EQ(versions->int64(0, 0), 1) << "migration 1 recorded once";
+}
+
+TEST_F(PostgresStoreTest, UnreachableDatabaseIsAClearError) {
+  auto store = PostgresStore::open(PostgresStoreOptions{"postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"},
+                                   clock_, nullptr);
+  ASSERT_FALSE(store.is_ok());
+  EXPECT_EQ(store.status().code(), Code::kUnavailable);
+  EXPECT_NE(store.status().message().find("cannot connect to PostgreSQL"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace continuum

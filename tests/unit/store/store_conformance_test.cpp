@@ -1,0 +1,286 @@
+// The store conformance suite: the same tests against every backend.
+// SQLite runs on a temp file; PostgreSQL on the database named by
+// CONTINUUM_TEST_POSTGRES_URL (scripts/test.sh starts a throwaway cluster).
+// Without that variable the PostgreSQL cases are skipped, unless
+// CONTINUUM_REQUIRE_POSTGRES=1 (CI), which makes them fail instead.
+#include <gtest/gtest.h>
+
+#include <filesystem>
+#include <future>
+
+#include "core/config.h"
+#include "store/postgres/pg_connection.h"
+#include "store/postgres/pg_store.h"
+#include "store/sqlite/sqlite_store.h"
+#include "tests/unit/store/store_test_env.h"
+
+namespace continuum {
+namespace {
+
+class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
+ protected:
+  void SetUp() override {
+    if (GetParam() == "postgres") {
+      url_ = test_postgres_url();
+      if (url_.empty()) {
+        if (read_process_env("CONTINUUM_REQUIRE_POSTGRES") == "1") FAIL() << "CONTINUUM_TEST_POSTGRES_URL is not set";
+        GTEST_SKIP() << "set CONTINUUM_TEST_POSTGRES_URL to run the PostgreSQL cases";
+      }
+      ASSERT_TRUE(reset_postgres_schema(url_).is_ok());
+    } else {
+      path_ = std::filesystem::temp_directory_path() /
+              ("continuum-store-test-" + std::to_string(::getpid()) + ".db");
+      remove_sqlite_files();
+    }
+    reopen();
+  }
+  void TearDown() override {
+    store_.reset();
+    if (!path_.empty()) remove_sqlite_files();
+  }
+  void remove_sqlite_files() {
+    for (const char* suffix : {"", "-wal", "-shm"}) std::filesystem::remove(path_.string() + suffix);
+  }
+  void reopen() {
+    store_.reset();
+    if (GetParam() == "postgres") {
+      auto store = PostgresStore::open(PostgresStoreOptions{url_}, clock_, nullptr);
+      ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+      store_ = std::move(*store);
+    } else {
+      auto store = SqliteStore::open(SqliteStoreOptions{path_.string()}, clock_, nullptr);
+      ASSERT_TRUE(store.is_ok()) << store.status().to_string();
+      store_ = std::move(*store);
+    }
+  }
+  Status commit(WriteBatch batch) { return store_->commit_and_wait(std::move(batch)); }
+  void add_session(const std::string& tenant, const std::string& id) {
+    WriteBatch batch;
+    batch.session_inserts.push_back(SessionRecord{tenant, id, "a", "{}", 1});
+    ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  }
+  void add_run(const std::string& tenant, const std::string& session, const std::string& id, const char* status) {
+    WriteBatch batch;
+    batch.run_inserts.push_back(RunRecord{tenant, id, session, "a", 1, status, "in", "{}", 1, 1, 1});
+    ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  }
+  static std::vector<std::string> run_ids(const Result<std::vector<RunRecord>>& runs) {
+    std::vector<std::string> ids;
+    for (const auto& run : *runs) ids.push_back(run.id);
+    return ids;
+  }
+
+  std::filesystem::path path_;
+  std::string url_;
+  ManualClock clock_;
+  std::unique_ptr<Store> store_;
+};
+
+TEST_P(StoreConformanceTest, CommittedDataSurvivesReopenAndIsTenantScoped) {
+  WriteBatch batch;
+  batch.agent_inserts.push_back(AgentRecord{"t1", "a", 1, "{}", 1});
+  batch.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1});
+  batch.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunRunning, "in", "{}", 1, 1});
+  batch.steps.push_back(StepRecord{"t1", "r1", 0, "run_created", "{}", 1});
+  batch.items.push_back(ItemRecord{0, "t1", "s1", "r1", R"({"role":"user"})", 1});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  reopen();
+  EXPECT_TRUE(store_->get_run("t1", "r1").is_ok());
+  EXPECT_EQ(store_->get_run("t2", "r1").status().code(), Code::kNotFound) << "other tenant";
+  EXPECT_EQ(store_->get_session("t2", "s1").status().code(), Code::kNotFound) << "other tenant";
+  EXPECT_EQ(store_->get_agent("t2", "a", std::nullopt).status().code(), Code::kNotFound) << "other tenant";
+  EXPECT_TRUE(store_->list_steps("t2", "r1", -1, 10)->empty()) << "other tenant";
+  EXPECT_TRUE(store_->list_items("t2", "s1", 0, 10)->empty()) << "other tenant";
+  EXPECT_EQ(store_->list_steps("t1", "r1", -1, 10)->size(), 1u);
+  EXPECT_EQ(store_->list_items("t1", "s1", 0, 10)->size(), 1u);
+  EXPECT_EQ(store_->list_unfinished_runs()->size(), 1u);
+}
+
+TEST_P(StoreConformanceTest, FailingBatchFailsAloneInsideGroupCommit) {
+  std::vector<std::future<Status>> results;
+  for (int i = 0; i < 50; ++i) {
+    WriteBatch batch;
+    // Batch 25 repeats step seq 0 of run r: a conflict that must not affect the others.
+    batch.steps.push_back(StepRecord{"t1", "r", i == 25 ? 0 : i, "k", "{}", 0});
+    auto promise = std::make_shared<std::promise<Status>>();
+    results.push_back(promise->get_future());
+    store_->commit(std::move(batch), [promise](Status status) { promise->set_value(status); });
+  }
+  int failures = 0;
+  for (auto& result : results) {
+    Status status = result.get();
+    if (!status.is_ok()) {
+      ++failures;
+      EXPECT_EQ(status.code(), Code::kConflict) << status.to_string();
+    }
+  }
+  EXPECT_EQ(failures, 1);
+  EXPECT_EQ(store_->list_steps("t1", "r", -1, 100)->size(), 49u);
+  EXPECT_LT(store_->stats().transactions_committed, 50) << "batches share transactions";
+}
+
+TEST_P(StoreConformanceTest, FailingBatchLeavesNothingBehind) {
+  add_session("t1", "s1");
+  WriteBatch first;
+  first.steps.push_back(StepRecord{"t1", "r1", 0, "k", "{}", 0});
+  ASSERT_TRUE(commit(std::move(first)).is_ok());
+  WriteBatch mixed;  // a run, an item and a duplicate step: all or nothing
+  mixed.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunRunning, "in", "{}", 1, 1, 1});
+  mixed.items.push_back(ItemRecord{0, "t1", "s1", "r1", "{}", 1});
+  mixed.steps.push_back(StepRecord{"t1", "r1", 0, "k", "{}", 0});
+  EXPECT_EQ(commit(std::move(mixed)).code(), Code::kConflict);
+  EXPECT_EQ(store_->get_run("t1", "r1").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->list_items("t1", "s1", 0, 10)->empty());
+}
+
+TEST_P(StoreConformanceTest, VersionedRunUpdateRefusesAStaleVersion) {
+  add_session("t1", "s1");
+  add_run("t1", "s1", "r1", kRunRunning);
+  RunRecord update{"t1", "r1", "s1", "a", 1, kRunWaiting, "", R"({"n":2})", 1, 5, 2};
+  WriteBatch second;
+  second.run_updates.push_back(update);
+  ASSERT_TRUE(commit(std::move(second)).is_ok());
+  WriteBatch stale;  // built on version 1 again
+  update.snapshot_json = R"({"n":"stale"})";
+  stale.run_updates.push_back(update);
+  EXPECT_EQ(commit(std::move(stale)).code(), Code::kConflict);
+  WriteBatch missing;
+  missing.run_updates.push_back(RunRecord{"t1", "nope", "s1", "a", 1, kRunWaiting, "", "{}", 1, 5, 2});
+  EXPECT_EQ(commit(std::move(missing)).code(), Code::kConflict);
+  auto run = store_->get_run("t1", "r1");
+  ASSERT_TRUE(run.is_ok());
+  EXPECT_EQ(run->version, 2);
+  EXPECT_EQ(run->status, kRunWaiting);
+  EXPECT_EQ(run->snapshot_json, R"({"n":2})");
+  EXPECT_EQ(run->input, "in") << "an update leaves the input alone";
+  EXPECT_EQ(run->updated_at_ms, 5);
+}
+
+TEST_P(StoreConformanceTest, AgentVersionsLatestAndSpecific) {
+  WriteBatch batch;
+  batch.agent_inserts.push_back(AgentRecord{"t1", "a", 1, R"({"v":1})", 1});
+  batch.agent_inserts.push_back(AgentRecord{"t1", "a", 2, R"({"v":2})", 2});
+  batch.agent_inserts.push_back(AgentRecord{"t1", "b", 1, R"({"b":1})", 3});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  EXPECT_EQ(store_->get_agent("t1", "a", std::nullopt)->version, 2);
+  EXPECT_EQ(store_->get_agent("t1", "a", 1)->spec_json, R"({"v":1})");
+  EXPECT_EQ(store_->get_agent("t1", "a", 3).status().code(), Code::kNotFound);
+  auto agents = store_->list_agents("t1");
+  ASSERT_EQ(agents->size(), 2u);
+  EXPECT_EQ((*agents)[0].name, "a");
+  EXPECT_EQ((*agents)[0].version, 2);
+  EXPECT_EQ((*agents)[0].spec_json, R"({"v":2})") << "the row of the latest version";
+  EXPECT_EQ((*agents)[1].name, "b");
+  WriteBatch duplicate;
+  duplicate.agent_inserts.push_back(AgentRecord{"t1", "a", 2, "{}", 4});
+  EXPECT_EQ(commit(std::move(duplicate)).code(), Code::kConflict);
+}
+
+TEST_P(StoreConformanceTest, ItemsInOrderPagedBothWays) {
+  add_session("t1", "s1");
+  add_session("t1", "s2");
+  for (int i = 0; i < 6; ++i) {
+    WriteBatch batch;
+    batch.items.push_back(ItemRecord{0, "t1", i % 2 ? "s2" : "s1", "r", "{\"i\":" + std::to_string(i) + "}", i});
+    ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  }
+  auto all = store_->list_items("t1", "s1", 0, 10);
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].message_json, R"({"i":0})");
+  EXPECT_EQ((*all)[2].message_json, R"({"i":4})");
+  EXPECT_LT((*all)[0].seq, (*all)[1].seq);
+  auto after = store_->list_items("t1", "s1", (*all)[0].seq, 1);
+  ASSERT_EQ(after->size(), 1u);
+  EXPECT_EQ((*after)[0].message_json, R"({"i":2})");
+  auto newest = store_->recent_items("t1", "s1", 0, 2);
+  ASSERT_EQ(newest->size(), 2u);
+  EXPECT_EQ((*newest)[0].message_json, R"({"i":4})");
+  auto older = store_->recent_items("t1", "s1", (*newest)[1].seq, 5);
+  ASSERT_EQ(older->size(), 1u);
+  EXPECT_EQ((*older)[0].message_json, R"({"i":0})");
+}
+
+TEST_P(StoreConformanceTest, RunListsByStatusOldestFirst) {
+  add_session("t1", "s1");
+  add_session("t2", "s1");
+  add_run("t1", "s1", "done", kRunCompleted);
+  add_run("t1", "s1", "q1", kRunQueued);
+  add_run("t1", "s1", "w1", kRunWaiting);
+  add_run("t1", "s1", "q2", kRunQueued);
+  add_run("t2", "s1", "other", kRunRunning);
+  EXPECT_EQ(run_ids(store_->list_runs("t1", "s1", 10)), (std::vector<std::string>{"done", "q1", "w1", "q2"}));
+  EXPECT_EQ(run_ids(store_->list_runs("t1", "s1", 2)), (std::vector<std::string>{"done", "q1"}));
+  EXPECT_EQ(run_ids(store_->list_queued_runs("t1", "s1", 10)), (std::vector<std::string>{"q1", "q2"}));
+  EXPECT_EQ(run_ids(store_->list_unfinished_runs_of_session("t1", "s1", 10)),
+            (std::vector<std::string>{"q1", "w1", "q2"}));
+  EXPECT_EQ(run_ids(store_->list_unfinished_runs()), (std::vector<std::string>{"q1", "w1", "q2", "other"}))
+      << "across tenants, for recovery";
+}
+
+TEST_P(StoreConformanceTest, PayloadsRoundTripByteForByte) {
+  add_session("t1", "s1");
+  std::string unicode = R"({"text":"Grüße, 東京 — \"quoted\" \\ 🙂"})";
+  std::string large = "{\"blob\":\"" + std::string(3 * 1024 * 1024, 'x') + "\"}";
+  WriteBatch batch;
+  batch.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunRunning, unicode, large, 1, 1, 1});
+  batch.steps.push_back(StepRecord{"t1", "r1", 0, "k", large, 1});
+  batch.items.push_back(ItemRecord{0, "t1", "s1", "r1", unicode, 1});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  reopen();
+  EXPECT_EQ(store_->get_run("t1", "r1")->input, unicode);
+  EXPECT_EQ(store_->get_run("t1", "r1")->snapshot_json, large);
+  EXPECT_EQ((*store_->list_steps("t1", "r1", -1, 1))[0].payload_json, large);
+  EXPECT_EQ((*store_->list_items("t1", "s1", 0, 1))[0].message_json, unicode);
+}
+
+TEST_P(StoreConformanceTest, SessionPaginationNewestFirstAndDeleteCascades) {
+  for (int i = 0; i < 5; ++i) add_session("t1", "s" + std::to_string(i));
+  add_session("t2", "s9");
+  auto page1 = store_->list_sessions("t1", "", 2);
+  ASSERT_EQ(page1->size(), 2u);
+  EXPECT_EQ((*page1)[0].id, "s4");
+  auto page2 = store_->list_sessions("t1", (*page1)[1].id, 2);
+  ASSERT_EQ(page2->size(), 2u);
+  EXPECT_EQ((*page2)[0].id, "s2");
+  EXPECT_EQ(store_->list_sessions("t1", "", 100)->size(), 5u) << "other tenant's session not listed";
+
+  add_run("t1", "s4", "r1", kRunCompleted);
+  WriteBatch history;
+  history.steps.push_back(StepRecord{"t1", "r1", 0, "k", "{}", 0});
+  history.items.push_back(ItemRecord{0, "t1", "s4", "r1", "{}", 1});
+  ASSERT_TRUE(commit(std::move(history)).is_ok());
+  WriteBatch del;
+  del.session_deletes.push_back(SessionRecord{"t1", "s4", "a", "{}", 0});
+  ASSERT_TRUE(commit(std::move(del)).is_ok());
+  EXPECT_EQ(store_->get_session("t1", "s4").status().code(), Code::kNotFound);
+  EXPECT_EQ(store_->get_run("t1", "r1").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->list_steps("t1", "r1", -1, 10)->empty());
+  EXPECT_TRUE(store_->list_items("t1", "s4", 0, 10)->empty());
+  WriteBatch again;
+  again.session_deletes.push_back(SessionRecord{"t1", "s4", "a", "{}", 0});
+  EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
+}
+
+// Regression: a run submitted between the API's "no unfinished runs" check and
+// the delete's commit used to land in a deleted session. The writer now checks.
+TEST_P(StoreConformanceTest, SessionDeleteAndRunInsertCannotInterleave) {
+  add_session("t1", "s1");
+  add_run("t1", "s1", "r1", kRunQueued);
+  WriteBatch del;
+  del.session_deletes.push_back(SessionRecord{"t1", "s1", "a", "{}", 0});
+  EXPECT_EQ(commit(std::move(del)).code(), Code::kConflict) << "a queued run blocks the delete";
+
+  add_session("t1", "s2");
+  WriteBatch delete_s2;
+  delete_s2.session_deletes.push_back(SessionRecord{"t1", "s2", "a", "{}", 0});
+  ASSERT_TRUE(commit(std::move(delete_s2)).is_ok());
+  WriteBatch late_run;
+  late_run.run_inserts.push_back(RunRecord{"t1", "r2", "s2", "a", 1, kRunQueued, "in", "{}", 1, 1});
+  EXPECT_EQ(commit(std::move(late_run)).code(), Code::kNotFound);
+}
+
+INSTANTIATE_TEST_SUITE_P(Backends, StoreConformanceTest, ::testing::Values("sqlite", "postgres"),
+                         [](const auto& info) { return info.param; });
+
+}  // namespace
+}  // namespace continuum
