@@ -5,6 +5,8 @@
 //   engine_bench w2 [concurrency...]     C concurrent runs x 10 steps
 //   engine_bench w3 [steps]              one run of N steps: latency by step index,
 //                                        then kill -9 mid-run and time the resume
+// BENCH_STORE=postgres://... runs them on PostgreSQL (its tables are dropped
+// first); the default is a SQLite file in BENCH_DIR.
 // Each prints one JSON line. A "step" is one committed journal entry of a
 // model or tool call; the provider asks for the noop tool until the run has
 // made the wanted number of model calls, then answers.
@@ -24,7 +26,9 @@
 #include "core/log.h"
 #include "engine/engine.h"
 #include "net/event_loop.h"
-#include "store/sqlite/sqlite_store.h"
+#include "core/config.h"
+#include "store/open_store.h"
+#include "store/postgres/pg_connection.h"
 
 using namespace continuum;
 
@@ -86,6 +90,21 @@ double cpu_seconds() {
          static_cast<double>(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1e6;
 }
 
+void drop_postgres_tables(const std::string& url) {
+  auto connection = PgConnection::connect(url);
+  CONTINUUM_CHECK(connection.is_ok(), "the benchmark database is reachable");
+  CONTINUUM_CHECK((*connection)->exec_script("DROP SCHEMA public CASCADE; CREATE SCHEMA public").is_ok(),
+                  "the benchmark owns its database");
+}
+
+// BENCH_STORE if set, else the SQLite file in `dir`.
+std::unique_ptr<Store> open_bench_store(const std::string& dir) {
+  std::string url = read_process_env("BENCH_STORE");
+  auto opened = open_store(url.empty() ? "sqlite:" + dir + "/bench.db" : url, dir, SystemClock::instance(), nullptr);
+  CONTINUUM_CHECK(opened.is_ok(), "the benchmark store opens");
+  return std::move(*opened);
+}
+
 // One benchmark world: a fresh data dir, store, loop thread and engine.
 struct World {
   explicit World(const std::string& dir, int64_t model_calls_per_run, bool fresh = true) : dir_(dir) {
@@ -93,7 +112,8 @@ struct World {
       std::filesystem::remove_all(dir_);
       std::filesystem::create_directories(dir_);
     }
-    store = std::move(*SqliteStore::open(SqliteStoreOptions{dir_ + "/bench.db"}, SystemClock::instance(), nullptr));
+    if (fresh && !read_process_env("BENCH_STORE").empty()) drop_postgres_tables(read_process_env("BENCH_STORE"));
+    store = open_bench_store(dir_);
     provider = std::make_unique<CountingProvider>(loop, model_calls_per_run);
     tools = std::make_unique<NoopTools>(loop);
     engine = std::make_unique<Engine>(
@@ -140,7 +160,7 @@ struct World {
   std::string dir_;
   AsioEventLoop loop;
   std::thread thread;
-  std::unique_ptr<SqliteStore> store;
+  std::unique_ptr<Store> store;
   std::unique_ptr<CountingProvider> provider;
   std::unique_ptr<NoopTools> tools;
   std::unique_ptr<Engine> engine;
@@ -246,7 +266,7 @@ int w3(int64_t steps, const std::string& dir) {
     _exit(127);
   }
   {
-    auto probe = std::move(*SqliteStore::open(SqliteStoreOptions{crash_dir + "/bench.db"}, SystemClock::instance(), nullptr));
+    auto probe = open_bench_store(crash_dir);
     for (;;) {
       auto runs = probe->list_unfinished_runs();
       if (runs.is_ok() && !runs->empty()) {

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The whole test suite, from a clean checkout: installs dependencies, builds,
-# runs unit tests, integration tests (real binary over HTTP, mock model, tool
-# server), the kill -9 crash test, then the unit and integration tests again
+# starts a throwaway PostgreSQL cluster (scripts/pg-cluster.sh), runs unit
+# tests (the store conformance suite on SQLite and PostgreSQL), integration
+# tests (real binary over HTTP, mock model, tool server; on SQLite, then on
+# PostgreSQL), the crash tests, then the unit and integration tests again
 # under ASan+UBSan, then each fuzz target for a short time.
 #
 # Environment: CONTINUUM_SKIP_SANITIZERS=1 / CONTINUUM_SKIP_FUZZ=1 to skip stages.
@@ -17,6 +19,14 @@ bash scripts/install-deps.sh
 stage "release build"
 bash scripts/build.sh "$ROOT/build"
 
+stage "throwaway PostgreSQL cluster"
+PG_DIR="$(mktemp -d /tmp/continuum-pg-test.XXXXXX)"
+chmod 755 "$PG_DIR"
+trap 'bash "$ROOT/scripts/pg-cluster.sh" stop "$PG_DIR/cluster"; rm -rf "$PG_DIR"' EXIT
+CONTINUUM_TEST_POSTGRES_URL="$(bash scripts/pg-cluster.sh start "$PG_DIR/cluster")"
+export CONTINUUM_TEST_POSTGRES_URL CONTINUUM_REQUIRE_POSTGRES=1
+echo "PostgreSQL at $CONTINUUM_TEST_POSTGRES_URL"
+
 stage "unit tests"
 "$ROOT/build/tests/unit_tests" --gtest_brief=1 2>"$ROOT/build/unit-tests.log" || { tail -50 "$ROOT/build/unit-tests.log"; exit 1; }
 
@@ -31,7 +41,7 @@ if [[ "${CONTINUUM_SKIP_SANITIZERS:-0}" != "1" ]]; then
   stage "unit tests under ASan+UBSan"
   "$ROOT/build-asan/tests/unit_tests" --gtest_brief=1 2>"$ROOT/build-asan/unit-tests.log" || { tail -80 "$ROOT/build-asan/unit-tests.log"; exit 1; }
   stage "integration tests under ASan+UBSan"
-  CONTINUUM_BUILD_DIR="$ROOT/build-asan" SKIP_CRASH=1 bash tests/integration/run_all.sh
+  CONTINUUM_BUILD_DIR="$ROOT/build-asan" SKIP_CRASH=1 SKIP_POSTGRES=1 bash tests/integration/run_all.sh
 fi
 
 if [[ "${CONTINUUM_SKIP_FUZZ:-0}" != "1" ]]; then

@@ -60,6 +60,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def test_store_url():
+    """The store for a new server: "" (SQLite in its data dir) unless
+    CONTINUUM_TEST_STORE=postgres, then a fresh database on the cluster at
+    CONTINUUM_TEST_POSTGRES_URL (each server gets its own, so tests stay isolated)."""
+    if os.environ.get("CONTINUUM_TEST_STORE", "sqlite") != "postgres":
+        return ""
+    base = os.environ.get("CONTINUUM_TEST_POSTGRES_URL")
+    if not base:
+        raise AssertionError("CONTINUUM_TEST_STORE=postgres needs CONTINUUM_TEST_POSTGRES_URL")
+    name = "it_" + secrets.token_hex(6)
+    subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", base, "-c", f"CREATE DATABASE {name}"],
+                   check=True, stdout=subprocess.DEVNULL)
+    return base.rsplit("/", 1)[0] + "/" + name
+
+
 class WaitTimeout(AssertionError):
     pass
 
@@ -478,9 +493,12 @@ class MockModel(Process):
 class ContinuumServer(Process):
     """`continuum serve` on `data_dir`."""
 
-    def __init__(self, log_dir, data_dir, api_key, mock_base_url=None, env=None):
+    def __init__(self, log_dir, data_dir, api_key, mock_base_url=None, env=None, store=None):
         super().__init__("continuum", log_dir)
         self.data_dir = data_dir
+        # The store URL; by default the suite's backend (test_store_url), fixed
+        # for this server's lifetime so restarts see the same database.
+        self.store = store if store is not None else test_store_url()
         self.api_key = api_key
         self.port = free_port()
         self.extra_env = dict(env or {})
@@ -511,8 +529,10 @@ class ContinuumServer(Process):
         os.makedirs(self.data_dir, exist_ok=True)
 
         def spawn_and_wait():
-            self._spawn([binary("continuum"), "serve", "--data", self.data_dir,
-                         "--listen", f"127.0.0.1:{self.port}"], env=self.environment())
+            argv = [binary("continuum"), "serve", "--data", self.data_dir, "--listen", f"127.0.0.1:{self.port}"]
+            if self.store:
+                argv += ["--store", self.store]
+            self._spawn(argv, env=self.environment())
             self.starts += 1
             self._wait_http_ok("/readyz", self.port, START_TIMEOUT_S)
 
