@@ -27,7 +27,7 @@ url_of() { echo "postgresql://continuum@127.0.0.1:$(cat "$dir/port")/continuum";
 
 wait_ready() {
   for _ in $(seq 1 300); do
-    if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$(cat "$dir/port")"; then return 0; fi
+    if "$bindir/pg_isready" -q -h 127.0.0.1 -p "$(cat "$dir/port")" -U continuum -d postgres; then return 0; fi
     sleep 0.1
   done
   echo "pg-cluster: server in $dir did not become ready" >&2

@@ -1,31 +1,44 @@
 #!/usr/bin/env python3
-"""The crash test: `kill -9` the server again and again while runs make tool calls,
-and let an independent checker (the tool server, its own process) judge the result.
+"""The crash test: crash the system again and again while runs make tool calls, and
+let an independent checker (the tool server, its own process) judge the result.
 
     CONTINUUM_BUILD_DIR=build CRASH_KILLS=50 CRASH_RUNS=24 python3 tests/integration/crash_test.py
+    CONTINUUM_BUILD_DIR=build CRASH_TARGET=postgres CRASH_KILLS=8 python3 tests/integration/crash_test.py
+
+CRASH_TARGET says what crashes:
+  - `continuum` (the default): each crash is a `kill -9` of the Continuum server,
+    which is then started again on the same data dir (and store);
+  - `postgres`: the server runs with `--store` on a private PostgreSQL cluster
+    (scripts/pg-cluster.sh, in a temp dir that is removed at the end), and each crash
+    is `pg-cluster.sh restart DIR immediate` (a database crash). The Continuum server
+    is never restarted: it has to ride through on its own (reads may answer 503 while
+    the database is down; they are retried for up to UNAVAILABLE_WAIT_S), and it must
+    still be the same live process at the end.
 
 The runs are spread over CRASH_SESSIONS (default 2) sessions, so each session has a
 queue of runs that execute one after the other, and each model reply takes
-CRASH_MODEL_DELAY_MS (default 200): work stays in flight across many kills (the
-summary's kills_with_runs_unfinished says how many). Each run makes four tool calls — two in parallel, then two single
-ones, each tool sleeping a random 20-80 ms — and then answers with the tool results.
-All runs are submitted, then in a loop: sleep a random 50-400 ms, read the steps of a
-random subset of runs (those steps are acknowledged), kill -9 the server, restart it
-on the same data dir and check that every acknowledged step is still there, unchanged.
-After CRASH_KILLS kills the runs are left to finish, and the checks are:
+CRASH_MODEL_DELAY_MS (default 200): work stays in flight across many crashes (the
+summary's kills_with_runs_unfinished says how many). Each run makes four tool calls —
+two in parallel, then two single ones, each tool sleeping a random 20-80 ms — and then
+answers with the tool results. All runs are submitted, then in a loop: sleep a random
+50-400 ms, read the steps of a random subset of runs (those steps are acknowledged),
+crash, wait until the server answers reads again and check that every acknowledged
+step is still there, unchanged. After CRASH_KILLS crashes (default 50 for `continuum`,
+8 for `postgres`) the runs are left to finish, and the checks are:
   - every run completed with the output derived independently from the checker's
     deterministic tool results;
   - every idempotency key was applied exactly once, never with different arguments;
   - every tool_call step's idempotency_key is f"{run_id}:{seq}";
   - the checker's applied effects == the tool_call steps in all journals (same keys).
-Prints a one-line JSON summary; exits non-zero on failure. CRASH_SEED fixes the
-randomness (the seed is printed either way).
+Prints a one-line JSON summary (with the "target"); exits non-zero on failure.
+CRASH_SEED fixes the randomness (the seed is printed either way).
 """
 
 import json
 import os
 import random
 import shutil
+import subprocess
 import sys
 import tempfile
 import time
@@ -33,14 +46,16 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (ContinuumServer, MockModel, ToolServer, binaries_present, fast_retry,  # noqa: E402
-                     model_spec, result_for, step_arguments)
+from harness import (REPO_DIR, Client, ContinuumServer, MockModel, ToolServer, binaries_present,  # noqa: E402
+                     fast_retry, model_spec, result_for, step_arguments)
 
 TOOL_NAMES = ["alpha", "beta", "gamma", "delta"]
 TOOL_PARAMETERS = {"type": "object",
                    "properties": {"run": {"type": "string"}, "part": {"type": "integer"}},
                    "required": ["run", "part"], "additionalProperties": False}
 FINAL_PREFIX = "done {input}: "
+PG_CLUSTER_SH = os.path.join(REPO_DIR, "scripts", "pg-cluster.sh")
+UNAVAILABLE_WAIT_S = 60  # how long the server may answer reads with 503 after a database crash
 
 
 def call(name, part):
@@ -81,8 +96,130 @@ class CrashFailure(AssertionError):
     pass
 
 
+# --- what crashes ---------------------------------------------------------------
+
+
+class ContinuumCrashes:
+    """CRASH_TARGET=continuum: kill -9 the Continuum server, start it again."""
+
+    name = "continuum"
+    default_kills = 50
+    unavailable_wait_s = 0  # the restarted server waits for /readyz: no 503 is expected
+
+    def start(self, work_dir):
+        """Returns the server's --store (None: the harness's default)."""
+        return None
+
+    def crash(self, server):
+        server.kill9()
+        server.start()
+
+    def check_server_survived(self, test):
+        pass  # killed on purpose
+
+    def log_tails(self):
+        return []
+
+    def stop(self):
+        pass
+
+
+class PostgresCrashes:
+    """CRASH_TARGET=postgres: a private PostgreSQL cluster is the store; each crash
+    restarts it with `-m immediate` and the Continuum server must ride through."""
+
+    name = "postgres"
+    default_kills = 8
+    unavailable_wait_s = UNAVAILABLE_WAIT_S
+
+    def __init__(self):
+        self.temp_dir = None
+        self.cluster_dir = None
+        self.work_dir = None
+
+    def pg_cluster(self, command, *args):
+        """Runs `pg-cluster.sh command DIR args...`; returns what it printed."""
+        done = subprocess.run(["bash", PG_CLUSTER_SH, command, self.cluster_dir, *args],
+                              stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=180)
+        if done.returncode != 0:
+            raise CrashFailure(f"pg-cluster.sh {command} exited with {done.returncode}: {done.stderr[-4000:]}")
+        return done.stdout.strip()
+
+    def start(self, work_dir):
+        self.work_dir = work_dir
+        # As root, pg-cluster.sh runs PostgreSQL as `postgres`, which must reach the cluster dir.
+        self.temp_dir = tempfile.mkdtemp(prefix="continuum-crash-pg-")
+        os.chmod(self.temp_dir, 0o755)
+        self.cluster_dir = os.path.join(self.temp_dir, "cluster")
+        return self.pg_cluster("start")
+
+    def crash(self, server):
+        self.pg_cluster("restart", "immediate")
+
+    def check_server_survived(self, test):
+        if not test.server.alive() or test.server.starts != 1:
+            code = test.server.proc.returncode if test.server.proc else None
+            test.fail(f"the Continuum server did not ride through the database crashes: alive="
+                      f"{test.server.alive()} starts={test.server.starts} exit code={code}")
+
+    def server_log(self):
+        return os.path.join(self.cluster_dir, "server.log")
+
+    def log_tails(self):
+        if self.temp_dir is None:
+            return []
+        try:
+            with open(self.server_log(), "rb") as f:
+                return [("postgresql server.log", f.read()[-8000:].decode("utf-8", errors="replace"))]
+        except OSError:
+            return []
+
+    def stop(self):
+        """Stops the cluster and removes it; its log is copied into the work dir."""
+        if self.temp_dir is None:
+            return
+        try:
+            self.pg_cluster("stop")
+        finally:
+            try:
+                shutil.copyfile(self.server_log(), os.path.join(self.work_dir, "postgresql.server.log"))
+            except OSError:
+                pass
+            shutil.rmtree(self.temp_dir, ignore_errors=True)
+            self.temp_dir = None
+
+
+TARGETS = {target.name: target for target in (ContinuumCrashes, PostgresCrashes)}
+
+
+def make_target(name):
+    if name not in TARGETS:
+        raise ValueError(f"CRASH_TARGET={name!r}: expected one of {sorted(TARGETS)}")
+    return TARGETS[name]()
+
+
+class ReadRetryingClient(Client):
+    """A Client whose GETs answered 503 are retried for up to `unavailable_wait_s`
+    (the store may be down for a moment); `on_unavailable()` is called for each."""
+
+    def __init__(self, base_url, api_key, unavailable_wait_s, on_unavailable):
+        super().__init__(base_url, api_key)
+        self.unavailable_wait_s = unavailable_wait_s
+        self.on_unavailable = on_unavailable
+
+    def request(self, method, path, **kw):
+        deadline = time.monotonic() + self.unavailable_wait_s
+        while True:
+            resp = super().request(method, path, **kw)
+            if method != "GET" or resp.status != 503 or time.monotonic() >= deadline:
+                return resp
+            self.on_unavailable()
+            time.sleep(0.05)
+
+
 class CrashTest:
-    def __init__(self, kills, runs, sessions, model_delay_ms, seed, work_dir):
+    def __init__(self, target, kills, runs, sessions, model_delay_ms, seed, work_dir):
+        self.target = target
         self.model_delay_ms = model_delay_ms
         self.kills_target = kills
         self.run_count = runs
@@ -96,6 +233,7 @@ class CrashTest:
         self.kills = 0
         self.kills_with_runs_unfinished = 0
         self.processes = []
+        self.unavailable_reads = 0
 
     def fail(self, message):
         self.failures.append(message)
@@ -105,6 +243,7 @@ class CrashTest:
     # --- setup ---
 
     def start(self):
+        store = self.target.start(self.work_dir)
         self.tools = ToolServer(self.work_dir, os.path.join(self.work_dir, "ledger.json"),
                                 {"default": {"delay_ms": 20, "delay_ms_max": 80}})
         self.processes.append(self.tools)
@@ -114,10 +253,18 @@ class CrashTest:
         self.mock.start()
         api_key = "crash-" + "".join(self.rng.choice("0123456789abcdef") for _ in range(16))
         self.server = ContinuumServer(self.work_dir, os.path.join(self.work_dir, "data"), api_key,
-                                      self.mock.base_url)
+                                      self.mock.base_url, store=store)
         self.processes.append(self.server)
         self.server.start()
-        self.client = self.server.client()
+        self.connect()
+
+    def connect(self):
+        """A fresh client (after a restart the server's port may have changed)."""
+        self.client = ReadRetryingClient(self.server.base_url, self.server.api_key, self.target.unavailable_wait_s,
+                                         self.count_unavailable_read)
+
+    def count_unavailable_read(self):
+        self.unavailable_reads += 1
 
     def stop(self):
         for process in reversed(self.processes):
@@ -125,6 +272,15 @@ class CrashTest:
                 process.stop(timeout_s=15)
             except Exception as error:
                 sys.stderr.write(f"crash_test: stopping {process.name}: {error}\n")
+        try:
+            self.target.stop()
+        except Exception as error:
+            sys.stderr.write(f"crash_test: stopping the {self.target.name} target: {error}\n")
+
+    def dump_logs(self):
+        tails = [(p.name + " stderr", p.log_text(8000)) for p in self.processes] + self.target.log_tails()
+        for name, text in tails:
+            sys.stderr.write(f"\n----- {name} (tail) -----\n{text}\n")
 
     def submit(self):
         tools = [{"type": "http", "name": name, "description": f"crash test tool {name}",
@@ -146,7 +302,7 @@ class CrashTest:
             self.inputs[run["id"]] = run_input
             self.session_inputs[session].append(run_input)
 
-    # --- the kill loop ---
+    # --- the crash loop ---
 
     def acknowledge(self, run_id):
         known = self.acknowledged.setdefault(run_id, {})
@@ -176,7 +332,12 @@ class CrashTest:
         runs = [r for s in self.sessions for r in self.client.ok("GET", f"/v1/sessions/{s}/runs")["data"]]
         return [r["id"] for r in runs if r["status"] not in ("completed", "failed", "cancelled")]
 
-    def kill_loop(self):
+    def wait_for_reads(self):
+        """Waits until the server answers reads again: the client retries 503s for a
+        bounded time, any other answer but 200 fails."""
+        self.client.ok("GET", f"/v1/sessions/{self.sessions[0]}/runs", expect=200)
+
+    def crash_loop(self):
         run_ids = list(self.inputs)
         while self.kills < self.kills_target:
             time.sleep(self.rng.uniform(0.05, 0.4))
@@ -184,10 +345,10 @@ class CrashTest:
                 self.acknowledge(run_id)
             if self.unfinished():
                 self.kills_with_runs_unfinished += 1
-            self.server.kill9()
+            self.target.crash(self.server)
             self.kills += 1
-            self.server.start()
-            self.client = self.server.client()
+            self.connect()
+            self.wait_for_reads()
             self.verify_acknowledged()
 
     # --- the verdict ---
@@ -204,7 +365,9 @@ class CrashTest:
         self.verify_acknowledged()
         self.check_sessions()
         self.check_journals(journals)
-        return self.check_ledger(journals)
+        summary = self.check_ledger(journals)
+        self.target.check_server_survived(self)
+        return summary
 
     def check_sessions(self):
         """Each session's runs executed one at a time, in submission order."""
@@ -276,38 +439,40 @@ class CrashTest:
             self.fail(f"checker applied {stats['applied']} effects, journals hold {len(step_keys)} tool_call steps")
         if len(step_keys) != 4 * self.run_count:
             self.fail(f"expected {4 * self.run_count} tool_call steps, found {len(step_keys)}")
-        return {"kills": self.kills, "runs": self.run_count, "deliveries": stats["deliveries"],
+        return {"target": self.target.name, "kills": self.kills, "runs": self.run_count,
+                "deliveries": stats["deliveries"],
                 "duplicate_deliveries": stats["duplicates"], "applied": stats["applied"],
                 "tool_call_steps": len(step_keys),
                 "acknowledged_steps": sum(len(v) for v in self.acknowledged.values()),
                 "kills_with_runs_unfinished": self.kills_with_runs_unfinished,
+                "unavailable_reads": self.unavailable_reads,
                 "seed": self.seed}
 
 
-def run_crash_test(kills=None, runs=None, sessions=None, seed=None):
+def run_crash_test(kills=None, runs=None, sessions=None, seed=None, target=None):
     """Runs the whole test; returns (summary dict, list of failures)."""
-    kills = int(os.environ.get("CRASH_KILLS", 50)) if kills is None else kills
+    target = make_target(target or os.environ.get("CRASH_TARGET") or "continuum")
+    kills = int(os.environ.get("CRASH_KILLS", target.default_kills)) if kills is None else kills
     runs = int(os.environ.get("CRASH_RUNS", 24)) if runs is None else runs
     sessions = int(os.environ.get("CRASH_SESSIONS", 2)) if sessions is None else sessions
     model_delay_ms = int(os.environ.get("CRASH_MODEL_DELAY_MS", 200))
     if seed is None:
         seed = int(os.environ.get("CRASH_SEED") or random.SystemRandom().randrange(1 << 31))
-    sys.stderr.write(f"crash_test: kills={kills} runs={runs} sessions={sessions} "
+    sys.stderr.write(f"crash_test: target={target.name} kills={kills} runs={runs} sessions={sessions} "
                      f"model_delay_ms={model_delay_ms} seed={seed}\n")
     work_dir = tempfile.mkdtemp(prefix="continuum-crash-")
-    test = CrashTest(kills, runs, sessions, model_delay_ms, seed, work_dir)
-    summary = {"kills": 0, "runs": runs, "seed": seed}
+    test = CrashTest(target, kills, runs, sessions, model_delay_ms, seed, work_dir)
+    summary = {"target": target.name, "kills": 0, "runs": runs, "seed": seed}
     try:
         test.start()
         test.submit()
-        test.kill_loop()
+        test.crash_loop()
         summary = test.finish_and_check()
     except Exception as error:
         test.fail(f"{type(error).__name__}: {error}")
     finally:
         if test.failures:
-            for process in test.processes:
-                sys.stderr.write(f"\n----- {process.name} stderr (tail) -----\n{process.log_text(8000)}\n")
+            test.dump_logs()
         test.stop()
         if test.failures or os.environ.get("CONTINUUM_TEST_KEEP"):
             sys.stderr.write(f"crash_test: kept {work_dir}\n")
@@ -320,7 +485,7 @@ def run_crash_test(kills=None, runs=None, sessions=None, seed=None):
 
 
 class CrashTestCase(unittest.TestCase):
-    def test_kill_9_loop_loses_nothing_and_applies_every_effect_once(self):
+    def test_crash_loop_loses_nothing_and_applies_every_effect_once(self):
         if not binaries_present():
             self.skipTest("binaries not built")
         summary, failures = run_crash_test()

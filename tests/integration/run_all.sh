@@ -4,7 +4,10 @@
 #   CONTINUUM_BUILD_DIR=/path/to/build tests/integration/run_all.sh [unittest args...]
 #
 # Env: CONTINUUM_BUILD_DIR (default <repo>/build), CRASH_KILLS (50), CRASH_RUNS (24),
-# CRASH_SEED, CONTINUUM_TEST_VERBOSE=1 (always print server logs), SKIP_CRASH=1.
+# CRASH_SEED, CONTINUUM_TEST_VERBOSE=1 (always print server logs), SKIP_CRASH=1,
+# CONTINUUM_TEST_POSTGRES_URL (a PostgreSQL cluster: the tests run again on it;
+# scripts/test.sh starts one), SKIP_POSTGRES=1, PG_CRASH_RESTARTS (8: crash
+# restarts of a private PostgreSQL cluster in the crash test's postgres mode).
 # Exits non-zero if anything fails (or if the binaries are missing).
 set -u
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -24,9 +27,18 @@ cd "$here"
 echo "== unittest: test_api test_runs test_cli_config (build: $CONTINUUM_BUILD_DIR)"
 python3 -m unittest -v test_api test_runs test_cli_config "$@" || status=1
 
+if [[ -n "${CONTINUUM_TEST_POSTGRES_URL:-}" && "${SKIP_POSTGRES:-0}" != "1" ]]; then
+  echo "== unittest on PostgreSQL: the same tests, each server on a fresh database"
+  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config "$@" || status=1
+fi
+
 if [[ "${SKIP_CRASH:-0}" != "1" ]]; then
   echo "== crash test: kills=${CRASH_KILLS:-50} runs=${CRASH_RUNS:-24}"
-  python3 crash_test.py || status=1
+  CRASH_TARGET=continuum python3 crash_test.py || status=1
+  if [[ "${SKIP_POSTGRES:-0}" != "1" ]]; then
+    echo "== crash test on PostgreSQL: restarts=${PG_CRASH_RESTARTS:-8} runs=${CRASH_RUNS:-24}"
+    CRASH_TARGET=postgres CRASH_KILLS=${PG_CRASH_RESTARTS:-8} python3 crash_test.py || status=1
+  fi
 fi
 
 if [[ $status -eq 0 ]]; then echo "run_all: PASS"; else echo "run_all: FAIL" >&2; fi
