@@ -16,6 +16,7 @@ int http_status_for(Code code) {
     case Code::kUnavailable: return 503;
     case Code::kDeadlineExceeded: return 504;
     case Code::kInternal: return 500;
+    case Code::kDataLoss: return 500;
   }
   return 500;
 }
@@ -29,6 +30,7 @@ const char* error_type_for(Code code) {
     case Code::kConflict:
     case Code::kCancelled: return "conflict_error";
     case Code::kResourceExhausted: return "rate_limit_error";
+    case Code::kDataLoss: return "integrity_error";
     case Code::kInternal:
     case Code::kUnavailable:
     case Code::kDeadlineExceeded: return "server_error";

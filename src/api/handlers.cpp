@@ -62,8 +62,12 @@ json::object agent_view(const AgentRecord& record) {
 json::object session_view(const SessionRecord& record) {
   json::value metadata = json::object{};
   if (auto parsed = parse_json(record.metadata_json); parsed.is_ok()) metadata = std::move(*parsed);
-  return json::object{{"object", "session"}, {"id", record.id}, {"agent", record.agent_name},
-                      {"metadata", std::move(metadata)}, {"created_at_ms", record.created_at_ms}};
+  return json::object{{"object", "session"},
+                      {"id", record.id},
+                      {"agent", record.agent_name},
+                      {"user", record.user_id.empty() ? json::value(nullptr) : json::value(record.user_id)},
+                      {"metadata", std::move(metadata)},
+                      {"created_at_ms", record.created_at_ms}};
 }
 
 // ---- agents ----
@@ -156,20 +160,34 @@ void add_agent_routes(Router& router, ApiContext& ctx) {
 
 namespace {
 
+// End-user ids key user-scoped encryption and appear in logs: a plain alphabet.
+bool is_valid_user_id(const std::string& user) {
+  if (user.empty() || user.size() > 128) return false;
+  return std::all_of(user.begin(), user.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '@' || c == ':' || c == '-';
+  });
+}
+
 void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
   if (!body.is_ok()) return writer->send(error_response(body.status()));
-  if (auto unknown = first_unknown_key(*body, {"agent", "metadata"})) {
+  if (auto unknown = first_unknown_key(*body, {"agent", "metadata", "user"})) {
     return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
   }
   auto agent = get_string(*body, "agent", "agent");
   if (!agent.is_ok()) return writer->send(error_response(agent.status()));
+  auto user = get_optional_string(*body, "user", "user");
+  if (!user.is_ok()) return writer->send(error_response(user.status()));
+  if (*user && !is_valid_user_id(**user)) {
+    return writer->send(error_response(
+        invalid_argument("user must be 1-128 characters of letters, digits and . _ @ : -", "user")));
+  }
   auto metadata = get_optional_object(*body, "metadata", "metadata");
   if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
   auto agent_record = ctx.store->get_agent(ctx.tenant, *agent, std::nullopt);
   if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status()));
   SessionRecord session{ctx.tenant, "sess_" + ctx.random->hex(12), *agent,
-                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms()};
+                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), user->value_or("")};
   WriteBatch batch;
   batch.session_inserts.push_back(session);
   ctx.store->commit(std::move(batch), [&ctx, session, writer](Status result) {

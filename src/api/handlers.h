@@ -8,12 +8,14 @@
 #include "api/router.h"
 #include "core/clock.h"
 #include "engine/engine.h"
+#include "crypto/keyring.h"
 #include "store/store.h"
 
 namespace continuum {
 
 struct ApiContext {
   Store* store = nullptr;
+  Keyring* keyring = nullptr;  // null when encryption at rest is off
   Engine* engine = nullptr;
   EventLoop* loop = nullptr;
   const Clock* clock = nullptr;
@@ -36,6 +38,8 @@ struct ApiContext {
 void add_agent_routes(Router& router, ApiContext& context);
 void add_session_routes(Router& router, ApiContext& context);
 void add_run_routes(Router& router, ApiContext& context);
+// GET /v1/keys, POST /v1/keys/rotate, POST /v1/keys/shred (key_handlers.cpp).
+void add_key_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);
 

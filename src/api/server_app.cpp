@@ -14,7 +14,9 @@
 #include "net/http_server.h"
 #include "providers/openai_chat.h"
 #include "providers/scripted_provider.h"
+#include "crypto/keyring.h"
 #include "store/open_store.h"
+#include "store/sealing_store.h"
 
 namespace continuum {
 
@@ -38,7 +40,11 @@ struct App {
   std::string api_key;
   AsioEventLoop loop;
   MetricsRegistry metrics;
-  std::unique_ptr<Store> store;
+  std::unique_ptr<Store> backend;              // SQLite or PostgreSQL
+  std::unique_ptr<KeyEncryptionKeys> keks;
+  std::unique_ptr<Keyring> keyring;
+  std::unique_ptr<SealingStore> sealing;       // over backend, when encryption is on
+  Store* store = nullptr;                      // what the engine and API use
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
@@ -78,6 +84,28 @@ void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWrit
   app.router.dispatch(request, std::move(writer));
 }
 
+// The backend, and over it the sealing layer unless encryption is off.
+Status open_storage(App& app) {
+  ASSIGN_OR_RETURN(app.backend,
+                   open_store(app.config.store, app.config.data_dir, SystemClock::instance(), &app.metrics));
+  app.store = app.backend.get();
+  if (!app.config.encryption) {
+    log::warn("encryption at rest is off: payloads are stored in plaintext", {});
+    return Status::ok();
+  }
+  std::string source = app.config.encryption_keys.empty() ? "file:" + app.config.data_dir + "/master.key"
+                                                          : app.config.encryption_keys;
+  ASSIGN_OR_RETURN(app.keks, LocalKeyEncryptionKeys::open(source, read_process_env));
+  if (app.config.encryption_keys.empty()) {
+    log::warn("the key-encryption key is stored beside the data; keep it elsewhere (encryption_keys)",
+              {{"path", source.substr(5)}});
+  }
+  app.keyring = std::make_unique<Keyring>(*app.backend, *app.keks, SystemClock::instance());
+  app.sealing = std::make_unique<SealingStore>(*app.backend, *app.keyring, SystemRandom::instance());
+  app.store = app.sealing.get();
+  return Status::ok();
+}
+
 Status build(App& app) {
   std::error_code fs_error;
   std::filesystem::create_directories(app.config.data_dir, fs_error);
@@ -85,8 +113,7 @@ Status build(App& app) {
   if (app.api_key.empty()) {
     ASSIGN_OR_RETURN(app.api_key, load_or_create_api_key(app.config.data_dir));
   }
-  ASSIGN_OR_RETURN(app.store,
-                   open_store(app.config.store, app.config.data_dir, SystemClock::instance(), &app.metrics));
+  RETURN_IF_ERROR(open_storage(app));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
   app.tools = std::make_unique<DefaultToolRunner>(
       app.loop, *app.http_client, ToolRunnerOptions{app.config.allow_private_tool_addresses});
@@ -107,7 +134,8 @@ Status build(App& app) {
   };
   app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
                                         resolver, *app.tools, &app.metrics);
-  app.api.store = app.store.get();
+  app.api.store = app.store;
+  app.api.keyring = app.keyring.get();
   app.api.engine = app.engine.get();
   app.api.loop = &app.loop;
   app.api.clock = &SystemClock::instance();
@@ -116,6 +144,7 @@ Status build(App& app) {
   add_session_routes(app.router, app.api);
   add_run_routes(app.router, app.api);
   add_event_routes(app.router, app.api);
+  add_key_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
@@ -190,7 +219,8 @@ int run_server(const ServerConfig& config) {
   });
   app->loop.run();
   app->server.reset();
-  app->store.reset();  // drains queued commits (their callbacks only post to the loop), then closes
+  app->sealing.reset();
+  app->backend.reset();  // drains queued commits (their callbacks only post to the loop), then closes
   app->engine.reset();
   return 0;
 }

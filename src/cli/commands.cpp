@@ -1,5 +1,7 @@
 #include "cli/commands.h"
 
+#include "crypto/kek.h"
+
 #include <yaml-cpp/yaml.h>
 
 #include <iostream>
@@ -178,6 +180,22 @@ int run_show(ApiClient& client, const std::string& run_id) {
 }
 int run_steps(ApiClient& client, const std::string& run_id) {
   return print_result(client.call("GET", "/v1/runs/" + run_id + "/steps?limit=1000"));
+}
+
+int keys_list(ApiClient& client) { return print_result(client.call("GET", "/v1/keys")); }
+int keys_rotate(ApiClient& client) { return print_result(client.call("POST", "/v1/keys/rotate", "{}")); }
+int keys_shred(ApiClient& client, const std::string& user, const std::string& tenant) {
+  json::object body;
+  if (!user.empty()) body["user"] = user;
+  if (!tenant.empty()) body["tenant"] = tenant;
+  return print_result(client.call("POST", "/v1/keys/shred", json::serialize(body)));
+}
+int keys_new_kek(const std::string& key_file) {
+  auto version = add_key_to_file(key_file);
+  if (!version.is_ok()) return fail(version.status());
+  std::cout << "added key-encryption key version " << *version << " to " << key_file
+            << "; run `continuum keys rotate` on the server to rewrap data keys under it\n";
+  return 0;
 }
 
 int chat(ApiClient& client, const std::string& agent, const std::string& session_id) {

@@ -13,6 +13,12 @@ int agent_list(ApiClient& client);
 int agent_show(ApiClient& client, const std::string& name);
 int run_show(ApiClient& client, const std::string& run_id);
 int run_steps(ApiClient& client, const std::string& run_id);
+int keys_list(ApiClient& client);
+int keys_rotate(ApiClient& client);
+// Exactly one of `user` and `tenant` is non-empty.
+int keys_shred(ApiClient& client, const std::string& user, const std::string& tenant);
+// Offline: appends a new key-encryption key version to a key file.
+int keys_new_kek(const std::string& key_file);
 // Interactive chat; `session_id` "" creates a session (its id is printed so it can be continued).
 int chat(ApiClient& client, const std::string& agent, const std::string& session_id);
 

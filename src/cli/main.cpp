@@ -106,10 +106,29 @@ int main(int argc, char** argv) {
   auto* run_steps_cmd = run_cmd->add_subcommand("steps", "Show a run's journal");
   run_steps_cmd->add_option("id", run_id)->required();
 
+  auto* keys_cmd = app.add_subcommand("keys", "Encryption keys: list, rotate, shred; add a key-encryption key");
+  keys_cmd->require_subcommand(1);
+  auto* keys_list_cmd = keys_cmd->add_subcommand("list", "List the tenant's data keys (never their material)");
+  auto* keys_rotate_cmd = keys_cmd->add_subcommand(
+      "rotate", "New data key versions for new writes; rewrap all data keys under the newest key-encryption key");
+  auto* keys_shred_cmd = keys_cmd->add_subcommand("shred", "Destroy data keys: what they sealed becomes unreadable");
+  std::string shred_user, shred_tenant, kek_file;
+  auto* shred_user_opt = keys_shred_cmd->add_option("--user", shred_user, "End user whose keys are destroyed");
+  auto* shred_tenant_opt = keys_shred_cmd->add_option("--tenant", shred_tenant, "Tenant whose keys are all destroyed");
+  shred_user_opt->excludes(shred_tenant_opt);
+  keys_shred_cmd->require_option(1);
+  auto* keys_new_kek_cmd = keys_cmd->add_subcommand(
+      "new-kek", "Append a new key-encryption key version to a key file (offline; then run keys rotate)");
+  keys_new_kek_cmd->add_option("--key-file", kek_file, "The key file (e.g. <data>/master.key)")->required();
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve_cmd->parsed()) return serve(serve_flags);
+  if (keys_new_kek_cmd->parsed()) return cli::keys_new_kek(kek_file);
   cli::ApiClient client(client_options(server, api_key, data));
+  if (keys_list_cmd->parsed()) return cli::keys_list(client);
+  if (keys_rotate_cmd->parsed()) return cli::keys_rotate(client);
+  if (keys_shred_cmd->parsed()) return cli::keys_shred(client, shred_user, shred_tenant);
   if (apply_cmd->parsed()) return cli::agent_apply(client, agent_file);
   if (list_cmd->parsed()) return cli::agent_list(client);
   if (show_cmd->parsed()) return cli::agent_show(client, agent_name);

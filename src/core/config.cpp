@@ -31,6 +31,7 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   if (key == "listen") config.listen = value;
   else if (key == "data_dir") config.data_dir = value;
   else if (key == "store") config.store = value;
+  else if (key == "encryption_keys") config.encryption_keys = value;
   else if (key == "api_key") config.api_key = value;
   else if (key == "log_level") config.log_level = value;
   else if (key == "model_base_url") config.model_base_url = value;
@@ -42,6 +43,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
     ASSIGN_OR_RETURN(config.shutdown_grace_ms, parse_int(value, key));
   } else if (key == "allow_private_tool_addresses") {
     ASSIGN_OR_RETURN(config.allow_private_tool_addresses, parse_bool(value, key));
+  } else if (key == "encryption") {
+    ASSIGN_OR_RETURN(config.encryption, parse_bool(value, key));
   } else if (key == "tls_verify") {
     ASSIGN_OR_RETURN(config.tls_verify, parse_bool(value, key));
   } else {
@@ -50,7 +53,7 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   return Status::ok();
 }
 
-const char* const kKeys[] = {"listen",          "data_dir",          "store",             "api_key",
+const char* const kKeys[] = {"listen",          "data_dir",          "store",             "encryption",        "encryption_keys", "api_key",
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify"};

@@ -15,6 +15,8 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
   std::string data_dir = "./continuum-data";
   std::string store;                      // "" = sqlite:<data_dir>/continuum.db; or postgres://...
+  bool encryption = true;                 // seal payloads at rest (AES-256-GCM)
+  std::string encryption_keys;            // KEK source: "" = file:<data_dir>/master.key; file:PATH | env:NAME
   std::string api_key;                    // "" = read or create <data_dir>/api-key
   std::string log_level = "info";
   int64_t request_body_bytes_max = 4 * 1024 * 1024;

@@ -19,6 +19,7 @@ const char* code_name(Code code) {
     case Code::kDeadlineExceeded: return "deadline_exceeded";
     case Code::kCancelled: return "cancelled";
     case Code::kInternal: return "internal";
+    case Code::kDataLoss: return "integrity_error";
   }
   return "unknown";
 }

@@ -26,6 +26,7 @@ enum class Code {
   kDeadlineExceeded,   // 504: a timeout
   kCancelled,          // the operation was cancelled
   kInternal,           // 500: a bug or an I/O failure
+  kDataLoss,           // 500: stored data failed its integrity check (damaged, moved or shredded)
 };
 
 const char* code_name(Code code);

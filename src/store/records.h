@@ -22,6 +22,7 @@ struct SessionRecord {
   std::string agent_name;
   std::string metadata_json = "{}";
   int64_t created_at_ms = 0;
+  std::string user_id = "";  // the end user the conversation belongs to ("" = none); keys user-scoped sealing
 };
 
 // One conversation item (a Chat Completions style message object).
@@ -32,6 +33,7 @@ struct ItemRecord {
   std::string run_id;
   std::string message_json;
   int64_t created_at_ms = 0;
+  std::string id = "";  // unique; assigned on append if empty (binds a sealed message to its row)
 };
 
 // Run statuses as stored and shown to clients.
@@ -73,6 +75,18 @@ struct StepRecord {
   int64_t created_at_ms = 0;
 };
 
+// A data encryption key, wrapped by a key-encryption key. (tenant, scope,
+// version) is unique. Destroying a key (crypto-shredding) empties wrapped_key.
+struct DataKeyRecord {
+  std::string tenant_id;
+  std::string scope;        // "tenant" or "user:<id>"
+  int64_t version = 0;      // 1, 2, ... per (tenant, scope)
+  int64_t kek_version = 0;  // which key-encryption key wraps it
+  std::string wrapped_key;  // "" once destroyed
+  int64_t created_at_ms = 0;
+  int64_t destroyed_at_ms = 0;
+};
+
 // What one logical change writes; applied atomically. Many batches share one
 // transaction and one fsync (group commit), each under its own savepoint.
 struct WriteBatch {
@@ -83,10 +97,13 @@ struct WriteBatch {
   std::vector<RunRecord> run_updates;           // status, snapshot, updated_at; only if the row is at version - 1
   std::vector<StepRecord> steps;                // conflict if (run, seq) exists
   std::vector<ItemRecord> items;                // seq assigned by the store
+  std::vector<DataKeyRecord> data_key_inserts;  // conflict if (tenant, scope, version) exists
+  std::vector<DataKeyRecord> data_key_updates;  // kek_version, wrapped_key, destroyed_at; must exist
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
-           run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty();
+           run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
+           data_key_inserts.empty() && data_key_updates.empty();
   }
 };
 

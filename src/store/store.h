@@ -60,6 +60,9 @@ class Store {
   virtual Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
                                                      int64_t after_seq, int limit) = 0;
 
+  // Every data key of `tenant`, or of all tenants if `tenant` is "".
+  virtual Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) = 0;
+
   virtual void commit(WriteBatch batch, std::function<void(Status)> done) = 0;
   // Convenience: commit and wait.
   Status commit_and_wait(WriteBatch batch);

@@ -42,6 +42,15 @@ CREATE TABLE steps (
   kind TEXT NOT NULL, payload BYTEA NOT NULL, created_at_ms BIGINT NOT NULL,
   PRIMARY KEY (tenant_id, run_id, seq));
 )sql",
+      R"sql(
+ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE items ADD COLUMN id TEXT NOT NULL DEFAULT '';
+CREATE TABLE data_keys (
+  tenant_id TEXT NOT NULL, scope TEXT NOT NULL, version BIGINT NOT NULL,
+  kek_version BIGINT NOT NULL, wrapped_key BYTEA NOT NULL,
+  created_at_ms BIGINT NOT NULL, destroyed_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, scope, version));
+)sql",
   };
   return kMigrations;
 }

@@ -31,11 +31,15 @@ AgentRecord read_agent(const PgResult& rows, int row) {
 }
 SessionRecord read_session(const PgResult& rows, int row) {
   return SessionRecord{rows.text(row, 0), rows.text(row, 1), rows.text(row, 2), rows.text(row, 3),
-                       rows.int64(row, 4)};
+                       rows.int64(row, 4), rows.text(row, 5)};
 }
 ItemRecord read_item(const PgResult& rows, int row) {
-  return ItemRecord{rows.int64(row, 0), rows.text(row, 1), rows.text(row, 2),
-                    rows.text(row, 3),  rows.text(row, 4), rows.int64(row, 5)};
+  return ItemRecord{rows.int64(row, 0), rows.text(row, 1),  rows.text(row, 2), rows.text(row, 3),
+                    rows.text(row, 4),  rows.int64(row, 5), rows.text(row, 6)};
+}
+DataKeyRecord read_data_key(const PgResult& rows, int row) {
+  return DataKeyRecord{rows.text(row, 0),  rows.text(row, 1), rows.int64(row, 2), rows.int64(row, 3),
+                       rows.text(row, 4),  rows.int64(row, 5), rows.int64(row, 6)};
 }
 RunRecord read_run(const PgResult& rows, int row) {
   RunRecord run;
@@ -97,10 +101,10 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             .add_bytes(agent.spec_json).add(agent.created_at_ms)));
   }
   for (const auto& session : batch.session_inserts) {
-    out.push_back(plain("INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms) "
-                        "VALUES ($1, $2, $3, $4, $5)",
+    out.push_back(plain("INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms, user_id) "
+                        "VALUES ($1, $2, $3, $4, $5, $6)",
                         PgParams().add(session.tenant_id).add(session.id).add(session.agent_name)
-                            .add_bytes(session.metadata_json).add(session.created_at_ms)));
+                            .add_bytes(session.metadata_json).add(session.created_at_ms).add(session.user_id)));
   }
   for (const auto& session : batch.session_deletes) compile_session_delete(session, out);
   for (const auto& run : batch.run_inserts) {
@@ -129,10 +133,24 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             .add_bytes(step.payload_json).add(step.created_at_ms)));
   }
   for (const auto& item : batch.items) {
-    out.push_back(plain("INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms) "
-                        "VALUES ($1, $2, $3, $4, $5)",
+    out.push_back(plain("INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms, id) "
+                        "VALUES ($1, $2, $3, $4, $5, $6)",
                         PgParams().add(item.tenant_id).add(item.session_id).add(item.run_id)
-                            .add_bytes(item.message_json).add(item.created_at_ms)));
+                            .add_bytes(item.message_json).add(item.created_at_ms).add(item.id)));
+  }
+  for (const auto& key : batch.data_key_inserts) {
+    out.push_back(plain("INSERT INTO data_keys (tenant_id, scope, version, kek_version, wrapped_key, created_at_ms, "
+                        "destroyed_at_ms) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        PgParams().add(key.tenant_id).add(key.scope).add(key.version).add(key.kek_version)
+                            .add_bytes(key.wrapped_key).add(key.created_at_ms).add(key.destroyed_at_ms)));
+  }
+  for (const auto& key : batch.data_key_updates) {
+    out.push_back(expecting("UPDATE data_keys SET kek_version = $1, wrapped_key = $2, destroyed_at_ms = $3 "
+                            "WHERE tenant_id = $4 AND scope = $5 AND version = $6",
+                            PgParams().add(key.kek_version).add_bytes(key.wrapped_key).add(key.destroyed_at_ms)
+                                .add(key.tenant_id).add(key.scope).add(key.version),
+                            Expect::kOneRow, Code::kNotFound,
+                            "data key " + key.scope + " v" + std::to_string(key.version)));
   }
   return out;
 }
@@ -326,7 +344,7 @@ Result<std::vector<AgentRecord>> PostgresStore::list_agents(const std::string& t
 }
 
 Result<SessionRecord> PostgresStore::get_session(const std::string& tenant, const std::string& id) {
-  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                                    "WHERE tenant_id = $1 AND id = $2",
                                    PgParams().add(tenant).add(id)));
   if (rows.rows() == 1) return read_session(rows, 0);
@@ -335,7 +353,7 @@ Result<SessionRecord> PostgresStore::get_session(const std::string& tenant, cons
 
 Result<std::vector<SessionRecord>> PostgresStore::list_sessions(const std::string& tenant,
                                                                 const std::string& after_id, int limit) {
-  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                                    "WHERE tenant_id = $1 AND ($2 = '' OR position < (SELECT position FROM sessions "
                                    "WHERE tenant_id = $1 AND id = $2)) ORDER BY position DESC LIMIT $3",
                                    PgParams().add(tenant).add(after_id).add(static_cast<int64_t>(limit))));
@@ -344,7 +362,7 @@ Result<std::vector<SessionRecord>> PostgresStore::list_sessions(const std::strin
 
 Result<std::vector<ItemRecord>> PostgresStore::list_items(const std::string& tenant, const std::string& session,
                                                           int64_t after_seq, int limit) {
-  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms, id FROM items "
                                    "WHERE tenant_id = $1 AND session_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
                                    PgParams().add(tenant).add(session).add(after_seq).add(static_cast<int64_t>(limit))));
   return collect_rows(rows, read_item);
@@ -352,7 +370,7 @@ Result<std::vector<ItemRecord>> PostgresStore::list_items(const std::string& ten
 
 Result<std::vector<ItemRecord>> PostgresStore::recent_items(const std::string& tenant, const std::string& session,
                                                             int64_t before_seq, int limit) {
-  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+  ASSIGN_OR_RETURN(auto rows, read("SELECT seq, tenant_id, session_id, run_id, message, created_at_ms, id FROM items "
                                    "WHERE tenant_id = $1 AND session_id = $2 AND ($3 = 0 OR seq < $3) "
                                    "ORDER BY seq DESC LIMIT $4",
                                    PgParams().add(tenant).add(session).add(before_seq).add(static_cast<int64_t>(limit))));
@@ -406,6 +424,14 @@ Result<std::vector<StepRecord>> PostgresStore::list_steps(const std::string& ten
                                    "WHERE tenant_id = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
                                    PgParams().add(tenant).add(run).add(after_seq).add(static_cast<int64_t>(limit))));
   return collect_rows(rows, read_step);
+}
+
+Result<std::vector<DataKeyRecord>> PostgresStore::list_data_keys(const std::string& tenant) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, scope, version, kek_version, wrapped_key, created_at_ms, "
+                                   "destroyed_at_ms FROM data_keys WHERE $1 = '' OR tenant_id = $1 "
+                                   "ORDER BY tenant_id, scope, version",
+                                   PgParams().add(tenant)));
+  return collect_rows(rows, read_data_key);
 }
 
 }  // namespace continuum

@@ -32,6 +32,15 @@ CREATE TABLE steps (
   kind TEXT NOT NULL, payload TEXT NOT NULL, created_at_ms INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, run_id, seq)) WITHOUT ROWID;
 )sql",
+      R"sql(
+ALTER TABLE sessions ADD COLUMN user_id TEXT NOT NULL DEFAULT '';
+ALTER TABLE items ADD COLUMN id TEXT NOT NULL DEFAULT '';
+CREATE TABLE data_keys (
+  tenant_id TEXT NOT NULL, scope TEXT NOT NULL, version INTEGER NOT NULL,
+  kek_version INTEGER NOT NULL, wrapped_key BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL, destroyed_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, scope, version)) WITHOUT ROWID;
+)sql",
   };
   return kMigrations;
 }

@@ -46,11 +46,15 @@ AgentRecord read_agent(const SqliteStatement& row) {
 }
 SessionRecord read_session(const SqliteStatement& row) {
   return SessionRecord{row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3),
-                       row.column_int(4)};
+                       row.column_int(4), row.column_text(5)};
 }
 ItemRecord read_item(const SqliteStatement& row) {
-  return ItemRecord{row.column_int(0),  row.column_text(1), row.column_text(2),
-                    row.column_text(3), row.column_text(4), row.column_int(5)};
+  return ItemRecord{row.column_int(0),  row.column_text(1), row.column_text(2), row.column_text(3),
+                    row.column_text(4), row.column_int(5),  row.column_text(6)};
+}
+DataKeyRecord read_data_key(const SqliteStatement& row) {
+  return DataKeyRecord{row.column_text(0), row.column_text(1), row.column_int(2), row.column_int(3),
+                       row.column_text(4), row.column_int(5), row.column_int(6)};
 }
 RunRecord read_run(const SqliteStatement& row) {
   RunRecord run;
@@ -145,10 +149,10 @@ Status SqliteStore::apply(const WriteBatch& batch) {
   }
   for (const auto& session : batch.session_inserts) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
-                                      "INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms) "
-                                      "VALUES (?, ?, ?, ?, ?)"));
+                                      "INSERT INTO sessions (tenant_id, id, agent_name, metadata, created_at_ms, user_id) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)"));
     insert.bind(1, session.tenant_id).bind(2, session.id).bind(3, session.agent_name)
-        .bind(4, session.metadata_json).bind(5, session.created_at_ms);
+        .bind(4, session.metadata_json).bind(5, session.created_at_ms).bind(6, session.user_id);
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& session : batch.session_deletes) RETURN_IF_ERROR(apply_session_delete(session));
@@ -188,11 +192,28 @@ Status SqliteStore::apply(const WriteBatch& batch) {
   }
   for (const auto& item : batch.items) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
-                                      "INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms) "
-                                      "VALUES (?, ?, ?, ?, ?)"));
+                                      "INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms, id) "
+                                      "VALUES (?, ?, ?, ?, ?, ?)"));
     insert.bind(1, item.tenant_id).bind(2, item.session_id).bind(3, item.run_id).bind(4, item.message_json)
-        .bind(5, item.created_at_ms);
+        .bind(5, item.created_at_ms).bind(6, item.id);
     RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& key : batch.data_key_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO data_keys (tenant_id, scope, version, kek_version, wrapped_key, "
+                                      "created_at_ms, destroyed_at_ms) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, key.tenant_id).bind(2, key.scope).bind(3, key.version).bind(4, key.kek_version)
+        .bind(5, key.wrapped_key).bind(6, key.created_at_ms).bind(7, key.destroyed_at_ms);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& key : batch.data_key_updates) {
+    ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached(
+                                      "UPDATE data_keys SET kek_version = ?, wrapped_key = ?, destroyed_at_ms = ? "
+                                      "WHERE tenant_id = ? AND scope = ? AND version = ?"));
+    update.bind(1, key.kek_version).bind(2, key.wrapped_key).bind(3, key.destroyed_at_ms).bind(4, key.tenant_id)
+        .bind(5, key.scope).bind(6, key.version);
+    RETURN_IF_ERROR(update.run());
+    if (write_db_.changes() != 1) return not_found("data key " + key.scope + " v" + std::to_string(key.version));
   }
   return Status::ok();
 }
@@ -252,7 +273,7 @@ Result<std::vector<AgentRecord>> SqliteStore::list_agents(const std::string& ten
 Result<SessionRecord> SqliteStore::get_session(const std::string& tenant, const std::string& id) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
-                                   "SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                                   "SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                                    "WHERE tenant_id = ? AND id = ?"));
   query.bind(1, tenant).bind(2, id);
   if (query.step()) return read_session(query);
@@ -265,7 +286,7 @@ Result<std::vector<SessionRecord>> SqliteStore::list_sessions(const std::string&
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query,
                    read_db_.prepare_cached(
-                       "SELECT tenant_id, id, agent_name, metadata, created_at_ms FROM sessions "
+                       "SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                        "WHERE tenant_id = ?1 AND (?2 = '' OR rowid < (SELECT rowid FROM sessions "
                        "WHERE tenant_id = ?1 AND id = ?2)) ORDER BY rowid DESC LIMIT ?3"));
   query.bind(1, tenant).bind(2, after_id).bind(3, static_cast<int64_t>(limit));
@@ -276,7 +297,7 @@ Result<std::vector<ItemRecord>> SqliteStore::list_items(const std::string& tenan
                                                         int64_t after_seq, int limit) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
-                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms, id FROM items "
                                    "WHERE tenant_id = ? AND session_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
   return collect_rows(query, read_item);
@@ -286,7 +307,7 @@ Result<std::vector<ItemRecord>> SqliteStore::recent_items(const std::string& ten
                                                           int64_t before_seq, int limit) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
-                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms FROM items "
+                                   "SELECT seq, tenant_id, session_id, run_id, message, created_at_ms, id FROM items "
                                    "WHERE tenant_id = ? AND session_id = ? AND (? = 0 OR seq < ?) "
                                    "ORDER BY seq DESC LIMIT ?"));
   query.bind(1, tenant).bind(2, session).bind(3, before_seq).bind(4, before_seq).bind(5, static_cast<int64_t>(limit));
@@ -351,6 +372,16 @@ Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenan
                                    "WHERE tenant_id = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, run).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
   return collect_rows(query, read_step);
+}
+
+Result<std::vector<DataKeyRecord>> SqliteStore::list_data_keys(const std::string& tenant) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, scope, version, kek_version, wrapped_key, created_at_ms, "
+                                   "destroyed_at_ms FROM data_keys WHERE ?1 = '' OR tenant_id = ?1 "
+                                   "ORDER BY tenant_id, scope, version"));
+  query.bind(1, tenant);
+  return collect_rows(query, read_data_key);
 }
 
 }  // namespace continuum

@@ -1,5 +1,6 @@
 // The engine when the store refuses writes: a fault-injecting Store wraps the
 // real SQLite store and fails chosen commits without writing them.
+#include "store/forwarding_store.h"
 #include "tests/unit/engine/test_env.h"
 
 namespace continuum::testing {
@@ -7,9 +8,9 @@ namespace {
 
 // Fails the commits whose 1-based number is in `fail_commits`, as a disk that
 // refuses a write would: nothing of the batch is written.
-class FaultyStore final : public Store {
+class FaultyStore final : public ForwardingStore {
  public:
-  explicit FaultyStore(Store& inner) : inner_(inner) {}
+  explicit FaultyStore(Store& inner) : ForwardingStore(inner) {}
   std::set<int> fail_commits;
   int commits = 0;
 
@@ -20,42 +21,6 @@ class FaultyStore final : public Store {
     }
     inner_.commit(std::move(batch), std::move(done));
   }
-  Result<AgentRecord> get_agent(const std::string& t, const std::string& n, std::optional<int64_t> v) override {
-    return inner_.get_agent(t, n, v);
-  }
-  Result<std::vector<AgentRecord>> list_agents(const std::string& t) override { return inner_.list_agents(t); }
-  Result<SessionRecord> get_session(const std::string& t, const std::string& id) override {
-    return inner_.get_session(t, id);
-  }
-  Result<std::vector<SessionRecord>> list_sessions(const std::string& t, const std::string& a, int l) override {
-    return inner_.list_sessions(t, a, l);
-  }
-  Result<std::vector<ItemRecord>> list_items(const std::string& t, const std::string& s, int64_t a, int l) override {
-    return inner_.list_items(t, s, a, l);
-  }
-  Result<std::vector<ItemRecord>> recent_items(const std::string& t, const std::string& s, int64_t b,
-                                               int l) override {
-    return inner_.recent_items(t, s, b, l);
-  }
-  Result<RunRecord> get_run(const std::string& t, const std::string& id) override { return inner_.get_run(t, id); }
-  Result<std::vector<RunRecord>> list_runs(const std::string& t, const std::string& s, int l) override {
-    return inner_.list_runs(t, s, l);
-  }
-  Result<std::vector<RunRecord>> list_queued_runs(const std::string& t, const std::string& s, int l) override {
-    return inner_.list_queued_runs(t, s, l);
-  }
-  Result<std::vector<RunRecord>> list_unfinished_runs_of_session(const std::string& t, const std::string& s,
-                                                                 int l) override {
-    return inner_.list_unfinished_runs_of_session(t, s, l);
-  }
-  Result<std::vector<RunRecord>> list_unfinished_runs() override { return inner_.list_unfinished_runs(); }
-  Result<std::vector<StepRecord>> list_steps(const std::string& t, const std::string& r, int64_t a, int l) override {
-    return inner_.list_steps(t, r, a, l);
-  }
-  StoreStats stats() override { return inner_.stats(); }
-
- private:
-  Store& inner_;
 };
 
 constexpr const char* kAgent = R"({"name": "a", "model": {"provider": "scripted", "model": "m"},

@@ -1,0 +1,274 @@
+#include "store/sealing_store.h"
+
+#include <endian.h>
+
+#include <cstring>
+
+#include "core/log.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr std::string_view kMagic("\0cs1", 4);
+constexpr size_t kScopeCachedMax = 200'000;  // per map; cleared when full (a cache, not state)
+
+std::string cache_key(const std::string& tenant, const std::string& id) { return tenant + '\0' + id; }
+
+std::string step_row(const std::string& run, int64_t seq) { return run + '\0' + std::to_string(seq); }
+std::string agent_row(const AgentRecord& agent) { return agent.name + '\0' + std::to_string(agent.version); }
+
+std::string header(const std::string& scope, int64_t version) {
+  std::string out(kMagic);
+  out.push_back(static_cast<char>(scope.size()));
+  out += scope;
+  uint64_t big_endian = htobe64(static_cast<uint64_t>(version));
+  out.append(reinterpret_cast<const char*>(&big_endian), sizeof big_endian);
+  return out;
+}
+
+std::string payload_aad(const std::string& tenant, std::string_view table, std::string_view row,
+                        std::string_view column, std::string_view sealed_header) {
+  std::string aad = "continuum/payload";
+  for (std::string_view part : {std::string_view(tenant), table, row, column, sealed_header}) {
+    aad.push_back('\0');
+    aad.append(part);
+  }
+  return aad;
+}
+
+struct ParsedHeader {
+  std::string scope;
+  int64_t version = 0;
+  size_t size = 0;  // bytes of header before the AEAD value
+};
+
+Result<ParsedHeader> parse_header(std::string_view sealed) {
+  if (!sealed.starts_with(kMagic) || sealed.size() < kMagic.size() + 1) {
+    return Status(Code::kDataLoss, "a stored payload is not sealed");
+  }
+  size_t scope_size = static_cast<unsigned char>(sealed[kMagic.size()]);
+  size_t size = kMagic.size() + 1 + scope_size + 8;
+  if (sealed.size() < size) return Status(Code::kDataLoss, "a sealed payload is truncated");
+  uint64_t big_endian = 0;
+  std::memcpy(&big_endian, sealed.data() + kMagic.size() + 1 + scope_size, sizeof big_endian);
+  return ParsedHeader{std::string(sealed.substr(kMagic.size() + 1, scope_size)),
+                      static_cast<int64_t>(be64toh(big_endian)), size};
+}
+
+}  // namespace
+
+std::string key_scope_of(const SessionRecord& session) {
+  return session.user_id.empty() ? "tenant" : "user:" + session.user_id;
+}
+
+Result<std::string> SealingStore::seal(const std::string& tenant, const std::string& scope, std::string_view table,
+                                       std::string_view row, std::string_view column, std::string_view plaintext) {
+  if (scope.size() > 255) return invalid_argument("user id too long to key a scope", "user");
+  ASSIGN_OR_RETURN(auto key, keyring_.current(tenant, scope));
+  std::string sealed = header(scope, key->version);
+  ASSIGN_OR_RETURN(auto value, aead_seal(key->key, plaintext, payload_aad(tenant, table, row, column, sealed)));
+  return sealed + value;
+}
+
+Result<std::string> SealingStore::open(const std::string& tenant, std::string_view table, std::string_view row,
+                                       std::string_view column, std::string_view sealed) {
+  ASSIGN_OR_RETURN(auto parsed, parse_header(sealed));
+  ASSIGN_OR_RETURN(auto key, keyring_.find(tenant, parsed.scope, parsed.version));
+  auto plaintext = aead_open(key->key, sealed.substr(parsed.size),
+                             payload_aad(tenant, table, row, column, sealed.substr(0, parsed.size)));
+  if (!plaintext.is_ok()) {
+    return Status(Code::kDataLoss, std::string(table) + " row failed its integrity check: " +
+                                       plaintext.status().message());
+  }
+  return plaintext;
+}
+
+void SealingStore::remember_scope(std::unordered_map<std::string, std::string>& map, std::string key,
+                                  std::string scope) {
+  std::lock_guard lock(scopes_mutex_);
+  if (map.size() >= kScopeCachedMax) map.clear();
+  map[std::move(key)] = std::move(scope);
+}
+
+Result<std::string> SealingStore::session_scope(const std::string& tenant, const std::string& session) {
+  {
+    std::lock_guard lock(scopes_mutex_);
+    if (auto found = scope_by_session_.find(cache_key(tenant, session)); found != scope_by_session_.end()) {
+      return found->second;
+    }
+  }
+  ASSIGN_OR_RETURN(auto record, inner_.get_session(tenant, session));  // user_id is stored plain
+  std::string scope = key_scope_of(record);
+  remember_scope(scope_by_session_, cache_key(tenant, session), scope);
+  return scope;
+}
+
+Result<std::string> SealingStore::run_scope(const std::string& tenant, const std::string& run) {
+  {
+    std::lock_guard lock(scopes_mutex_);
+    if (auto found = scope_by_run_.find(cache_key(tenant, run)); found != scope_by_run_.end()) return found->second;
+  }
+  ASSIGN_OR_RETURN(auto record, inner_.get_run(tenant, run));  // session_id is stored plain
+  ASSIGN_OR_RETURN(auto scope, session_scope(tenant, record.session_id));
+  remember_scope(scope_by_run_, cache_key(tenant, run), scope);
+  return scope;
+}
+
+// ---- writes ----
+
+Status SealingStore::seal_batch(WriteBatch& batch) {
+  for (const auto& session : batch.session_inserts) {
+    remember_scope(scope_by_session_, cache_key(session.tenant_id, session.id), key_scope_of(session));
+  }
+  for (const auto& run : batch.run_inserts) {
+    ASSIGN_OR_RETURN(auto scope, session_scope(run.tenant_id, run.session_id));
+    remember_scope(scope_by_run_, cache_key(run.tenant_id, run.id), scope);
+  }
+  for (auto& agent : batch.agent_inserts) {
+    ASSIGN_OR_RETURN(agent.spec_json, seal(agent.tenant_id, "tenant", "agents", agent_row(agent), "spec", agent.spec_json));
+  }
+  for (auto& session : batch.session_inserts) {
+    ASSIGN_OR_RETURN(session.metadata_json, seal(session.tenant_id, key_scope_of(session), "sessions", session.id,
+                                                 "metadata", session.metadata_json));
+  }
+  for (auto& run : batch.run_inserts) {
+    ASSIGN_OR_RETURN(auto scope, run_scope(run.tenant_id, run.id));
+    ASSIGN_OR_RETURN(run.input, seal(run.tenant_id, scope, "runs", run.id, "input", run.input));
+    ASSIGN_OR_RETURN(run.snapshot_json, seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json));
+  }
+  for (auto& run : batch.run_updates) {  // an update writes status and snapshot only
+    ASSIGN_OR_RETURN(auto scope, run_scope(run.tenant_id, run.id));
+    ASSIGN_OR_RETURN(run.snapshot_json, seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json));
+  }
+  for (auto& step : batch.steps) {
+    ASSIGN_OR_RETURN(auto scope, run_scope(step.tenant_id, step.run_id));
+    ASSIGN_OR_RETURN(step.payload_json, seal(step.tenant_id, scope, "steps", step_row(step.run_id, step.seq),
+                                             "payload", step.payload_json));
+  }
+  for (auto& item : batch.items) {
+    if (item.id.empty()) item.id = "item_" + random_.hex(12);
+    ASSIGN_OR_RETURN(auto scope, session_scope(item.tenant_id, item.session_id));
+    ASSIGN_OR_RETURN(item.message_json, seal(item.tenant_id, scope, "items", item.id, "message", item.message_json));
+  }
+  return Status::ok();
+}
+
+void SealingStore::commit(WriteBatch batch, std::function<void(Status)> done) {
+  Status sealed = seal_batch(batch);
+  if (!sealed.is_ok()) {
+    done(std::move(sealed));
+    return;
+  }
+  inner_.commit(std::move(batch), std::move(done));
+}
+
+// ---- reads ----
+
+Result<AgentRecord> SealingStore::get_agent(const std::string& tenant, const std::string& name,
+                                            std::optional<int64_t> version) {
+  ASSIGN_OR_RETURN(auto agent, inner_.get_agent(tenant, name, version));
+  ASSIGN_OR_RETURN(agent.spec_json, open(tenant, "agents", agent_row(agent), "spec", agent.spec_json));
+  return agent;
+}
+
+Result<std::vector<AgentRecord>> SealingStore::list_agents(const std::string& tenant) {
+  ASSIGN_OR_RETURN(auto agents, inner_.list_agents(tenant));
+  for (auto& agent : agents) {
+    ASSIGN_OR_RETURN(agent.spec_json, open(tenant, "agents", agent_row(agent), "spec", agent.spec_json));
+  }
+  return agents;
+}
+
+Result<SessionRecord> SealingStore::get_session(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto session, inner_.get_session(tenant, id));
+  ASSIGN_OR_RETURN(session.metadata_json, open(tenant, "sessions", session.id, "metadata", session.metadata_json));
+  return session;
+}
+
+Result<std::vector<SessionRecord>> SealingStore::list_sessions(const std::string& tenant,
+                                                               const std::string& after_id, int limit) {
+  ASSIGN_OR_RETURN(auto sessions, inner_.list_sessions(tenant, after_id, limit));
+  for (auto& session : sessions) {
+    ASSIGN_OR_RETURN(session.metadata_json, open(tenant, "sessions", session.id, "metadata", session.metadata_json));
+  }
+  return sessions;
+}
+
+Result<std::vector<ItemRecord>> SealingStore::open_items(Result<std::vector<ItemRecord>> items) {
+  if (!items.is_ok()) return items;
+  for (auto& item : *items) {
+    ASSIGN_OR_RETURN(item.message_json, open(item.tenant_id, "items", item.id, "message", item.message_json));
+  }
+  return items;
+}
+
+Result<std::vector<ItemRecord>> SealingStore::list_items(const std::string& tenant, const std::string& session,
+                                                         int64_t after_seq, int limit) {
+  return open_items(inner_.list_items(tenant, session, after_seq, limit));
+}
+
+Result<std::vector<ItemRecord>> SealingStore::recent_items(const std::string& tenant, const std::string& session,
+                                                           int64_t before_seq, int limit) {
+  return open_items(inner_.recent_items(tenant, session, before_seq, limit));
+}
+
+Status SealingStore::open_run(RunRecord& run) {
+  ASSIGN_OR_RETURN(run.input, open(run.tenant_id, "runs", run.id, "input", run.input));
+  ASSIGN_OR_RETURN(run.snapshot_json, open(run.tenant_id, "runs", run.id, "snapshot", run.snapshot_json));
+  return Status::ok();
+}
+
+Result<std::vector<RunRecord>> SealingStore::open_runs(Result<std::vector<RunRecord>> runs) {
+  if (!runs.is_ok()) return runs;
+  for (auto& run : *runs) RETURN_IF_ERROR(open_run(run));
+  return runs;
+}
+
+Result<RunRecord> SealingStore::get_run(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto run, inner_.get_run(tenant, id));
+  RETURN_IF_ERROR(open_run(run));
+  return run;
+}
+
+Result<std::vector<RunRecord>> SealingStore::list_runs(const std::string& tenant, const std::string& session,
+                                                       int limit) {
+  return open_runs(inner_.list_runs(tenant, session, limit));
+}
+
+Result<std::vector<RunRecord>> SealingStore::list_queued_runs(const std::string& tenant,
+                                                              const std::string& session, int limit) {
+  return open_runs(inner_.list_queued_runs(tenant, session, limit));
+}
+
+Result<std::vector<RunRecord>> SealingStore::list_unfinished_runs_of_session(const std::string& tenant,
+                                                                             const std::string& session, int limit) {
+  return open_runs(inner_.list_unfinished_runs_of_session(tenant, session, limit));
+}
+
+Result<std::vector<RunRecord>> SealingStore::list_unfinished_runs() {
+  ASSIGN_OR_RETURN(auto runs, inner_.list_unfinished_runs());
+  std::vector<RunRecord> readable;
+  for (auto& run : runs) {
+    Status opened = open_run(run);
+    if (opened.is_ok()) {
+      readable.push_back(std::move(run));
+    } else {
+      log::error("unfinished run is unreadable and is not resumed",
+                 {{"run_id", run.id}, {"tenant", run.tenant_id}, {"error", opened.to_string()}});
+    }
+  }
+  return readable;
+}
+
+Result<std::vector<StepRecord>> SealingStore::list_steps(const std::string& tenant, const std::string& run,
+                                                         int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(auto steps, inner_.list_steps(tenant, run, after_seq, limit));
+  for (auto& step : steps) {
+    ASSIGN_OR_RETURN(step.payload_json,
+                     open(tenant, "steps", step_row(step.run_id, step.seq), "payload", step.payload_json));
+  }
+  return steps;
+}
+
+}  // namespace continuum
