@@ -6,7 +6,8 @@
 //   engine_bench w3 [steps]              one run of N steps: latency by step index,
 //                                        then kill -9 mid-run and time the resume
 // BENCH_STORE=postgres://... runs them on PostgreSQL (its tables are dropped
-// first); the default is a SQLite file in BENCH_DIR.
+// first); the default is a SQLite file in BENCH_DIR. BENCH_ENCRYPTION=1 puts
+// the sealing layer (encryption at rest) over the store, as the server does.
 // Each prints one JSON line. A "step" is one committed journal entry of a
 // model or tool call; the provider asks for the noop tool until the run has
 // made the wanted number of model calls, then answers.
@@ -27,7 +28,9 @@
 #include "engine/engine.h"
 #include "net/event_loop.h"
 #include "core/config.h"
+#include "crypto/keyring.h"
 #include "store/open_store.h"
+#include "store/sealing_store.h"
 #include "store/postgres/pg_connection.h"
 
 using namespace continuum;
@@ -113,7 +116,14 @@ struct World {
       std::filesystem::create_directories(dir_);
     }
     if (fresh && !read_process_env("BENCH_STORE").empty()) drop_postgres_tables(read_process_env("BENCH_STORE"));
-    store = open_bench_store(dir_);
+    backend = open_bench_store(dir_);
+    store = backend.get();
+    if (read_process_env("BENCH_ENCRYPTION") == "1") {
+      keks = std::move(*LocalKeyEncryptionKeys::open("file:" + dir_ + "/master.key", read_process_env));
+      keyring = std::make_unique<Keyring>(*backend, *keks, SystemClock::instance());
+      sealing = std::make_unique<SealingStore>(*backend, *keyring, SystemRandom::instance());
+      store = sealing.get();
+    }
     provider = std::make_unique<CountingProvider>(loop, model_calls_per_run);
     tools = std::make_unique<NoopTools>(loop);
     engine = std::make_unique<Engine>(
@@ -123,7 +133,8 @@ struct World {
   ~World() {
     loop.stop();
     if (thread.joinable()) thread.join();
-    store.reset();
+    sealing.reset();
+    backend.reset();
     engine.reset();
   }
   void start_loop() { thread = std::thread([this] { loop.run(); }); }
@@ -160,7 +171,11 @@ struct World {
   std::string dir_;
   AsioEventLoop loop;
   std::thread thread;
-  std::unique_ptr<Store> store;
+  std::unique_ptr<Store> backend;
+  std::unique_ptr<LocalKeyEncryptionKeys> keks;
+  std::unique_ptr<Keyring> keyring;
+  std::unique_ptr<SealingStore> sealing;
+  Store* store = nullptr;  // backend, or sealing over it
   std::unique_ptr<CountingProvider> provider;
   std::unique_ptr<NoopTools> tools;
   std::unique_ptr<Engine> engine;
