@@ -338,6 +338,7 @@ void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t t
   *token = ctx.engine->subscribe(run_id, [waiter, fire, finished_status](const RunEvent& event) {
     if (event.terminal) fire(finished_status);
   });
+  ctx.engine->follow_remote(ctx.tenant, run_id);  // it may execute on another node
   *hook = ctx.add_shutdown_hook([waiter, fire] { fire(202); });
   auto current = ctx.store->get_run(ctx.tenant, run_id);
   if (current.is_ok() && is_terminal_status(current->status)) return fire(finished_status);

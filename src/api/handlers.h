@@ -16,6 +16,7 @@ namespace continuum {
 struct ApiContext {
   Store* store = nullptr;
   Keyring* keyring = nullptr;  // null when encryption at rest is off
+  Cluster* cluster = nullptr;
   Engine* engine = nullptr;
   EventLoop* loop = nullptr;
   const Clock* clock = nullptr;
@@ -38,7 +39,9 @@ struct ApiContext {
 void add_agent_routes(Router& router, ApiContext& context);
 void add_session_routes(Router& router, ApiContext& context);
 void add_run_routes(Router& router, ApiContext& context);
-// GET /v1/keys, POST /v1/keys/rotate, POST /v1/keys/shred (key_handlers.cpp).
+// GET /v1/cluster: the nodes sharing the store and what they own (admin_handlers.cpp).
+void add_cluster_routes(Router& router, ApiContext& context);
+// GET /v1/keys, POST /v1/keys/rotate, POST /v1/keys/shred (admin_handlers.cpp).
 void add_key_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);

@@ -14,6 +14,7 @@
 #include "net/http_server.h"
 #include "providers/openai_chat.h"
 #include "providers/scripted_provider.h"
+#include "cluster/postgres_cluster.h"
 #include "crypto/keyring.h"
 #include "store/open_store.h"
 #include "store/sealing_store.h"
@@ -44,6 +45,7 @@ struct App {
   std::unique_ptr<KeyEncryptionKeys> keks;
   std::unique_ptr<Keyring> keyring;
   std::unique_ptr<SealingStore> sealing;       // over backend, when encryption is on
+  std::unique_ptr<Cluster> cluster;            // leases when several nodes share PostgreSQL
   Store* store = nullptr;                      // what the engine and API use
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
@@ -106,6 +108,27 @@ Status open_storage(App& app) {
   return Status::ok();
 }
 
+Result<std::string> load_or_create_line(const std::string& path, const std::string& prefix, int random_bytes);
+
+// PostgreSQL: several nodes may share the database, so sessions are leased.
+Status open_cluster(App& app) {
+  if (!app.config.store.starts_with("postgres")) {
+    app.cluster = std::make_unique<LocalCluster>();
+    return Status::ok();
+  }
+  PostgresClusterOptions options;
+  options.url = app.config.store;
+  options.node_id = app.config.node_id;
+  if (options.node_id.empty()) {
+    ASSIGN_OR_RETURN(options.node_id, load_or_create_line(app.config.data_dir + "/node-id", "node_", 6));
+  }
+  options.address = app.config.listen;
+  options.lease_ttl_ms = app.config.lease_ttl_ms;
+  options.poll_ms = app.config.cluster_poll_ms;
+  ASSIGN_OR_RETURN(app.cluster, PostgresCluster::open(std::move(options), SystemClock::instance()));
+  return Status::ok();
+}
+
 Status build(App& app) {
   std::error_code fs_error;
   std::filesystem::create_directories(app.config.data_dir, fs_error);
@@ -114,6 +137,7 @@ Status build(App& app) {
     ASSIGN_OR_RETURN(app.api_key, load_or_create_api_key(app.config.data_dir));
   }
   RETURN_IF_ERROR(open_storage(app));
+  RETURN_IF_ERROR(open_cluster(app));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
   app.tools = std::make_unique<DefaultToolRunner>(
       app.loop, *app.http_client, ToolRunnerOptions{app.config.allow_private_tool_addresses});
@@ -132,10 +156,13 @@ Status build(App& app) {
     if (spec.provider == "scripted") return app.scripted.get();
     return nullptr;
   };
+  EngineOptions engine_options;
+  engine_options.cluster = app.cluster.get();
   app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
-                                        resolver, *app.tools, &app.metrics);
+                                        resolver, *app.tools, &app.metrics, engine_options);
   app.api.store = app.store;
   app.api.keyring = app.keyring.get();
+  app.api.cluster = app.cluster.get();
   app.api.engine = app.engine.get();
   app.api.loop = &app.loop;
   app.api.clock = &SystemClock::instance();
@@ -145,6 +172,7 @@ Status build(App& app) {
   add_run_routes(app.router, app.api);
   add_event_routes(app.router, app.api);
   add_key_routes(app.router, app.api);
+  add_cluster_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
@@ -178,19 +206,27 @@ void shut_down(App& app, int signal_number) {
 
 }  // namespace
 
-Result<std::string> load_or_create_api_key(const std::string& data_dir) {
-  std::string path = data_dir + "/api-key";
+namespace {
+
+// The first line of `path`, or a new random value written there (mode 0600).
+Result<std::string> load_or_create_line(const std::string& path, const std::string& prefix, int random_bytes) {
   std::ifstream existing(path);
-  std::string key;
-  if (existing && std::getline(existing, key) && !key.empty()) return key;
-  key = "ck_" + SystemRandom::instance().hex(24);
+  std::string value;
+  if (existing && std::getline(existing, value) && !value.empty()) return value;
+  value = prefix + SystemRandom::instance().hex(random_bytes);
   mode_t previous = umask(077);
   std::ofstream out(path, std::ios::trunc);
   umask(previous);
-  out << key << "\n";
+  out << value << "\n";
   if (!out) return internal_error("cannot write " + path);
-  log::info("created API key file", {{"path", path}});
-  return key;
+  log::info("created file", {{"path", path}});
+  return value;
+}
+
+}  // namespace
+
+Result<std::string> load_or_create_api_key(const std::string& data_dir) {
+  return load_or_create_line(data_dir + "/api-key", "ck_", 24);
 }
 
 int run_server(const ServerConfig& config) {
@@ -210,14 +246,17 @@ int run_server(const ServerConfig& config) {
       app.loop.stop();
       return;
     }
+    app.cluster->start(app.engine->cluster_handlers());  // from here on, it may hand sessions over
     app.ready = true;
     log::info("ready", {{"listen", app.config.listen}, {"port", std::to_string(app.server->bound_port())},
+                        {"node_id", app.cluster->node_id()},
                         {"data_dir", app.config.data_dir},
                         {"store", redacted_store_url(app.config.store.empty() ? "sqlite:" + app.config.data_dir +
                                                                                     "/continuum.db"
                                                                               : app.config.store)}});
   });
   app->loop.run();
+  app->cluster->stop();  // no more hand-overs; the loop no longer runs what it would post
   app->server.reset();
   app->sealing.reset();
   app->backend.reset();  // drains queued commits (their callbacks only post to the loop), then closes

@@ -89,6 +89,7 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
     // A reader this far behind is cut off; it resumes with Last-Event-ID.
     if (live->queued_bytes() > ctx.sse_queued_bytes_max) live->end();
   });
+  ctx.engine->follow_remote(ctx.tenant, run_id);  // it may execute on another node
   Engine* engine = ctx.engine;
   int64_t hook = ctx.add_shutdown_hook([weak] {
     if (auto live = weak.lock()) live->end();  // the client resumes with Last-Event-ID

@@ -32,6 +32,7 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   else if (key == "data_dir") config.data_dir = value;
   else if (key == "store") config.store = value;
   else if (key == "encryption_keys") config.encryption_keys = value;
+  else if (key == "node_id") config.node_id = value;
   else if (key == "api_key") config.api_key = value;
   else if (key == "log_level") config.log_level = value;
   else if (key == "model_base_url") config.model_base_url = value;
@@ -43,6 +44,10 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
     ASSIGN_OR_RETURN(config.shutdown_grace_ms, parse_int(value, key));
   } else if (key == "allow_private_tool_addresses") {
     ASSIGN_OR_RETURN(config.allow_private_tool_addresses, parse_bool(value, key));
+  } else if (key == "lease_ttl_ms") {
+    ASSIGN_OR_RETURN(config.lease_ttl_ms, parse_int(value, key));
+  } else if (key == "cluster_poll_ms") {
+    ASSIGN_OR_RETURN(config.cluster_poll_ms, parse_int(value, key));
   } else if (key == "encryption") {
     ASSIGN_OR_RETURN(config.encryption, parse_bool(value, key));
   } else if (key == "tls_verify") {
@@ -53,7 +58,7 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   return Status::ok();
 }
 
-const char* const kKeys[] = {"listen",          "data_dir",          "store",             "encryption",        "encryption_keys", "api_key",
+const char* const kKeys[] = {"listen",          "data_dir",          "store",             "encryption",        "encryption_keys", "node_id", "lease_ttl_ms", "cluster_poll_ms", "api_key",
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify"};
@@ -98,6 +103,12 @@ Status validate_config(const ServerConfig& config) {
                             "log_level");
   }
   if (config.data_dir.empty()) return invalid_argument("data_dir must not be empty", "data_dir");
+  if (config.lease_ttl_ms < 500 || config.lease_ttl_ms > 3'600'000) {
+    return invalid_argument("lease_ttl_ms must be 500-3600000", "lease_ttl_ms");
+  }
+  if (config.cluster_poll_ms < 10 || config.cluster_poll_ms > 60'000) {
+    return invalid_argument("cluster_poll_ms must be 10-60000", "cluster_poll_ms");
+  }
   if (!config.store.empty() && !config.store.starts_with("sqlite:") && !config.store.starts_with("postgres://") &&
       !config.store.starts_with("postgresql://")) {
     return invalid_argument("store must be sqlite:PATH or postgres://...", "store");

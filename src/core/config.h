@@ -17,6 +17,9 @@ struct ServerConfig {
   std::string store;                      // "" = sqlite:<data_dir>/continuum.db; or postgres://...
   bool encryption = true;                 // seal payloads at rest (AES-256-GCM)
   std::string encryption_keys;            // KEK source: "" = file:<data_dir>/master.key; file:PATH | env:NAME
+  std::string node_id;                    // "" = read or create <data_dir>/node-id (PostgreSQL clusters)
+  int64_t lease_ttl_ms = 10'000;          // session lease lifetime (PostgreSQL clusters)
+  int64_t cluster_poll_ms = 1'000;        // how often a node looks for unowned work
   std::string api_key;                    // "" = read or create <data_dir>/api-key
   std::string log_level = "info";
   int64_t request_body_bytes_max = 4 * 1024 * 1024;

@@ -6,10 +6,6 @@
 
 namespace continuum {
 
-namespace {
-std::string session_key(const std::string& tenant, const std::string& session) { return tenant + "/" + session; }
-}  // namespace
-
 Engine::Metrics::Metrics(MetricsRegistry* registry) {
   static MetricsRegistry fallback;  // metrics are optional for tests; a private registry absorbs them
   MetricsRegistry& r = registry ? *registry : fallback;
@@ -69,6 +65,7 @@ Result<std::shared_ptr<const AgentSpec>> Engine::load_agent(const std::string& t
 }
 
 Status Engine::recover() {
+  if (shared_cluster()) return Status::ok();  // sessions arrive through on_session_claimed
   ASSIGN_OR_RETURN(auto runs, store_.list_unfinished_runs());
   std::set<std::pair<std::string, std::string>> sessions_with_queue;
   int resumed = 0;
@@ -144,7 +141,18 @@ void Engine::try_start_session(const std::string& tenant, const std::string& ses
     log::error("cannot read queued runs", {{"session_id", session_id}, {"error", queued.status().to_string()}});
     return;
   }
-  if (queued->empty()) return;
+  if (queued->empty()) {
+    release_lease(tenant, session_id);  // nothing left to run here
+    return;
+  }
+  if (auto lease = lease_for(tenant, session_id); !lease.is_ok()) {
+    // Another node holds the session: it runs the queue when its run ends
+    // (and any node claims the session if that node dies).
+    if (lease.status().code() != Code::kConflict) {
+      log::error("cannot lease session", {{"session_id", session_id}, {"error", lease.status().to_string()}});
+    }
+    return;
+  }
   RunRecord record = std::move(queued->front());
   auto agent = load_agent(tenant, record.agent_name, record.agent_version);
   if (!agent.is_ok()) {
@@ -165,6 +173,9 @@ void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) 
   auto run = std::make_unique<ActiveRun>();
   run->record = std::move(record);
   run->generation = next_generation_++;
+  if (auto lease = held_leases_.find(session_key(record.tenant_id, record.session_id)); lease != held_leases_.end()) {
+    run->lease_epoch = lease->second;
+  }
   run->projected_version = run->record.version;
   run->agent = std::move(agent);
   run->committed = *snapshot;
@@ -232,6 +243,9 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
+  update.session_id = run.record.session_id;
+  update.lease_epoch = run.lease_epoch;
+  step.lease_epoch = run.lease_epoch;
   update.version = ++run.projected_version;
   update.status = run.projected.status;
   update.snapshot_json = to_json(snapshot_to_json(run.projected));
@@ -329,6 +343,19 @@ void Engine::evict_and_reload(std::string tenant, std::string run_id) {  // by v
 void Engine::reload_run(const std::string& tenant, const std::string& run_id, int attempt) {
   if (find_run(run_id) != nullptr || draining_) return;
   auto record = store_.get_run(tenant, run_id);
+  if (record.is_ok() && shared_cluster() && record->status == kRunRunning) {
+    // The refused write may mean the lease moved on: take it afresh (a new
+    // epoch), or step down if another node holds it.
+    release_lease(tenant, record->session_id);
+    auto lease = lease_for(tenant, record->session_id);
+    if (!lease.is_ok() && lease.status().code() == Code::kConflict) {
+      log::warn("run moved to another node", {{"run_id", run_id}});
+      auto owner = active_run_by_session_.find(session_key(tenant, record->session_id));
+      if (owner != active_run_by_session_.end() && owner->second == run_id) active_run_by_session_.erase(owner);
+      return;
+    }
+    if (!lease.is_ok()) record = lease.status();  // retried below
+  }
   auto agent = record.is_ok() ? load_agent(tenant, record->agent_name, record->agent_version)
                               : Result<std::shared_ptr<const AgentSpec>>(record.status());
   if (!record.is_ok() || !agent.is_ok()) {
@@ -362,6 +389,10 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
   auto record = store_.get_run(tenant, run_id);
   if (!record.is_ok()) {
     done(record.status());
+    return;
+  }
+  if (record->status == kRunRunning && shared_cluster()) {
+    done(options_.cluster->request_cancel(tenant, run_id));  // its node cancels it
     return;
   }
   if (record->status != kRunQueued) {
@@ -444,6 +475,7 @@ void Engine::drain(std::function<void()> done) {
 
 void Engine::maybe_finish_drain() {
   if (!draining_ || commits_in_flight_ > 0 || !drain_done_) return;
+  release_all_leases();  // other nodes take the sessions over at once
   auto done = std::move(drain_done_);
   drain_done_ = nullptr;
   done();

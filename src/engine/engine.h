@@ -11,6 +11,9 @@
 //   model step that asked for the call, so it is the same after any crash.
 // - One active run per session; later runs of the session wait as "queued".
 // - Waiting runs and queued runs hold no memory: only active runs are loaded.
+// - With a shared cluster (options.cluster), a session's runs execute only on
+//   the node holding the session's lease, and every step is written under the
+//   lease's epoch (fencing). Work of nodes that die is claimed by the others.
 // - Lifetime: store and loop outlive the engine. Store callbacks touch only the
 //   loop (they post back to it); the closures they post use the engine, so the
 //   loop must not run tasks posted by an engine after that engine is destroyed.
@@ -26,6 +29,7 @@
 
 #include "agent/agent_spec.h"
 #include "agent/context.h"
+#include "cluster/cluster.h"
 #include "core/clock.h"
 #include "engine/event_loop.h"
 #include "engine/snapshot.h"
@@ -50,6 +54,9 @@ using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
 
 struct EngineOptions {
   int context_items_max = 512;  // newest items read from the store for context assembly
+  // Several nodes on one store (null = this node is alone). Must outlive the engine.
+  Cluster* cluster = nullptr;
+  int64_t remote_poll_ms = 200;  // how often listeners of a run on another node see its new steps
 };
 
 class Engine {
@@ -58,8 +65,17 @@ class Engine {
          ToolRunner& tools, MetricsRegistry* metrics, EngineOptions options = {});
   ~Engine();
 
-  // Loads every unfinished run from the store and resumes it.
+  // Loads every unfinished run from the store and resumes it. With a shared
+  // cluster, it does nothing: the cluster claims sessions and hands them over.
   Status recover();
+
+  // What the cluster calls when this node gains or loses a session's lease or
+  // a cancel arrives from elsewhere; each posts to the loop.
+  ClusterHandlers cluster_handlers();
+
+  // With a shared cluster: listeners of `run_id` also see the steps it commits
+  // while executing on another node (polled). No-op on a single node.
+  void follow_remote(const std::string& tenant, const std::string& run_id);
 
   // Creates a queued run in `session`, pinned to `agent`; `done` receives the
   // committed run. The run starts when the session has no active run.
@@ -103,6 +119,18 @@ class Engine {
                                                       int64_t version);
   void maybe_finish_drain();
 
+  // Session leases (ownership.cpp). lease_for returns the held epoch or
+  // acquires one (0 without a shared cluster).
+  bool shared_cluster() const { return options_.cluster != nullptr && options_.cluster->shared(); }
+  Result<int64_t> lease_for(const std::string& tenant, const std::string& session);
+  void release_lease(const std::string& tenant, const std::string& session);
+  void release_all_leases();
+  void on_session_claimed(const std::string& tenant, const std::string& session, int64_t epoch);
+  void on_session_lost(const std::string& tenant, const std::string& session);
+  void on_cancel_requested(const std::string& tenant, const std::string& run_id);
+  void step_down(const std::string& run_id);
+  void poll_remote(const std::string& run_id);
+
   // Effects (effects.cpp).
   Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
   void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages);
@@ -135,6 +163,12 @@ class Engine {
 
   std::unordered_map<std::string, std::unique_ptr<ActiveRun>> runs_;         // by run id
   std::unordered_map<std::string, std::string> active_run_by_session_;       // "tenant/session" -> run id
+  std::unordered_map<std::string, int64_t> held_leases_;                     // "tenant/session" -> epoch
+  struct RemoteFollow {
+    std::string tenant;
+    int64_t last_seq = -1;
+  };
+  std::unordered_map<std::string, RemoteFollow> remote_follows_;             // by run id
   std::unordered_map<std::string, std::shared_ptr<const AgentSpec>> agents_;  // "tenant/name/version"
   std::unordered_map<std::string, std::map<int64_t, Listener>> listeners_;   // by run id
   int64_t next_listener_token_ = 1;

@@ -16,6 +16,7 @@ namespace continuum {
 struct Engine::ActiveRun {
   RunRecord record;
   uint64_t generation = 0;        // distinguishes loads of the same run (see Engine::find_run)
+  int64_t lease_epoch = 0;        // the session lease this incarnation writes under (0 = one node)
   int64_t projected_version = 0;  // runs.version after the last requested update
   std::shared_ptr<const AgentSpec> agent;
   RunSnapshot committed;
@@ -49,6 +50,10 @@ struct Engine::Metrics {
   Counter* commit_failures;
 };
 
+
+inline std::string session_key(const std::string& tenant, const std::string& session) {
+  return tenant + "/" + session;
+}
 
 // The stored form of a run's input in the session: {"role":"user","content":input}.
 std::string user_message(const std::string& input);

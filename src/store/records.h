@@ -63,6 +63,10 @@ struct RunRecord {
   // fails (kConflict) if the row moved on: a batch built on a batch that
   // failed can never commit after it (fencing within one node).
   int64_t version = 0;
+  // Fencing (updates only): the epoch of the session lease this update is
+  // made under; the store refuses it unless that lease is current and
+  // unexpired. 0 = unfenced (one node).
+  int64_t lease_epoch = 0;
 };
 
 // One journal entry. (run_id, seq) is unique: a step is written once.
@@ -73,6 +77,7 @@ struct StepRecord {
   std::string kind;
   std::string payload_json;
   int64_t created_at_ms = 0;
+  int64_t lease_epoch = 0;  // the session lease epoch it was appended under (0 = one node)
 };
 
 // A data encryption key, wrapped by a key-encryption key. (tenant, scope,

@@ -180,18 +180,29 @@ Result<std::vector<AgentRecord>> SealingStore::list_agents(const std::string& te
   return agents;
 }
 
+void SealingStore::open_session_metadata(SessionRecord& session) {
+  auto metadata = open(session.tenant_id, "sessions", session.id, "metadata", session.metadata_json);
+  if (metadata.is_ok()) {
+    session.metadata_json = std::move(*metadata);
+    return;
+  }
+  // The session itself (id, agent, user, times) is plain and stays usable: it
+  // can be listed and deleted after its user was shredded.
+  log::warn("session metadata unreadable; shown as null",
+            {{"session_id", session.id}, {"error", metadata.status().to_string()}});
+  session.metadata_json = "null";
+}
+
 Result<SessionRecord> SealingStore::get_session(const std::string& tenant, const std::string& id) {
   ASSIGN_OR_RETURN(auto session, inner_.get_session(tenant, id));
-  ASSIGN_OR_RETURN(session.metadata_json, open(tenant, "sessions", session.id, "metadata", session.metadata_json));
+  open_session_metadata(session);
   return session;
 }
 
 Result<std::vector<SessionRecord>> SealingStore::list_sessions(const std::string& tenant,
                                                                const std::string& after_id, int limit) {
   ASSIGN_OR_RETURN(auto sessions, inner_.list_sessions(tenant, after_id, limit));
-  for (auto& session : sessions) {
-    ASSIGN_OR_RETURN(session.metadata_json, open(tenant, "sessions", session.id, "metadata", session.metadata_json));
-  }
+  for (auto& session : sessions) open_session_metadata(session);
   return sessions;
 }
 

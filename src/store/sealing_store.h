@@ -14,6 +14,10 @@
 // tenant, table, row and column (and to this header): a value copied to
 // another row, or damaged, fails to open with kDataLoss, never as garbage.
 //
+// Session metadata that does not open reads as null (the session stays
+// listable and deletable); every other payload that does not open fails the
+// read with kDataLoss.
+//
 // Thread safety: as the inner store. The keyring must outlive this store.
 #pragma once
 
@@ -61,6 +65,9 @@ class SealingStore final : public ForwardingStore {
   Result<std::string> open(const std::string& tenant, std::string_view table, std::string_view row,
                            std::string_view column, std::string_view sealed);
   Status seal_batch(WriteBatch& batch);
+  // A session whose metadata does not open (shredded user, damage) keeps its
+  // plain fields and gets metadata null.
+  void open_session_metadata(SessionRecord& session);
   Status open_run(RunRecord& run);
   Result<std::vector<RunRecord>> open_runs(Result<std::vector<RunRecord>> runs);
   Result<std::vector<ItemRecord>> open_items(Result<std::vector<ItemRecord>> items);

@@ -24,12 +24,12 @@ done
 
 status=0
 cd "$here"
-echo "== unittest: test_api test_runs test_cli_config (build: $CONTINUUM_BUILD_DIR)"
-python3 -m unittest -v test_api test_runs test_cli_config "$@" || status=1
+echo "== unittest: test_api test_runs test_cli_config test_encryption (build: $CONTINUUM_BUILD_DIR)"
+python3 -m unittest -v test_api test_runs test_cli_config test_encryption "$@" || status=1
 
 if [[ -n "${CONTINUUM_TEST_POSTGRES_URL:-}" && "${SKIP_POSTGRES:-0}" != "1" ]]; then
   echo "== unittest on PostgreSQL: the same tests, each server on a fresh database"
-  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config "$@" || status=1
+  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config test_encryption "$@" || status=1
 fi
 
 if [[ "${SKIP_CRASH:-0}" != "1" ]]; then

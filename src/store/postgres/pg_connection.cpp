@@ -4,6 +4,8 @@
 
 #include <cstring>
 
+#include "core/log.h"
+
 namespace continuum {
 
 namespace {
@@ -92,8 +94,12 @@ Status pg_result_status(PGconn* conn, const PGresult* result, std::string_view w
   return internal_error(message);
 }
 
+// Server notices (e.g. "terminating connection due to ...") go to our JSON log, not raw stderr.
+static void log_notice(void*, const char* message) { log::warn("postgresql notice", {{"message", one_line(message)}}); }
+
 Result<std::unique_ptr<PgConnection>> PgConnection::connect(const std::string& url) {
   PGconn* conn = PQconnectdb(url.c_str());
+  if (conn != nullptr) PQsetNoticeProcessor(conn, log_notice, nullptr);
   std::unique_ptr<PgConnection> connection(new PgConnection(conn));
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
     return Status(Code::kUnavailable, "cannot connect to PostgreSQL: " + one_line(PQerrorMessage(conn)));

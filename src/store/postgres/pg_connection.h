@@ -68,6 +68,8 @@ class PgConnection {
   bool healthy() const { return PQstatus(conn_) == CONNECTION_OK; }
   // One new attempt to connect (statements are prepared again on use).
   Status reconnect();
+  // For socket-level work (LISTEN/NOTIFY); the caller must not issue queries through it.
+  PGconn* raw() { return conn_; }
 
   // Runs SQL text without parameters (may hold several statements).
   Status exec_script(const std::string& sql);

@@ -51,6 +51,20 @@ CREATE TABLE data_keys (
   created_at_ms BIGINT NOT NULL, destroyed_at_ms BIGINT NOT NULL,
   PRIMARY KEY (tenant_id, scope, version));
 )sql",
+      R"sql(
+ALTER TABLE steps ADD COLUMN lease_epoch BIGINT NOT NULL DEFAULT 0;
+CREATE TABLE session_leases (
+  tenant_id TEXT NOT NULL, session_id TEXT NOT NULL, node_id TEXT NOT NULL,
+  epoch BIGINT NOT NULL, expires_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, session_id));
+CREATE INDEX session_leases_by_node ON session_leases (node_id, expires_at_ms);
+CREATE TABLE nodes (
+  node_id TEXT PRIMARY KEY, address TEXT NOT NULL,
+  started_at_ms BIGINT NOT NULL, heartbeat_at_ms BIGINT NOT NULL);
+CREATE TABLE cancel_requests (
+  tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, requested_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, run_id));
+)sql",
   };
   return kMigrations;
 }

@@ -57,8 +57,8 @@ RunRecord read_run(const PgResult& rows, int row) {
   return run;
 }
 StepRecord read_step(const PgResult& rows, int row) {
-  return StepRecord{rows.text(row, 0), rows.text(row, 1), rows.int64(row, 2),
-                    rows.text(row, 3), rows.text(row, 4), rows.int64(row, 5)};
+  return StepRecord{rows.text(row, 0), rows.text(row, 1), rows.int64(row, 2), rows.text(row, 3),
+                    rows.text(row, 4), rows.int64(row, 5), rows.int64(row, 6)};
 }
 
 template <typename ReadRow>
@@ -119,18 +119,26 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             Expect::kOneRow, Code::kNotFound, "session '" + run.session_id + "' not found"));
   }
   for (const auto& run : batch.run_updates) {
+    // Fenced: the session's lease must still be at the writer's epoch and
+    // unexpired (database clock). FOR SHARE orders this append before any
+    // claim that moves the lease on.
     out.push_back(expecting("UPDATE runs SET status = $1, snapshot = $2, updated_at_ms = $3, version = $4 "
-                            "WHERE tenant_id = $5 AND id = $6 AND version = $7",
+                            "WHERE tenant_id = $5 AND id = $6 AND version = $7 AND ($8 = 0 OR EXISTS "
+                            "(SELECT 1 FROM session_leases l WHERE l.tenant_id = $5 AND l.session_id = "
+                            "runs.session_id AND l.epoch = $8 AND l.expires_at_ms > "
+                            "(extract(epoch from clock_timestamp()) * 1000)::bigint FOR SHARE))",
                             PgParams().add(run.status).add_bytes(run.snapshot_json).add(run.updated_at_ms)
-                                .add(run.version).add(run.tenant_id).add(run.id).add(run.version - 1),
+                                .add(run.version).add(run.tenant_id).add(run.id).add(run.version - 1)
+                                .add(run.lease_epoch),
                             Expect::kOneRow, Code::kConflict,
-                            "run " + run.id + " is missing or not at version " + std::to_string(run.version - 1)));
+                            "run " + run.id + " is missing, not at version " + std::to_string(run.version - 1) +
+                                ", or its session lease (epoch " + std::to_string(run.lease_epoch) + ") was lost"));
   }
   for (const auto& step : batch.steps) {
-    out.push_back(plain("INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms) "
-                        "VALUES ($1, $2, $3, $4, $5, $6)",
+    out.push_back(plain("INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms, lease_epoch) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
                         PgParams().add(step.tenant_id).add(step.run_id).add(step.seq).add(step.kind)
-                            .add_bytes(step.payload_json).add(step.created_at_ms)));
+                            .add_bytes(step.payload_json).add(step.created_at_ms).add(step.lease_epoch)));
   }
   for (const auto& item : batch.items) {
     out.push_back(plain("INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms, id) "
@@ -420,7 +428,7 @@ Result<std::vector<RunRecord>> PostgresStore::list_unfinished_runs() {
 
 Result<std::vector<StepRecord>> PostgresStore::list_steps(const std::string& tenant, const std::string& run,
                                                           int64_t after_seq, int limit) {
-  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, run_id, seq, kind, payload, created_at_ms FROM steps "
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, run_id, seq, kind, payload, created_at_ms, lease_epoch FROM steps "
                                    "WHERE tenant_id = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
                                    PgParams().add(tenant).add(run).add(after_seq).add(static_cast<int64_t>(limit))));
   return collect_rows(rows, read_step);

@@ -41,6 +41,9 @@ CREATE TABLE data_keys (
   created_at_ms INTEGER NOT NULL, destroyed_at_ms INTEGER NOT NULL,
   PRIMARY KEY (tenant_id, scope, version)) WITHOUT ROWID;
 )sql",
+      R"sql(
+ALTER TABLE steps ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
+)sql",
   };
   return kMigrations;
 }

@@ -72,8 +72,8 @@ RunRecord read_run(const SqliteStatement& row) {
   return run;
 }
 StepRecord read_step(const SqliteStatement& row) {
-  return StepRecord{row.column_text(0), row.column_text(1), row.column_int(2),
-                    row.column_text(3), row.column_text(4), row.column_int(5)};
+  return StepRecord{row.column_text(0), row.column_text(1), row.column_int(2), row.column_text(3),
+                    row.column_text(4), row.column_int(5),  row.column_int(6)};
 }
 
 // Runs a statement prepared once per connection (transaction control is hot).
@@ -184,10 +184,10 @@ Status SqliteStore::apply(const WriteBatch& batch) {
   }
   for (const auto& step : batch.steps) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
-                                      "INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)"));
+                                      "INSERT INTO steps (tenant_id, run_id, seq, kind, payload, created_at_ms, lease_epoch) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
     insert.bind(1, step.tenant_id).bind(2, step.run_id).bind(3, step.seq).bind(4, step.kind)
-        .bind(5, step.payload_json).bind(6, step.created_at_ms);
+        .bind(5, step.payload_json).bind(6, step.created_at_ms).bind(7, step.lease_epoch);
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& item : batch.items) {
@@ -368,7 +368,7 @@ Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenan
                                                         int64_t after_seq, int limit) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
-                                   "SELECT tenant_id, run_id, seq, kind, payload, created_at_ms FROM steps "
+                                   "SELECT tenant_id, run_id, seq, kind, payload, created_at_ms, lease_epoch FROM steps "
                                    "WHERE tenant_id = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, run).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
   return collect_rows(query, read_step);

@@ -1,5 +1,5 @@
-// Encryption key administration: list data keys (never their material),
-// rotate them, and destroy them (crypto-shredding). Keys are the tenant's.
+// Administration routes: encryption keys (list, never their material;
+// rotate; destroy = crypto-shredding; keys are the tenant's) and the cluster.
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "core/json.h"
@@ -82,6 +82,13 @@ void add_key_routes(Router& router, ApiContext& ctx) {
   router.add("GET", "/v1/keys", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_keys(ctx, w); });
   router.add("POST", "/v1/keys/rotate", [&ctx](HttpRequest& r, const PathParams&, Writer w) { rotate_keys(ctx, r, w); });
   router.add("POST", "/v1/keys/shred", [&ctx](HttpRequest& r, const PathParams&, Writer w) { shred_keys(ctx, r, w); });
+}
+
+void add_cluster_routes(Router& router, ApiContext& ctx) {
+  router.add("GET", "/v1/cluster", [&ctx](HttpRequest&, const PathParams&, Writer writer) {
+    auto view = ctx.cluster->describe();
+    writer->send(view.is_ok() ? json_response(200, *view) : error_response(view.status()));
+  });
 }
 
 }  // namespace continuum
