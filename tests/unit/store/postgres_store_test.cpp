@@ -81,3 +81,39 @@ TEST_F(PostgresStoreTest, UnreachableDatabaseIsAClearError) {
 
 }  // namespace
 }  // namespace continuum
+
+namespace continuum {
+namespace {
+
+// Fencing: a run update names the session lease epoch it was made under.
+TEST_F(PostgresStoreTest, RunUpdatesAreFencedByTheSessionLease) {
+  WriteBatch setup;
+  setup.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1});
+  setup.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunRunning, "in", "{}", 1, 1, 1});
+  ASSERT_TRUE(store_->commit_and_wait(std::move(setup)).is_ok());
+  ASSERT_TRUE(admin_->exec_script("INSERT INTO session_leases VALUES ('t1', 's1', 'node-b', 2, "
+                                  "(extract(epoch from clock_timestamp()) * 1000)::bigint + 60000)")
+                  .is_ok());
+  int64_t version = 1;
+  auto update = [&](int64_t epoch) {
+    WriteBatch batch;
+    RunRecord run{"t1", "r1", "s1", "a", 1, kRunRunning, "", "{}", 1, 1, version + 1};
+    run.lease_epoch = epoch;
+    batch.run_updates.push_back(run);
+    batch.steps.push_back(StepRecord{"t1", "r1", version, "k", "{}", 1, epoch});
+    Status status = store_->commit_and_wait(std::move(batch));
+    if (status.is_ok()) ++version;
+    return status;
+  };
+  EXPECT_TRUE(update(2).is_ok()) << "the current epoch writes";
+  EXPECT_EQ(update(1).code(), Code::kConflict) << "a stale epoch is refused";
+  EXPECT_TRUE(update(0).is_ok()) << "epoch 0 is unfenced (single node)";
+  ASSERT_TRUE(admin_->exec_script("UPDATE session_leases SET expires_at_ms = 0").is_ok());
+  EXPECT_EQ(update(2).code(), Code::kConflict) << "an expired lease is refused even at its epoch";
+  auto steps = store_->list_steps("t1", "r1", -1, 10);
+  ASSERT_EQ(steps->size(), 2u) << "refused appends left nothing";
+  EXPECT_EQ((*steps)[0].lease_epoch, 2);
+}
+
+}  // namespace
+}  // namespace continuum
