@@ -100,6 +100,14 @@ void drop_postgres_tables(const std::string& url) {
                   "the benchmark owns its database");
 }
 
+// The store and sealing a result was measured on, as leading JSON fields.
+std::string run_label() {
+  bool postgres = !read_process_env("BENCH_STORE").empty();
+  bool sealed = read_process_env("BENCH_ENCRYPTION") == "1";
+  return std::string("\"store\":\"") + (postgres ? "postgres" : "sqlite") + "\",\"encryption\":" +
+         (sealed ? "true" : "false") + ",";
+}
+
 // BENCH_STORE if set, else the SQLite file in `dir`.
 std::unique_ptr<Store> open_bench_store(const std::string& dir) {
   std::string url = read_process_env("BENCH_STORE");
@@ -208,8 +216,8 @@ std::vector<double> one_long_run(int64_t steps, const std::string& dir, bool fre
 
 int w1(int64_t steps, const std::string& dir) {
   std::vector<double> gaps = one_long_run(steps, dir);
-  std::printf("{\"workload\":\"W1\",\"steps\":%zu,\"step_ms_p50\":%.4f,\"step_ms_p99\":%.4f,\"step_ms_max\":%.4f}\n",
-              gaps.size(), percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1.0));
+  std::printf("{%s\"workload\":\"W1\",\"steps\":%zu,\"step_ms_p50\":%.4f,\"step_ms_p99\":%.4f,\"step_ms_max\":%.4f}\n",
+              run_label().c_str(), gaps.size(), percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1.0));
   return 0;
 }
 
@@ -237,9 +245,10 @@ int w2(const std::vector<int>& levels, const std::string& dir) {
       for (double gap : gaps_ms(run_times)) gaps.push_back(gap);
     }
     double transactions = static_cast<double>(after.transactions_committed - before.transactions_committed);
-    std::printf("{\"workload\":\"W2\",\"concurrency\":%d,\"steps\":%zu,\"wall_s\":%.3f,\"steps_per_s\":%.0f,"
+    std::printf("{%s\"workload\":\"W2\",\"concurrency\":%d,\"steps\":%zu,\"wall_s\":%.3f,\"steps_per_s\":%.0f,"
                 "\"step_ms_p50\":%.3f,\"step_ms_p99\":%.3f,\"steps_per_fsync\":%.2f,\"cpu_s_per_1000_steps\":%.4f}\n",
-                concurrency, steps, wall_s, static_cast<double>(steps) / wall_s, percentile(gaps, 0.5),
+                run_label().c_str(), concurrency, steps, wall_s, static_cast<double>(steps) / wall_s,
+                percentile(gaps, 0.5),
                 percentile(gaps, 0.99), static_cast<double>(steps) / std::max(1.0, transactions),
                 cpu / static_cast<double>(steps) * 1000);
     std::fflush(stdout);
@@ -260,7 +269,8 @@ int w3(int64_t steps, const std::string& dir) {
   {
     std::vector<double> gaps = one_long_run(steps, dir);
     size_t tenth = gaps.size() / 10;
-    std::printf("{\"workload\":\"W3\",\"steps\":%zu,\"step_ms_p50_by_decile\":[", gaps.size());
+    std::printf("{%s\"workload\":\"W3\",\"steps\":%zu,\"step_ms_p50_by_decile\":[", run_label().c_str(),
+                gaps.size());
     for (int d = 0; d < 10; ++d) {
       std::vector<double> slice(gaps.begin() + static_cast<long>(tenth * static_cast<size_t>(d)),
                                 gaps.begin() + static_cast<long>(tenth * static_cast<size_t>(d + 1)));
