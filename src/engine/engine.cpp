@@ -173,7 +173,8 @@ void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) 
   auto run = std::make_unique<ActiveRun>();
   run->record = std::move(record);
   run->generation = next_generation_++;
-  if (auto lease = held_leases_.find(session_key(record.tenant_id, record.session_id)); lease != held_leases_.end()) {
+  if (auto lease = held_leases_.find(session_key(run->record.tenant_id, run->record.session_id));
+      lease != held_leases_.end()) {
     run->lease_epoch = lease->second;
   }
   run->projected_version = run->record.version;
@@ -345,8 +346,8 @@ void Engine::reload_run(const std::string& tenant, const std::string& run_id, in
   auto record = store_.get_run(tenant, run_id);
   if (record.is_ok() && shared_cluster() && record->status == kRunRunning) {
     // The refused write may mean the lease moved on: take it afresh (a new
-    // epoch), or step down if another node holds it.
-    release_lease(tenant, record->session_id);
+    // epoch; still ours or expired), or step down if another node holds it.
+    held_leases_.erase(session_key(tenant, record->session_id));
     auto lease = lease_for(tenant, record->session_id);
     if (!lease.is_ok() && lease.status().code() == Code::kConflict) {
       log::warn("run moved to another node", {{"run_id", run_id}});
