@@ -76,6 +76,17 @@ def scripts(model_delay_ms):
     return {"crash": {"steps": steps}}
 
 
+def agent_definition(tools, mock, name="crash"):
+    """The agent: the four HTTP tools on the checker (`tools`, a ToolServer) and the
+    "crash" script on `mock`, all with fast retries."""
+    tool_specs = [{"type": "http", "name": tool, "description": f"crash test tool {tool}",
+                   "parameters": TOOL_PARAMETERS, "url": tools.url(tool),
+                   "retry": fast_retry(max_attempts=20)} for tool in TOOL_NAMES]
+    return {"name": name, "model": model_spec(mock, "crash", retry=fast_retry(20)),
+            "instructions": "Call the tools, then report.", "tools": tool_specs,
+            "limits": {"max_steps": 16}}
+
+
 def expected_results(run_input):
     """The results the checker computes for one run, in script order."""
     return [result_for(name, {"run": run_input, "part": part})
@@ -90,6 +101,92 @@ def output_matches(output, run_input):
     parts = output[len(prefix):].split("; ")
     want = expected_results(run_input)
     return len(parts) == 4 and sorted(parts[:2]) == sorted(want[:2]) and parts[2:] == want[2:]
+
+
+# --- the checks (module-level so other tests, e.g. multinode_test, reuse them) ----------
+# Each reports problems through `fail(message)`.
+
+
+def check_sessions(client, session_inputs, fail):
+    """Each session's runs executed one at a time, in submission order
+    (`session_inputs`: session id -> inputs in submission order)."""
+    for session, inputs in session_inputs.items():
+        items = client.items(session)
+        users = [i["message"]["content"] for i in items if i["message"]["role"] == "user"]
+        if users != inputs:
+            fail(f"session {session} user messages {users} != submitted inputs {inputs}")
+        finals = [i["message"]["content"] for i in items
+                  if i["message"]["role"] == "assistant" and not i["message"].get("tool_calls")]
+        if len(finals) != len(inputs) or not all(output_matches(f, x) for f, x in zip(finals, inputs)):
+            fail(f"session {session} final answers do not follow its inputs in order: {finals}")
+
+
+def check_journals(journals, fail):
+    """Every journal (run id -> steps) is contiguous, holds 4 model and 4 tool calls and ends
+    with one run_completed; each tool_call step has the key f"{run_id}:{seq}" and the
+    checker's result."""
+    for run_id, steps in journals.items():
+        seqs = [s["seq"] for s in steps]
+        if not seqs or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
+            fail(f"run {run_id} journal seqs are not contiguous: {seqs}")
+        kinds = [s["kind"] for s in steps]
+        if kinds.count("model_call") != 4 or kinds.count("tool_call") != 4:
+            fail(f"run {run_id} has {kinds.count('model_call')} model calls and "
+                 f"{kinds.count('tool_call')} tool calls, expected 4 and 4: {kinds}")
+        if sum(k in ("run_completed", "run_failed", "run_cancelled") for k in kinds) != 1 or \
+                kinds[-1] != "run_completed":
+            fail(f"run {run_id} does not end with exactly one run_completed: {kinds}")
+        for step in steps:
+            if step["kind"] != "tool_call":
+                continue
+            payload = step["payload"]
+            if payload["idempotency_key"] != f"{run_id}:{step['seq']}":
+                fail(f"run {run_id} step {step['seq']} has idempotency_key {payload['idempotency_key']}")
+            if payload["is_error"]:
+                fail(f"run {run_id} step {step['seq']} is an error: {payload['output']}")
+            elif payload["output"] != result_for(payload["name"], step_arguments(step)):
+                fail(f"run {run_id} step {step['seq']} output {payload['output']!r} is not the "
+                     f"checker's result")
+
+
+def check_ledger(stats, ledger, journals, tool_step_seen_at, expected_tool_call_steps, fail):
+    """Judges the checker's `stats` and `ledger` (ToolServer.stats(), .ledger()) against the
+    journals: every key applied exactly once with the same arguments, no delivery of a key
+    after its tool_call step was seen committed (`tool_step_seen_at`: key -> Unix time),
+    applied effects == tool_call steps == `expected_tool_call_steps`. Returns the counts."""
+    step_keys = {s["payload"]["idempotency_key"]: (run_id, s) for run_id, steps in journals.items()
+                 for s in steps if s["kind"] == "tool_call"}
+    for key, record in ledger.items():
+        if record["applied"] != 1:
+            fail(f"key {key} applied {record['applied']} times")
+        if record["mismatched"]:
+            fail(f"key {key} was delivered with different arguments: {record}")
+        if key in step_keys and step_keys[key][1]["payload"]["output"] != record["result"]:
+            fail(f"key {key}: journal output differs from the checker's stored result")
+        # A completed effect is never executed again: no delivery may arrive after
+        # its result was seen committed (same host clock for both processes).
+        seen_at = tool_step_seen_at.get(key)
+        late = [t for t in record.get("received_at", []) if seen_at is not None and t > seen_at]
+        if late:
+            fail(f"key {key} was delivered {len(late)} time(s) after its tool_call step was "
+                 f"committed and seen (re-execution of a completed effect)")
+    missing = sorted(set(step_keys) - set(ledger))
+    extra = sorted(set(ledger) - set(step_keys))
+    if missing:
+        fail(f"tool_call steps the checker never applied: {missing[:10]}")
+    if extra:
+        fail(f"effects applied by the checker but not in any journal: {extra[:10]}")
+    for name in ("mismatches", "multiply_applied", "header_mismatches"):
+        if stats[name]:
+            fail(f"checker reports {name}: {stats[name][:10]}")
+    if stats["unkeyed"]:
+        fail(f"{stats['unkeyed']} deliveries came without an Idempotency-Key")
+    if stats["applied"] != len(step_keys):
+        fail(f"checker applied {stats['applied']} effects, journals hold {len(step_keys)} tool_call steps")
+    if len(step_keys) != expected_tool_call_steps:
+        fail(f"expected {expected_tool_call_steps} tool_call steps, found {len(step_keys)}")
+    return {"deliveries": stats["deliveries"], "duplicate_deliveries": stats["duplicates"],
+            "applied": stats["applied"], "tool_call_steps": len(step_keys)}
 
 
 class CrashFailure(AssertionError):
@@ -283,12 +380,7 @@ class CrashTest:
             sys.stderr.write(f"\n----- {name} (tail) -----\n{text}\n")
 
     def submit(self):
-        tools = [{"type": "http", "name": name, "description": f"crash test tool {name}",
-                  "parameters": TOOL_PARAMETERS, "url": self.tools.url(name),
-                  "retry": fast_retry(max_attempts=20)} for name in TOOL_NAMES]
-        self.client.create_agent({"name": "crash", "model": model_spec(self.mock, "crash", retry=fast_retry(20)),
-                                  "instructions": "Call the tools, then report.", "tools": tools,
-                                  "limits": {"max_steps": 16}})
+        self.client.create_agent(agent_definition(self.tools, self.mock))
         # Runs are spread over a few sessions: a session runs its runs one after the
         # other, so work stays in flight across many kills, and queues get recovered too.
         self.sessions = [self.client.create_session("crash", {"index": i})["id"]
@@ -371,78 +463,18 @@ class CrashTest:
 
     def check_sessions(self):
         """Each session's runs executed one at a time, in submission order."""
-        for session, inputs in self.session_inputs.items():
-            items = self.client.items(session)
-            users = [i["message"]["content"] for i in items if i["message"]["role"] == "user"]
-            if users != inputs:
-                self.fail(f"session {session} user messages {users} != submitted inputs {inputs}")
-            finals = [i["message"]["content"] for i in items
-                      if i["message"]["role"] == "assistant" and not i["message"].get("tool_calls")]
-            if len(finals) != len(inputs) or not all(output_matches(f, x) for f, x in zip(finals, inputs)):
-                self.fail(f"session {session} final answers do not follow its inputs in order: {finals}")
+        check_sessions(self.client, self.session_inputs, self.fail)
 
     def check_journals(self, journals):
-        for run_id, steps in journals.items():
-            seqs = [s["seq"] for s in steps]
-            if not seqs or seqs != list(range(seqs[0], seqs[0] + len(seqs))):
-                self.fail(f"run {run_id} journal seqs are not contiguous: {seqs}")
-            kinds = [s["kind"] for s in steps]
-            if kinds.count("model_call") != 4 or kinds.count("tool_call") != 4:
-                self.fail(f"run {run_id} has {kinds.count('model_call')} model calls and "
-                          f"{kinds.count('tool_call')} tool calls, expected 4 and 4: {kinds}")
-            if sum(k in ("run_completed", "run_failed", "run_cancelled") for k in kinds) != 1 or \
-                    kinds[-1] != "run_completed":
-                self.fail(f"run {run_id} does not end with exactly one run_completed: {kinds}")
-            for step in steps:
-                if step["kind"] != "tool_call":
-                    continue
-                payload = step["payload"]
-                if payload["idempotency_key"] != f"{run_id}:{step['seq']}":
-                    self.fail(f"run {run_id} step {step['seq']} has idempotency_key {payload['idempotency_key']}")
-                if payload["is_error"]:
-                    self.fail(f"run {run_id} step {step['seq']} is an error: {payload['output']}")
-                elif payload["output"] != result_for(payload["name"], step_arguments(step)):
-                    self.fail(f"run {run_id} step {step['seq']} output {payload['output']!r} is not the "
-                              f"checker's result")
+        check_journals(journals, self.fail)
 
     def check_ledger(self, journals):
-        stats = self.tools.stats()
-        ledger = self.tools.ledger()
-        step_keys = {s["payload"]["idempotency_key"]: (run_id, s) for run_id, steps in journals.items()
-                     for s in steps if s["kind"] == "tool_call"}
-        for key, record in ledger.items():
-            if record["applied"] != 1:
-                self.fail(f"key {key} applied {record['applied']} times")
-            if record["mismatched"]:
-                self.fail(f"key {key} was delivered with different arguments: {record}")
-            if key in step_keys and step_keys[key][1]["payload"]["output"] != record["result"]:
-                self.fail(f"key {key}: journal output differs from the checker's stored result")
-            # A completed effect is never executed again: no delivery may arrive after
-            # its result was seen committed (same host clock for both processes).
-            seen_at = self.tool_step_seen_at.get(key)
-            late = [t for t in record.get("received_at", []) if seen_at is not None and t > seen_at]
-            if late:
-                self.fail(f"key {key} was delivered {len(late)} time(s) after its tool_call step was "
-                          f"committed and seen (re-execution of a completed effect)")
-        missing = sorted(set(step_keys) - set(ledger))
-        extra = sorted(set(ledger) - set(step_keys))
-        if missing:
-            self.fail(f"tool_call steps the checker never applied: {missing[:10]}")
-        if extra:
-            self.fail(f"effects applied by the checker but not in any journal: {extra[:10]}")
-        for name in ("mismatches", "multiply_applied", "header_mismatches"):
-            if stats[name]:
-                self.fail(f"checker reports {name}: {stats[name][:10]}")
-        if stats["unkeyed"]:
-            self.fail(f"{stats['unkeyed']} deliveries came without an Idempotency-Key")
-        if stats["applied"] != len(step_keys):
-            self.fail(f"checker applied {stats['applied']} effects, journals hold {len(step_keys)} tool_call steps")
-        if len(step_keys) != 4 * self.run_count:
-            self.fail(f"expected {4 * self.run_count} tool_call steps, found {len(step_keys)}")
+        counts = check_ledger(self.tools.stats(), self.tools.ledger(), journals, self.tool_step_seen_at,
+                              4 * self.run_count, self.fail)
         return {"target": self.target.name, "kills": self.kills, "runs": self.run_count,
-                "deliveries": stats["deliveries"],
-                "duplicate_deliveries": stats["duplicates"], "applied": stats["applied"],
-                "tool_call_steps": len(step_keys),
+                "deliveries": counts["deliveries"],
+                "duplicate_deliveries": counts["duplicate_deliveries"], "applied": counts["applied"],
+                "tool_call_steps": counts["tool_call_steps"],
                 "acknowledged_steps": sum(len(v) for v in self.acknowledged.values()),
                 "kills_with_runs_unfinished": self.kills_with_runs_unfinished,
                 "unavailable_reads": self.unavailable_reads,

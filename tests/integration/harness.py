@@ -66,9 +66,15 @@ def test_store_url():
     CONTINUUM_TEST_POSTGRES_URL (each server gets its own, so tests stay isolated)."""
     if os.environ.get("CONTINUUM_TEST_STORE", "sqlite") != "postgres":
         return ""
-    base = os.environ.get("CONTINUUM_TEST_POSTGRES_URL")
-    if not base:
+    if not os.environ.get("CONTINUUM_TEST_POSTGRES_URL"):
         raise AssertionError("CONTINUUM_TEST_STORE=postgres needs CONTINUUM_TEST_POSTGRES_URL")
+    return new_postgres_database()
+
+
+def new_postgres_database():
+    """A fresh database on the cluster at CONTINUUM_TEST_POSTGRES_URL (whatever
+    CONTINUUM_TEST_STORE says); returns its URL."""
+    base = os.environ["CONTINUUM_TEST_POSTGRES_URL"]
     name = "it_" + secrets.token_hex(6)
     subprocess.run(["psql", "-qX", "-v", "ON_ERROR_STOP=1", base, "-c", f"CREATE DATABASE {name}"],
                    check=True, stdout=subprocess.DEVNULL)

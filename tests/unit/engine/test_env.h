@@ -69,11 +69,14 @@ class EngineTest : public ::testing::Test {
     ASSERT_TRUE(book.is_ok()) << book.status().to_string();
     provider_ = std::make_unique<ScriptedProvider>(loop_, std::make_shared<ScriptBook>(std::move(*book)));
   }
-  // A new engine on the same store: what a restart looks like.
-  void start_engine() {
+  // A new engine on the same store: what a restart looks like. `cluster`:
+  // several nodes (null = this node is alone).
+  void start_engine(Cluster* cluster = nullptr) {
+    EngineOptions options;
+    options.cluster = cluster;
     engine_ = std::make_unique<Engine>(
         *store_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
-        tools_, nullptr);
+        tools_, nullptr, options);
   }
   // Simulates kill -9: the engine's memory is gone, only committed state remains.
   void crash_and_restart() {
@@ -84,6 +87,28 @@ class EngineTest : public ::testing::Test {
     open_store();
     start_engine();
     ASSERT_TRUE(engine_->recover().is_ok());
+  }
+  // kill -9 and restart of a node in a cluster.
+  void crash_and_restart_on(Cluster* cluster) {
+    store_.reset();
+    loop_.clear();
+    engine_.reset();
+    tools_.held.clear();
+    open_store();
+    start_engine(cluster);
+    ASSERT_TRUE(engine_->recover().is_ok());
+  }
+  // Runs what is ready (including store callbacks arriving meanwhile) until
+  // the loop stays idle for a while; fires no timers.
+  void settle(int idle_rounds = 50) {
+    for (int idle = 0; idle < idle_rounds;) {
+      if (loop().run_ready() > 0) {
+        idle = 0;
+      } else {
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        ++idle;
+      }
+    }
   }
   // Pumps the loop until `done()` or the budget runs out; fires timers when idle.
   bool pump(const std::function<bool()>& done, int idle_rounds_before_timer = 30) {
