@@ -52,9 +52,47 @@ Result<ModelSpec> parse_model(const json::object& obj) {
   return model;
 }
 
+bool is_header_token(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_';
+  });
+}
+
+// Headers the runtime sets itself cannot be taken over by a credential.
+bool is_reserved_header(std::string name) {
+  std::transform(name.begin(), name.end(), name.begin(), [](unsigned char c) { return std::tolower(c); });
+  return name == "content-type" || name == "content-length" || name == "host" || name == "idempotency-key" ||
+         name.rfind("continuum-", 0) == 0;
+}
+
+Result<ToolAuth> parse_tool_auth(const json::object& obj, const std::string& param) {
+  if (auto unknown = first_unknown_key(obj, {"secret", "header", "prefix"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
+  }
+  ToolAuth auth;
+  ASSIGN_OR_RETURN(auth.secret, get_string(obj, "secret", param + ".secret"));
+  if (!is_valid_name(auth.secret)) {
+    return invalid_argument("secret must name a vault secret: 1-64 characters of [A-Za-z0-9_-]", param + ".secret");
+  }
+  ASSIGN_OR_RETURN(auto header, get_optional_string(obj, "header", param + ".header"));
+  if (header) auth.header = *header;
+  if (!is_header_token(auth.header) || is_reserved_header(auth.header)) {
+    return invalid_argument("header must be a header name the runtime does not set itself", param + ".header");
+  }
+  ASSIGN_OR_RETURN(auto prefix, get_optional_string(obj, "prefix", param + ".prefix"));
+  if (prefix) auth.prefix = *prefix;
+  bool printable = std::all_of(auth.prefix.begin(), auth.prefix.end(),
+                               [](char c) { return static_cast<unsigned char>(c) >= 0x20 && c != 0x7f; });
+  if (auth.prefix.size() > 64 || !printable) {
+    return invalid_argument("prefix must be at most 64 printable characters", param + ".prefix");
+  }
+  return auth;
+}
+
 Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   if (auto unknown = first_unknown_key(obj, {"type", "name", "description", "parameters", "url", "timeout_ms",
-                                             "retry"})) {
+                                             "retry", "auth"})) {
     return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
   }
   ToolSpec tool;
@@ -90,6 +128,11 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   }
   ASSIGN_OR_RETURN(auto retry, get_optional_object(obj, "retry", param + ".retry"));
   ASSIGN_OR_RETURN(tool.retry, parse_retry_policy(retry, param + ".retry", RetryPolicy{}));
+  ASSIGN_OR_RETURN(auto auth, get_optional_object(obj, "auth", param + ".auth"));
+  if (auth) {
+    if (tool.type != "http") return invalid_argument("only http tools take auth", param + ".auth");
+    ASSIGN_OR_RETURN(tool.auth, parse_tool_auth(*auth, param + ".auth"));
+  }
   return tool;
 }
 
@@ -181,6 +224,10 @@ json::object agent_spec_to_json(const AgentSpec& spec) {
                        {"timeout_ms", tool.timeout_ms},
                        {"retry", retry_policy_to_json(tool.retry)}};
     if (!tool.url.empty()) entry["url"] = tool.url;
+    if (tool.auth) {
+      entry["auth"] = json::object{{"secret", tool.auth->secret}, {"header", tool.auth->header},
+                                   {"prefix", tool.auth->prefix}};
+    }
     tools.push_back(std::move(entry));
   }
   json::object limits{{"max_steps", spec.limits.steps_max},

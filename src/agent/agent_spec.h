@@ -24,6 +24,15 @@ struct ModelSpec {
   RetryPolicy retry;
 };
 
+// A credential from the vault, injected as one request header of an HTTP
+// tool. The agent names the secret; its value never enters the spec, the
+// journal, the model's context or any response.
+struct ToolAuth {
+  std::string secret;                  // vault secret name
+  std::string header = "Authorization";
+  std::string prefix;                  // e.g. "Bearer "
+};
+
 struct ToolSpec {
   std::string type = "http";   // "http" or "builtin"
   std::string name;
@@ -33,6 +42,7 @@ struct ToolSpec {
   std::string url;             // http: where arguments are POSTed
   int64_t timeout_ms = 30'000;
   RetryPolicy retry;
+  std::optional<ToolAuth> auth;  // http tools only
 };
 
 struct LimitsSpec {

@@ -1,5 +1,6 @@
 // Administration routes: encryption keys (list, never their material;
-// rotate; destroy = crypto-shredding; keys are the tenant's) and the cluster.
+// rotate; destroy = crypto-shredding; keys are the tenant's), the cluster,
+// and the vault of tool credentials (values are write-only).
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "core/json.h"
@@ -89,6 +90,97 @@ void add_cluster_routes(Router& router, ApiContext& ctx) {
     auto view = ctx.cluster->describe();
     writer->send(view.is_ok() ? json_response(200, *view) : error_response(view.status()));
   });
+}
+
+namespace {
+
+constexpr size_t kSecretValueBytesMax = 16 * 1024;
+
+json::object secret_view(const SecretRecord& secret) {
+  return json::object{{"object", "secret"}, {"name", secret.name}, {"created_at_ms", secret.created_at_ms},
+                      {"updated_at_ms", secret.updated_at_ms}};
+}
+
+bool is_valid_secret_name(const std::string& name) {
+  if (name.empty() || name.size() > 64) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+  });
+}
+
+void put_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  const std::string& name = params.at("name");
+  if (!is_valid_secret_name(name)) {
+    return writer->send(error_response(invalid_argument("a secret name is 1-64 characters of [A-Za-z0-9_-]", "name")));
+  }
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"value"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto value = get_string(*body, "value", "value");
+  if (!value.is_ok()) return writer->send(error_response(value.status()));
+  if (value->empty() || value->size() > kSecretValueBytesMax ||
+      value->find_first_of("\r\n") != std::string::npos) {
+    return writer->send(error_response(invalid_argument("value must be 1-16384 bytes without line breaks", "value")));
+  }
+  int64_t now = ctx.clock->now_ms();
+  auto existing = ctx.store->list_secrets(ctx.tenant);
+  if (!existing.is_ok()) return writer->send(error_response(existing.status()));
+  SecretRecord secret{ctx.tenant, name, std::move(*value), now, now};
+  for (const auto& other : *existing) {
+    if (other.name == name) secret.created_at_ms = other.created_at_ms;
+  }
+  WriteBatch batch;
+  batch.secret_upserts.push_back(secret);
+  secret.value.clear();  // the response never carries it
+  ctx.store->commit(std::move(batch), [&ctx, secret, writer](Status status) {
+    ctx.loop->post([secret, writer, status] {
+      writer->send(status.is_ok() ? json_response(200, secret_view(secret)) : error_response(status));
+    });
+  });
+}
+
+void list_secrets(ApiContext& ctx, Writer writer) {
+  auto secrets = ctx.store->list_secrets(ctx.tenant);
+  if (!secrets.is_ok()) return writer->send(error_response(secrets.status()));
+  json::array data;
+  for (const auto& secret : *secrets) data.push_back(secret_view(secret));
+  writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)}}));
+}
+
+void get_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
+  auto secrets = ctx.store->list_secrets(ctx.tenant);  // metadata only: the value is never read here
+  if (!secrets.is_ok()) return writer->send(error_response(secrets.status()));
+  for (const auto& secret : *secrets) {
+    if (secret.name == params.at("name")) return writer->send(json_response(200, secret_view(secret)));
+  }
+  writer->send(error_response(not_found("secret '" + params.at("name") + "' not found")));
+}
+
+void delete_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
+  WriteBatch batch;
+  batch.secret_deletes.push_back(SecretRecord{ctx.tenant, params.at("name"), "", 0, 0});
+  std::string name = params.at("name");
+  ctx.store->commit(std::move(batch), [&ctx, name, writer](Status status) {
+    ctx.loop->post([name, writer, status] {
+      writer->send(status.is_ok() ? json_response(200, json::object{{"object", "secret"}, {"name", name},
+                                                                    {"deleted", true}})
+                                  : error_response(status));
+    });
+  });
+}
+
+}  // namespace
+
+void add_secret_routes(Router& router, ApiContext& ctx) {
+  router.add("GET", "/v1/secrets", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_secrets(ctx, w); });
+  router.add("PUT", "/v1/secrets/{name}",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { put_secret(ctx, r, p, w); });
+  router.add("GET", "/v1/secrets/{name}",
+             [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_secret(ctx, p, w); });
+  router.add("DELETE", "/v1/secrets/{name}",
+             [&ctx](HttpRequest&, const PathParams& p, Writer w) { delete_secret(ctx, p, w); });
 }
 
 }  // namespace continuum

@@ -41,6 +41,9 @@ void add_session_routes(Router& router, ApiContext& context);
 void add_run_routes(Router& router, ApiContext& context);
 // GET /v1/cluster: the nodes sharing the store and what they own (admin_handlers.cpp).
 void add_cluster_routes(Router& router, ApiContext& context);
+// The vault: PUT/GET/DELETE /v1/secrets/{name}, GET /v1/secrets; values are
+// write-only (admin_handlers.cpp).
+void add_secret_routes(Router& router, ApiContext& context);
 // GET /v1/keys, POST /v1/keys/rotate, POST /v1/keys/shred (admin_handlers.cpp).
 void add_key_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).

@@ -139,8 +139,13 @@ Status build(App& app) {
   RETURN_IF_ERROR(open_storage(app));
   RETURN_IF_ERROR(open_cluster(app));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
-  app.tools = std::make_unique<DefaultToolRunner>(
-      app.loop, *app.http_client, ToolRunnerOptions{app.config.allow_private_tool_addresses});
+  ToolRunnerOptions tool_options;
+  tool_options.allow_private_addresses = app.config.allow_private_tool_addresses;
+  tool_options.secrets = [&app](const std::string& tenant, const std::string& name) -> Result<std::string> {
+    ASSIGN_OR_RETURN(auto secret, app.store->get_secret(tenant, name));
+    return std::move(secret.value);
+  };
+  app.tools = std::make_unique<DefaultToolRunner>(app.loop, *app.http_client, tool_options);
   std::string base_url = app.config.model_base_url.empty() ? kDefaultOpenAiBaseUrl : app.config.model_base_url;
   app.openai = std::make_unique<OpenAiChatProvider>(*app.http_client, base_url,
                                                     read_process_env(app.config.model_api_key_env),
@@ -173,6 +178,7 @@ Status build(App& app) {
   add_event_routes(app.router, app.api);
   add_key_routes(app.router, app.api);
   add_cluster_routes(app.router, app.api);
+  add_secret_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;

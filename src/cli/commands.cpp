@@ -182,6 +182,17 @@ int run_steps(ApiClient& client, const std::string& run_id) {
   return print_result(client.call("GET", "/v1/runs/" + run_id + "/steps?limit=1000"));
 }
 
+int secrets_set(ApiClient& client, const std::string& name) {
+  std::string value;
+  std::getline(std::cin, value);
+  if (!value.empty() && value.back() == '\r') value.pop_back();
+  return print_result(client.call("PUT", "/v1/secrets/" + name, json::serialize(json::object{{"value", value}})));
+}
+int secrets_list(ApiClient& client) { return print_result(client.call("GET", "/v1/secrets")); }
+int secrets_delete(ApiClient& client, const std::string& name) {
+  return print_result(client.call("DELETE", "/v1/secrets/" + name));
+}
+
 int keys_list(ApiClient& client) { return print_result(client.call("GET", "/v1/keys")); }
 int keys_rotate(ApiClient& client) { return print_result(client.call("POST", "/v1/keys/rotate", "{}")); }
 int keys_shred(ApiClient& client, const std::string& user, const std::string& tenant) {

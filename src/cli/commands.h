@@ -13,6 +13,10 @@ int agent_list(ApiClient& client);
 int agent_show(ApiClient& client, const std::string& name);
 int run_show(ApiClient& client, const std::string& run_id);
 int run_steps(ApiClient& client, const std::string& run_id);
+// The value is read from stdin (one line), so it stays out of shell history and `ps`.
+int secrets_set(ApiClient& client, const std::string& name);
+int secrets_list(ApiClient& client);
+int secrets_delete(ApiClient& client, const std::string& name);
 int keys_list(ApiClient& client);
 int keys_rotate(ApiClient& client);
 // Exactly one of `user` and `tenant` is non-empty.

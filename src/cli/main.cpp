@@ -106,6 +106,15 @@ int main(int argc, char** argv) {
   auto* run_steps_cmd = run_cmd->add_subcommand("steps", "Show a run's journal");
   run_steps_cmd->add_option("id", run_id)->required();
 
+  auto* secrets_cmd = app.add_subcommand("secrets", "The vault of tool credentials (values are write-only)");
+  secrets_cmd->require_subcommand(1);
+  std::string secret_name;
+  auto* secrets_set_cmd = secrets_cmd->add_subcommand("set", "Create or replace a secret; the value is read from stdin");
+  secrets_set_cmd->add_option("name", secret_name)->required();
+  auto* secrets_list_cmd = secrets_cmd->add_subcommand("list", "List secret names (never values)");
+  auto* secrets_delete_cmd = secrets_cmd->add_subcommand("delete", "Delete a secret");
+  secrets_delete_cmd->add_option("name", secret_name)->required();
+
   auto* keys_cmd = app.add_subcommand("keys", "Encryption keys: list, rotate, shred; add a key-encryption key");
   keys_cmd->require_subcommand(1);
   auto* keys_list_cmd = keys_cmd->add_subcommand("list", "List the tenant's data keys (never their material)");
@@ -126,6 +135,9 @@ int main(int argc, char** argv) {
   if (serve_cmd->parsed()) return serve(serve_flags);
   if (keys_new_kek_cmd->parsed()) return cli::keys_new_kek(kek_file);
   cli::ApiClient client(client_options(server, api_key, data));
+  if (secrets_set_cmd->parsed()) return cli::secrets_set(client, secret_name);
+  if (secrets_list_cmd->parsed()) return cli::secrets_list(client);
+  if (secrets_delete_cmd->parsed()) return cli::secrets_delete(client, secret_name);
   if (keys_list_cmd->parsed()) return cli::keys_list(client);
   if (keys_rotate_cmd->parsed()) return cli::keys_rotate(client);
   if (keys_shred_cmd->parsed()) return cli::keys_shred(client, shred_user, shred_tenant);

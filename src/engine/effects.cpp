@@ -185,6 +185,7 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   call->spec = spec;
   call->arguments_json = tool.arguments.empty() ? "{}" : tool.arguments;
   call->run_id = run.record.id;
+  call->tenant = run.record.tenant_id;
   call->seq = tool.seq;
   call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
   attempt_tool_call(run.record.id, run.generation, std::move(call), 1);

@@ -53,6 +53,12 @@ class ForwardingStore : public Store {
                                              int limit) override {
     return inner_.list_steps(tenant, run, after_seq, limit);
   }
+  Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override {
+    return inner_.get_secret(tenant, name);
+  }
+  Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override {
+    return inner_.list_secrets(tenant);
+  }
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override {
     return inner_.list_data_keys(tenant);
   }

@@ -92,6 +92,16 @@ struct DataKeyRecord {
   int64_t destroyed_at_ms = 0;
 };
 
+// A vault secret (a tool credential). `value` is sealed at rest and never
+// leaves the server: only the tool runner reads it, to set a header.
+struct SecretRecord {
+  std::string tenant_id;
+  std::string name;
+  std::string value;
+  int64_t created_at_ms = 0;
+  int64_t updated_at_ms = 0;
+};
+
 // What one logical change writes; applied atomically. Many batches share one
 // transaction and one fsync (group commit), each under its own savepoint.
 struct WriteBatch {
@@ -104,11 +114,14 @@ struct WriteBatch {
   std::vector<ItemRecord> items;                // seq assigned by the store
   std::vector<DataKeyRecord> data_key_inserts;  // conflict if (tenant, scope, version) exists
   std::vector<DataKeyRecord> data_key_updates;  // kek_version, wrapped_key, destroyed_at; must exist
+  std::vector<SecretRecord> secret_upserts;     // created, or value and updated_at replaced
+  std::vector<SecretRecord> secret_deletes;     // by (tenant, name); must exist
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
            run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
-           data_key_inserts.empty() && data_key_updates.empty();
+           data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
+           secret_deletes.empty();
   }
 };
 

@@ -146,6 +146,9 @@ Status SealingStore::seal_batch(WriteBatch& batch) {
     ASSIGN_OR_RETURN(step.payload_json, seal(step.tenant_id, scope, "steps", step_row(step.run_id, step.seq),
                                              "payload", step.payload_json));
   }
+  for (auto& secret : batch.secret_upserts) {
+    ASSIGN_OR_RETURN(secret.value, seal(secret.tenant_id, "tenant", "secrets", secret.name, "value", secret.value));
+  }
   for (auto& item : batch.items) {
     if (item.id.empty()) item.id = "item_" + random_.hex(12);
     ASSIGN_OR_RETURN(auto scope, session_scope(item.tenant_id, item.session_id));
@@ -270,6 +273,12 @@ Result<std::vector<RunRecord>> SealingStore::list_unfinished_runs() {
     }
   }
   return readable;
+}
+
+Result<SecretRecord> SealingStore::get_secret(const std::string& tenant, const std::string& name) {
+  ASSIGN_OR_RETURN(auto secret, inner_.get_secret(tenant, name));
+  ASSIGN_OR_RETURN(secret.value, open(tenant, "secrets", secret.name, "value", secret.value));
+  return secret;
 }
 
 Result<std::vector<StepRecord>> SealingStore::list_steps(const std::string& tenant, const std::string& run,

@@ -4,7 +4,7 @@
 //
 // Sealed: agent specs, session metadata, conversation items, run inputs and
 // snapshots, journal step payloads (model inputs and outputs, tool arguments
-// and results). Ids, names, statuses, sequence numbers and times stay plain:
+// and results), vault secret values. Ids, names, statuses, sequence numbers and times stay plain:
 // they are what rows are found and ordered by.
 //
 // Each value is sealed with AES-256-GCM under the data key of its scope: the
@@ -57,6 +57,7 @@ class SealingStore final : public ForwardingStore {
   Result<std::vector<RunRecord>> list_unfinished_runs() override;
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run, int64_t after_seq,
                                              int limit) override;
+  Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
 
  private:

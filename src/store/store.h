@@ -60,6 +60,10 @@ class Store {
   virtual Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
                                                      int64_t after_seq, int limit) = 0;
 
+  virtual Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) = 0;
+  // By name; `value` is left empty (listing never reads secret values).
+  virtual Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) = 0;
+
   // Every data key of `tenant`, or of all tenants if `tenant` is "".
   virtual Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) = 0;
 

@@ -41,12 +41,34 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
   return outcome;
 }
 
+// A tool that echoes its credential back must not hand it to the model.
+void redact(std::string& text, const std::string& secret) {
+  if (secret.size() < 4) return;  // too short to be a credential worth matching (and to match safely)
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
+    text.replace(at, secret.size(), "[redacted]");
+  }
+}
+
 }  // namespace
 
 void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> done) {
   if (call.spec->type == "builtin") {
     loop_.post([outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
     return;
+  }
+  std::string credential;
+  if (call.spec->auth) {
+    auto secret = options_.secrets ? options_.secrets(call.tenant, call.spec->auth->secret)
+                                   : Result<std::string>(not_found("no vault"));
+    if (!secret.is_ok()) {
+      ToolOutcome outcome;
+      outcome.error = EffectError{"credential_unavailable",
+                                  "the tool's credential '" + call.spec->auth->secret + "' is not in the vault",
+                                  secret.status().code() == Code::kUnavailable, -1};
+      loop_.post([outcome = std::move(outcome), done = std::move(done)]() mutable { done(std::move(outcome)); });
+      return;
+    }
+    credential = std::move(*secret);
   }
   HttpClientRequest request;
   request.method = "POST";
@@ -59,9 +81,14 @@ void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> don
                      {"Idempotency-Key", call.idempotency_key},
                      {"Continuum-Run-Id", call.run_id},
                      {"Continuum-Step", std::to_string(call.seq)}};
-  http_.send(std::move(request), nullptr, [done = std::move(done)](Result<HttpClientResponse> result) {
-    done(outcome_from_response(std::move(result)));
-  });
+  if (call.spec->auth) request.headers.emplace_back(call.spec->auth->header, call.spec->auth->prefix + credential);
+  http_.send(std::move(request), nullptr,
+             [done = std::move(done), credential = std::move(credential)](Result<HttpClientResponse> result) {
+               ToolOutcome outcome = outcome_from_response(std::move(result));
+               redact(outcome.output, credential);
+               redact(outcome.error.message, credential);
+               done(std::move(outcome));
+             });
 }
 
 }  // namespace continuum

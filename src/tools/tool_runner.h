@@ -20,6 +20,7 @@ struct ToolCall {
   std::string idempotency_key;  // "{run_id}:{seq}", stable across retries and restarts
   std::string run_id;
   int64_t seq = 0;
+  std::string tenant;  // whose vault credentials the call may use
 };
 
 struct ToolOutcome {
@@ -35,13 +36,20 @@ class ToolRunner {
   virtual void call(ToolCall call, std::function<void(ToolOutcome)> done) = 0;
 };
 
+// Reads a vault secret's value (tenant, name); kNotFound if there is none.
+using SecretReader = std::function<Result<std::string>(const std::string& tenant, const std::string& name)>;
+
 struct ToolRunnerOptions {
   bool allow_private_addresses = false;  // tests and the local demo use loopback tools
   int64_t response_bytes_max = 4 * 1024 * 1024;
+  SecretReader secrets;                  // for tools with `auth`; null = no vault
 };
 
 // HTTP tools POST the arguments as JSON with Idempotency-Key, Continuum-Run-Id and
-// Continuum-Step headers; builtin tools ("noop", "echo") answer in process.
+// Continuum-Step headers, plus the tool's vault credential (auth) if it has
+// one; that credential is blanked out of whatever the tool answers, so it
+// cannot reach the model or the journal. Builtin tools ("noop", "echo")
+// answer in process.
 class DefaultToolRunner final : public ToolRunner {
  public:
   DefaultToolRunner(EventLoop& loop, HttpClient& http, ToolRunnerOptions options)

@@ -65,6 +65,12 @@ CREATE TABLE cancel_requests (
   tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, requested_at_ms BIGINT NOT NULL,
   PRIMARY KEY (tenant_id, run_id));
 )sql",
+      R"sql(
+CREATE TABLE secrets (
+  tenant_id TEXT NOT NULL, name TEXT NOT NULL, value BYTEA NOT NULL,
+  created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, name));
+)sql",
   };
   return kMigrations;
 }

@@ -152,6 +152,18 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                         PgParams().add(key.tenant_id).add(key.scope).add(key.version).add(key.kek_version)
                             .add_bytes(key.wrapped_key).add(key.created_at_ms).add(key.destroyed_at_ms)));
   }
+  for (const auto& secret : batch.secret_upserts) {
+    out.push_back(plain("INSERT INTO secrets (tenant_id, name, value, created_at_ms, updated_at_ms) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (tenant_id, name) DO UPDATE SET "
+                        "value = EXCLUDED.value, updated_at_ms = EXCLUDED.updated_at_ms",
+                        PgParams().add(secret.tenant_id).add(secret.name).add_bytes(secret.value)
+                            .add(secret.created_at_ms).add(secret.updated_at_ms)));
+  }
+  for (const auto& secret : batch.secret_deletes) {
+    out.push_back(expecting("DELETE FROM secrets WHERE tenant_id = $1 AND name = $2",
+                            PgParams().add(secret.tenant_id).add(secret.name), Expect::kOneRow, Code::kNotFound,
+                            "secret '" + secret.name + "' not found"));
+  }
   for (const auto& key : batch.data_key_updates) {
     out.push_back(expecting("UPDATE data_keys SET kek_version = $1, wrapped_key = $2, destroyed_at_ms = $3 "
                             "WHERE tenant_id = $4 AND scope = $5 AND version = $6",
@@ -440,6 +452,25 @@ Result<std::vector<DataKeyRecord>> PostgresStore::list_data_keys(const std::stri
                                    "ORDER BY tenant_id, scope, version",
                                    PgParams().add(tenant)));
   return collect_rows(rows, read_data_key);
+}
+
+Result<SecretRecord> PostgresStore::get_secret(const std::string& tenant, const std::string& name) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, name, value, created_at_ms, updated_at_ms FROM secrets "
+                                   "WHERE tenant_id = $1 AND name = $2",
+                                   PgParams().add(tenant).add(name)));
+  if (rows.rows() == 1) {
+    return SecretRecord{rows.text(0, 0), rows.text(0, 1), rows.text(0, 2), rows.int64(0, 3), rows.int64(0, 4)};
+  }
+  return not_found("secret '" + name + "' not found");
+}
+
+Result<std::vector<SecretRecord>> PostgresStore::list_secrets(const std::string& tenant) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, name, created_at_ms, updated_at_ms FROM secrets "
+                                   "WHERE tenant_id = $1 ORDER BY name",
+                                   PgParams().add(tenant)));
+  return collect_rows(rows, [](const PgResult& result, int row) {
+    return SecretRecord{result.text(row, 0), result.text(row, 1), "", result.int64(row, 2), result.int64(row, 3)};
+  });
 }
 
 }  // namespace continuum

@@ -44,6 +44,12 @@ CREATE TABLE data_keys (
       R"sql(
 ALTER TABLE steps ADD COLUMN lease_epoch INTEGER NOT NULL DEFAULT 0;
 )sql",
+      R"sql(
+CREATE TABLE secrets (
+  tenant_id TEXT NOT NULL, name TEXT NOT NULL, value BLOB NOT NULL,
+  created_at_ms INTEGER NOT NULL, updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, name)) WITHOUT ROWID;
+)sql",
   };
   return kMigrations;
 }

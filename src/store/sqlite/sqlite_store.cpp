@@ -206,6 +206,21 @@ Status SqliteStore::apply(const WriteBatch& batch) {
         .bind(5, key.wrapped_key).bind(6, key.created_at_ms).bind(7, key.destroyed_at_ms);
     RETURN_IF_ERROR(insert.run());
   }
+  for (const auto& secret : batch.secret_upserts) {
+    ASSIGN_OR_RETURN(auto upsert, write_db_.prepare_cached(
+                                      "INSERT INTO secrets (tenant_id, name, value, created_at_ms, updated_at_ms) "
+                                      "VALUES (?, ?, ?, ?, ?) ON CONFLICT (tenant_id, name) DO UPDATE SET "
+                                      "value = excluded.value, updated_at_ms = excluded.updated_at_ms"));
+    upsert.bind(1, secret.tenant_id).bind(2, secret.name).bind(3, secret.value).bind(4, secret.created_at_ms)
+        .bind(5, secret.updated_at_ms);
+    RETURN_IF_ERROR(upsert.run());
+  }
+  for (const auto& secret : batch.secret_deletes) {
+    ASSIGN_OR_RETURN(auto remove, write_db_.prepare_cached("DELETE FROM secrets WHERE tenant_id = ? AND name = ?"));
+    remove.bind(1, secret.tenant_id).bind(2, secret.name);
+    RETURN_IF_ERROR(remove.run());
+    if (write_db_.changes() != 1) return not_found("secret '" + secret.name + "' not found");
+  }
   for (const auto& key : batch.data_key_updates) {
     ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached(
                                       "UPDATE data_keys SET kek_version = ?, wrapped_key = ?, destroyed_at_ms = ? "
@@ -382,6 +397,29 @@ Result<std::vector<DataKeyRecord>> SqliteStore::list_data_keys(const std::string
                                    "ORDER BY tenant_id, scope, version"));
   query.bind(1, tenant);
   return collect_rows(query, read_data_key);
+}
+
+Result<SecretRecord> SqliteStore::get_secret(const std::string& tenant, const std::string& name) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached("SELECT tenant_id, name, value, created_at_ms, updated_at_ms "
+                                                       "FROM secrets WHERE tenant_id = ? AND name = ?"));
+  query.bind(1, tenant).bind(2, name);
+  if (query.step()) {
+    return SecretRecord{query.column_text(0), query.column_text(1), query.column_text(2), query.column_int(3),
+                        query.column_int(4)};
+  }
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("secret '" + name + "' not found");
+}
+
+Result<std::vector<SecretRecord>> SqliteStore::list_secrets(const std::string& tenant) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached("SELECT tenant_id, name, created_at_ms, updated_at_ms "
+                                                       "FROM secrets WHERE tenant_id = ? ORDER BY name"));
+  query.bind(1, tenant);
+  return collect_rows(query, [](const SqliteStatement& row) {
+    return SecretRecord{row.column_text(0), row.column_text(1), "", row.column_int(2), row.column_int(3)};
+  });
 }
 
 }  // namespace continuum

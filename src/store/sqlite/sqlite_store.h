@@ -49,6 +49,8 @@ class SqliteStore final : public Store {
   Result<std::vector<RunRecord>> list_unfinished_runs() override;
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
                                              int64_t after_seq, int limit) override;
+  Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
+  Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override;
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
   StoreStats stats() override;

@@ -35,5 +35,31 @@ TEST(AgentSpecTest, ErrorsNameTheParam) {
   EXPECT_EQ(parse(R"({"name": "a", "model": {"model": "m"}, "colour": 1})").param(), "colour");
 }
 
+TEST(AgentSpecTest, ToolAuthNamesAVaultSecretAndAHeaderTheRuntimeDoesNotOwn) {
+  auto tool = [](const std::string& auth) {
+    return R"({"name": "a", "model": {"model": "m"}, "tools": [{"name": "t", "url": "https://x.example/",
+               "auth": )" + auth + "}]}";
+  };
+  auto spec = parse_agent_spec(*parse_json_object(tool(R"({"secret": "crm-token", "prefix": "Bearer "})")));
+  ASSERT_TRUE(spec.is_ok()) << spec.status().to_string();
+  ASSERT_TRUE(spec->tools[0].auth.has_value());
+  EXPECT_EQ(spec->tools[0].auth->header, "Authorization") << "the default header";
+  EXPECT_EQ(spec->tools[0].auth->prefix, "Bearer ");
+  auto again = parse_agent_spec(agent_spec_to_json(*spec));
+  ASSERT_TRUE(again.is_ok());
+  EXPECT_EQ(again->tools[0].auth->secret, "crm-token") << "round trips";
+
+  EXPECT_EQ(parse(tool(R"({})")).param(), "tools[0].auth.secret");
+  EXPECT_EQ(parse(tool(R"({"secret": "no spaces"})")).param(), "tools[0].auth.secret");
+  EXPECT_EQ(parse(tool(R"({"secret": "s", "header": "Idempotency-Key"})")).param(), "tools[0].auth.header");
+  EXPECT_EQ(parse(tool(R"({"secret": "s", "header": "continuum-run-id"})")).param(), "tools[0].auth.header");
+  EXPECT_EQ(parse(tool(R"({"secret": "s", "header": "X Bad"})")).param(), "tools[0].auth.header");
+  EXPECT_EQ(parse(tool(R"({"secret": "s", "prefix": "a\r\nInjected: 1"})")).param(), "tools[0].auth.prefix");
+  EXPECT_EQ(parse(tool(R"({"secret": "s", "value": "inline"})")).param(), "tools[0].auth.value")
+      << "a credential's value never goes into an agent definition";
+  EXPECT_EQ(parse(R"({"name": "a", "model": {"model": "m"}, "tools": [{"type": "builtin", "name": "noop",
+               "auth": {"secret": "s"}}]})").param(), "tools[0].auth");
+}
+
 }  // namespace
 }  // namespace continuum

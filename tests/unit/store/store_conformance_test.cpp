@@ -297,6 +297,34 @@ TEST_P(StoreConformanceTest, SessionPaginationNewestFirstAndDeleteCascades) {
   EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
 }
 
+TEST_P(StoreConformanceTest, SecretsUpsertListWithoutValuesAndDelete) {
+  WriteBatch first;
+  first.secret_upserts.push_back(SecretRecord{"t1", "crm", "v1-token", 10, 10});
+  first.secret_upserts.push_back(SecretRecord{"t1", "billing", "b-token", 11, 11});
+  ASSERT_TRUE(commit(std::move(first)).is_ok());
+  WriteBatch replace;
+  replace.secret_upserts.push_back(SecretRecord{"t1", "crm", "v2-token", 20, 20});
+  ASSERT_TRUE(commit(std::move(replace)).is_ok());
+  reopen();
+  auto crm = store_->get_secret("t1", "crm");
+  ASSERT_TRUE(crm.is_ok()) << crm.status().to_string();
+  EXPECT_EQ(crm->value, "v2-token");
+  EXPECT_EQ(crm->created_at_ms, 10) << "replacing keeps the creation time";
+  EXPECT_EQ(crm->updated_at_ms, 20);
+  EXPECT_EQ(store_->get_secret("t2", "crm").status().code(), Code::kNotFound) << "other tenant";
+  auto listed = store_->list_secrets("t1");
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].name, "billing");
+  EXPECT_TRUE((*listed)[0].value.empty() && (*listed)[1].value.empty()) << "listing never reads values";
+  WriteBatch remove;
+  remove.secret_deletes.push_back(SecretRecord{"t1", "crm", "", 0, 0});
+  ASSERT_TRUE(commit(std::move(remove)).is_ok());
+  EXPECT_EQ(store_->get_secret("t1", "crm").status().code(), Code::kNotFound);
+  WriteBatch again;
+  again.secret_deletes.push_back(SecretRecord{"t1", "crm", "", 0, 0});
+  EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
+}
+
 // Regression: a run submitted between the API's "no unfinished runs" check and
 // the delete's commit used to land in a deleted session. The writer now checks.
 TEST_P(StoreConformanceTest, SessionDeleteAndRunInsertCannotInterleave) {
@@ -346,6 +374,16 @@ TEST_P(SealedStoreTest, SealedPayloadsAreCiphertextBoundToTheirRow) {
   ASSERT_TRUE(backend_->commit_and_wait(std::move(moved)).is_ok());
   EXPECT_EQ(store_->list_items("t1", "s1", 0, 10).status().code(), Code::kDataLoss);
   EXPECT_EQ(store_->list_items("t1", "s1", 0, 2)->size(), 2u) << "the rows before it still open";
+}
+
+TEST_P(SealedStoreTest, SecretValuesAreSealed) {
+  WriteBatch batch;
+  batch.secret_upserts.push_back(SecretRecord{"t1", "crm", "canary-secret-91f2", 1, 1});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  auto raw = backend_->get_secret("t1", "crm");
+  ASSERT_TRUE(raw.is_ok());
+  EXPECT_EQ(raw->value.find("canary"), std::string::npos);
+  EXPECT_EQ(store_->get_secret("t1", "crm")->value, "canary-secret-91f2");
 }
 
 TEST_P(SealedStoreTest, ShreddedUserIsUnreadableOthersIntact) {
