@@ -120,9 +120,11 @@ void put_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   }
   auto value = get_string(*body, "value", "value");
   if (!value.is_ok()) return writer->send(error_response(value.status()));
-  if (value->empty() || value->size() > kSecretValueBytesMax ||
+  // At least 8 bytes: a shorter value could not be told apart from ordinary
+  // text when it is blanked out of tool answers.
+  if (value->size() < 8 || value->size() > kSecretValueBytesMax ||
       value->find_first_of("\r\n") != std::string::npos) {
-    return writer->send(error_response(invalid_argument("value must be 1-16384 bytes without line breaks", "value")));
+    return writer->send(error_response(invalid_argument("value must be 8-16384 bytes without line breaks", "value")));
   }
   int64_t now = ctx.clock->now_ms();
   auto existing = ctx.store->list_secrets(ctx.tenant);

@@ -16,7 +16,17 @@ ToolOutcome builtin_call(const ToolCall& call) {
   return outcome;
 }
 
-ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
+// A tool that echoes its credential back must not hand it to the model.
+void redact(std::string& text, const std::string& secret) {
+  if (secret.empty()) return;
+  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
+    text.replace(at, secret.size(), "[redacted]");
+  }
+}
+
+// `credential` (the tool's vault secret, or "") is blanked out of the body
+// before anything is cut from it, so no part of it can survive.
+ToolOutcome outcome_from_response(Result<HttpClientResponse> result, const std::string& credential) {
   ToolOutcome outcome;
   if (!result.is_ok()) {
     const Status& status = result.status();
@@ -26,9 +36,11 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
                          : status.code() == Code::kPayloadTooLarge  ? "response_too_large"
                                                                     : "connection";
     outcome.error.message = status.message();
+    redact(outcome.error.message, credential);
     outcome.error.retryable = status.code() == Code::kDeadlineExceeded || status.code() == Code::kUnavailable;
     return outcome;
   }
+  redact(result->body, credential);
   if (result->status >= 200 && result->status < 300) {
     outcome.ok = true;
     outcome.output = sanitize_utf8(result->body);
@@ -39,14 +51,6 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result) {
   outcome.error.retryable = is_retryable_http_status(result->status);
   outcome.error.retry_after_ms = parse_retry_after_ms(result->header("Retry-After"));
   return outcome;
-}
-
-// A tool that echoes its credential back must not hand it to the model.
-void redact(std::string& text, const std::string& secret) {
-  if (secret.size() < 4) return;  // too short to be a credential worth matching (and to match safely)
-  for (size_t at = text.find(secret); at != std::string::npos; at = text.find(secret, at)) {
-    text.replace(at, secret.size(), "[redacted]");
-  }
 }
 
 }  // namespace
@@ -84,10 +88,7 @@ void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> don
   if (call.spec->auth) request.headers.emplace_back(call.spec->auth->header, call.spec->auth->prefix + credential);
   http_.send(std::move(request), nullptr,
              [done = std::move(done), credential = std::move(credential)](Result<HttpClientResponse> result) {
-               ToolOutcome outcome = outcome_from_response(std::move(result));
-               redact(outcome.output, credential);
-               redact(outcome.error.message, credential);
-               done(std::move(outcome));
+               done(outcome_from_response(std::move(result), credential));
              });
 }
 

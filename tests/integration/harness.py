@@ -10,6 +10,14 @@ Clients:
 Waiting:
   wait_until       polls a condition with a generous timeout (a failure guard only;
                    tests never assert on wall-clock speed)
+CLI:
+  run_cli          `continuum ARGS` to completion (clean_env, describe for messages)
+At rest:
+  stored_bytes     what a server keeps at rest (every file of its data dir, or pg_dump)
+  where_stored     where given strings (or their hex) occur in it
+In-process servers:
+  InProcessServer  a handler class served on a loopback port in a thread (base of the
+                   model proxies; tests use it for tools that record what they got)
 Base class:
   IntegrationTest  starts the three processes per test, cleans them up, and prints
                    their stderr when a test fails.
@@ -44,6 +52,7 @@ from tool_server import canonical_json, result_for  # noqa: E402  (the checker's
 
 START_TIMEOUT_S = 60
 RUN_TIMEOUT_S = 120
+CLI_TIMEOUT_S = 120
 
 
 def binary(name):
@@ -326,6 +335,84 @@ def read_sse(base_url, path, api_key=None, last_event_id=None, max_events=None, 
     return events
 
 
+# --- the CLI ------------------------------------------------------------------
+
+
+def clean_env(**extra):
+    """The test runner's environment without CONTINUUM_* and OPENAI_* variables, plus `extra`."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTINUUM_", "OPENAI_"))}
+    env.update(extra)
+    return env
+
+
+def run_cli(args, env, cwd, input_text=""):
+    """Runs `continuum ARGS` to completion with stdin a pipe fed `input_text`."""
+    argv = [binary("continuum"), *args]
+    try:
+        return subprocess.run(argv, input=input_text, capture_output=True, text=True, env=env, cwd=cwd,
+                              timeout=CLI_TIMEOUT_S)
+    except subprocess.TimeoutExpired as error:
+        raise AssertionError(f"{' '.join(argv)} did not finish in {CLI_TIMEOUT_S}s; "
+                             f"stdout={error.stdout!r} stderr={error.stderr!r}") from None
+
+
+def describe(result):
+    """A finished CLI command, for assertion messages."""
+    return (f"\n$ {' '.join(result.args)}\nexit {result.returncode}\n"
+            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}")
+
+
+# --- data at rest ---------------------------------------------------------------
+
+
+def is_postgres_url(store):
+    return bool(store) and store.startswith(("postgres://", "postgresql://"))
+
+
+def data_dir_files(data_dir):
+    """Every file under `data_dir`: {relative path: bytes} (SQLite's -wal and -shm included)."""
+    files = {}
+    for root, _, names in os.walk(data_dir):
+        for name in names:
+            path = os.path.join(root, name)
+            try:
+                with open(path, "rb") as f:
+                    files[os.path.relpath(path, data_dir)] = f.read()
+            except FileNotFoundError:
+                pass  # e.g. a WAL removed by a checkpoint while we walked
+    return files
+
+
+def pg_dump(store_url):
+    """`pg_dump --data-only` of a PostgreSQL database, as bytes."""
+    result = subprocess.run(["pg_dump", "--data-only", store_url], capture_output=True, timeout=CLI_TIMEOUT_S)
+    if result.returncode != 0:
+        raise AssertionError(f"pg_dump failed: {result.stderr.decode(errors='replace')}")
+    return result.stdout
+
+
+def stored_bytes(server):
+    """What `server` (a ContinuumServer, running or stopped) keeps at rest: {place: bytes},
+    every file of its data dir (SQLite) or {"pg_dump": ...} (PostgreSQL)."""
+    if is_postgres_url(server.store):
+        return {"pg_dump": pg_dump(server.store)}
+    files = data_dir_files(server.data_dir)
+    if "continuum.db" not in files:
+        raise AssertionError(f"no database in {server.data_dir}: {sorted(files)}")
+    return files
+
+
+def where_stored(server, needles):
+    """{needle: [places it occurs at rest]} for each string in `needles`, searched as
+    UTF-8 and as hex (PostgreSQL dumps bytea columns as hex)."""
+    sources = stored_bytes(server)
+    found = {}
+    for needle in needles:
+        forms = (needle.encode(), needle.encode().hex().encode())
+        found[needle] = sorted(name for name, data in sources.items() if any(f in data for f in forms))
+    return found
+
+
 # --- processes ----------------------------------------------------------------
 
 
@@ -583,9 +670,8 @@ def chat_transcript_problems(messages):
     return problems
 
 
-class InProcessModelProxy:
-    """Base of the test proxies put in front of the mock model: serves a handler
-    class on a free loopback port in a background thread."""
+class InProcessServer:
+    """Serves a handler class on a free loopback port in a background thread."""
 
     def _serve(self, handler_class):
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), handler_class)
@@ -594,22 +680,32 @@ class InProcessModelProxy:
         self.thread.start()
 
     @property
-    def base_url(self):
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v1"
+    def port(self):
+        return self.server.server_address[1]
 
     def stop(self):
         self.server.shutdown()
         self.server.server_close()
 
 
+class InProcessModelProxy(InProcessServer):
+    """Base of the test proxies put in front of the mock model."""
+
+    @property
+    def base_url(self):
+        return f"http://127.0.0.1:{self.port}/v1"
+
+
 class StrictModelProxy(InProcessModelProxy):
     """An in-process proxy in front of the mock model that rejects, as OpenAI does
     (400), chat requests whose transcript is invalid (see chat_transcript_problems),
     and forwards the others unchanged (streamed replies are relayed as they come).
-    `rejections` lists what was rejected."""
+    `rejections` lists what was rejected; `requests` holds every request body received
+    (bytes), i.e. all the model was shown."""
 
     def __init__(self, upstream_port):
         self.rejections = []
+        self.requests = []
         proxy = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -620,6 +716,7 @@ class StrictModelProxy(InProcessModelProxy):
 
             def do_POST(self):
                 body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                proxy.requests.append(body)
                 try:
                     problems = chat_transcript_problems(json.loads(body).get("messages", []))
                 except (ValueError, AttributeError):
@@ -770,6 +867,12 @@ class IntegrationTest(unittest.TestCase):
 
     def new_session(self, agent):
         return self.client.create_session(agent)["id"]
+
+    def cli(self, *args, input_text=""):
+        """`continuum ARGS --server URL --api-key KEY` (global options after the subcommand),
+        with stdin fed `input_text`."""
+        return run_cli([*args, "--server", self.server.base_url, "--api-key", self.api_key], clean_env(),
+                       self.tmp, input_text)
 
     def assert_error(self, resp, status, error_type, param=None, code=None, check_param=True):
         """Asserts the documented error shape {"error": {type, code, message, param}}."""

@@ -5,8 +5,9 @@
 #
 # Env: CONTINUUM_BUILD_DIR (default <repo>/build), CRASH_KILLS (50), CRASH_RUNS (24),
 # CRASH_SEED, CONTINUUM_TEST_VERBOSE=1 (always print server logs), SKIP_CRASH=1,
-# CONTINUUM_TEST_POSTGRES_URL (a PostgreSQL cluster: the tests run again on it;
-# scripts/test.sh starts one), SKIP_POSTGRES=1, PG_CRASH_RESTARTS (8: crash
+# CONTINUUM_TEST_POSTGRES_URL (a PostgreSQL cluster: the tests run again on it, and
+# multinode_test runs several servers on one database; scripts/test.sh starts one),
+# SKIP_POSTGRES=1, PG_CRASH_RESTARTS (8: crash
 # restarts of a private PostgreSQL cluster in the crash test's postgres mode).
 # Exits non-zero if anything fails (or if the binaries are missing).
 set -u
@@ -24,12 +25,14 @@ done
 
 status=0
 cd "$here"
-echo "== unittest: test_api test_runs test_cli_config test_encryption (build: $CONTINUUM_BUILD_DIR)"
-python3 -m unittest -v test_api test_runs test_cli_config test_encryption "$@" || status=1
+echo "== unittest: test_api test_runs test_cli_config test_encryption test_vault (build: $CONTINUUM_BUILD_DIR)"
+python3 -m unittest -v test_api test_runs test_cli_config test_encryption test_vault "$@" || status=1
 
 if [[ -n "${CONTINUUM_TEST_POSTGRES_URL:-}" && "${SKIP_POSTGRES:-0}" != "1" ]]; then
   echo "== unittest on PostgreSQL: the same tests, each server on a fresh database"
-  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config test_encryption "$@" || status=1
+  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config test_encryption test_vault "$@" || status=1
+  echo "== multi-node: several servers on one PostgreSQL database (kill -9, pause, cross-node cancel)"
+  python3 -m unittest -v multinode_test || status=1
 fi
 
 if [[ "${SKIP_CRASH:-0}" != "1" ]]; then

@@ -22,9 +22,9 @@ import stat
 import subprocess
 import unittest
 
-from harness import ContinuumServer, IntegrationTest, binary, http_tool, model_spec
+from harness import (CLI_TIMEOUT_S, ContinuumServer, IntegrationTest, binary, clean_env, describe, http_tool,
+                     is_postgres_url, model_spec, where_stored)
 
-CLI_TIMEOUT_S = 120
 SEALED_MAGIC = b"\x00cs1"
 
 
@@ -53,17 +53,6 @@ def flip_middle_byte(value):
     return value[:index] + bytes([value[index] ^ 0x01]) + value[index + 1:]
 
 
-def clean_env(**extra):
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTINUUM_", "OPENAI_"))}
-    env.update(extra)
-    return env
-
-
-def describe(result):
-    return (f"\n$ {' '.join(result.args)}\nexit {result.returncode}\n"
-            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}")
-
-
 class EncryptionTest(IntegrationTest):
     SCRIPTS = {
         "turns": {"steps": [{"content": "turn {{turn}}: {{input}}"}]},
@@ -88,7 +77,7 @@ class EncryptionTest(IntegrationTest):
     # --- helpers ---------------------------------------------------------------
 
     def on_postgres(self):
-        return bool(self.server.store)
+        return is_postgres_url(self.server.store)
 
     def require_sqlite(self, what):
         if self.on_postgres():
@@ -101,15 +90,6 @@ class EncryptionTest(IntegrationTest):
     def start_again(self):
         self.server.start()
         self.client = self.server.client()
-
-    def cli(self, *args):
-        """`continuum ARGS --server URL --api-key KEY` (global options after the subcommand)."""
-        argv = [binary("continuum"), *args, "--server", self.server.base_url, "--api-key", self.api_key]
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, env=clean_env(), cwd=self.tmp,
-                                  stdin=subprocess.DEVNULL, timeout=CLI_TIMEOUT_S)
-        except subprocess.TimeoutExpired as error:
-            raise AssertionError(f"{' '.join(argv)} did not finish; stdout={error.stdout!r}") from None
 
     def cli_json(self, *args):
         result = self.cli(*args)
@@ -154,40 +134,11 @@ class EncryptionTest(IntegrationTest):
         self.assertEqual(cursor.rowcount, 1, sql)
         conn.commit()
 
-    def data_dir_files(self):
-        """Every file under the data dir: {relative path: bytes}."""
-        files = {}
-        for root, _, names in os.walk(self.server.data_dir):
-            for name in names:
-                path = os.path.join(root, name)
-                try:
-                    with open(path, "rb") as f:
-                        files[os.path.relpath(path, self.server.data_dir)] = f.read()
-                except FileNotFoundError:
-                    pass  # e.g. a WAL removed by a checkpoint while we walked
-        return files
-
-    def pg_dump(self):
-        result = subprocess.run(["pg_dump", "--data-only", self.server.store], capture_output=True,
-                                timeout=CLI_TIMEOUT_S)
-        self.assertEqual(result.returncode, 0, result.stderr.decode(errors="replace"))
-        return result.stdout
-
     def where_canaries_are(self):
         """{canary: [places it was found]} for every canary of this test, looking in every
         file of the data dir (SQLite) or in `pg_dump --data-only` (PostgreSQL: payload
         columns are bytea, dumped as hex, so the canary's hex is searched too)."""
-        if self.on_postgres():
-            sources = {"pg_dump": self.pg_dump()}
-        else:
-            sources = self.data_dir_files()
-            self.assertIn("continuum.db", sources, f"no database in {self.server.data_dir}: {sorted(sources)}")
-        found = {}
-        for tag_canaries in self.canaries.values():
-            for canary in tag_canaries.values():
-                needles = (canary.encode(), canary.encode().hex().encode())
-                found[canary] = sorted(name for name, data in sources.items() if any(n in data for n in needles))
-        return found
+        return where_stored(self.server, [c for tag in self.canaries.values() for c in tag.values()])
 
     # --- driving canaries through the API ------------------------------------------
 
