@@ -42,6 +42,10 @@ class Cluster {
   virtual Result<int64_t> acquire(const std::string& tenant, const std::string& session) = 0;
   // Gives the lease up (the session has nothing left to run here).
   virtual void release(const std::string& tenant, const std::string& session, int64_t epoch) = 0;
+  // False when this node cannot be sure its leases are still live (its last
+  // successful renewal is too old, e.g. after a pause): it must not start an
+  // effect then, since another node may already own the session.
+  virtual bool lease_fresh() const = 0;
   // Wakes the other nodes: a session may have work no node is running.
   virtual void announce_work() = 0;
   // Records that a run executing on another node should be cancelled.
@@ -58,6 +62,7 @@ class LocalCluster final : public Cluster {
   const std::string& node_id() const override { return node_id_; }
   Result<int64_t> acquire(const std::string&, const std::string&) override { return int64_t{0}; }
   void release(const std::string&, const std::string&, int64_t) override {}
+  bool lease_fresh() const override { return true; }
   void announce_work() override {}
   Status request_cancel(const std::string&, const std::string&) override {
     return internal_error("a single node has no other node to cancel on");

@@ -48,6 +48,7 @@ Result<std::unique_ptr<PostgresCluster>> PostgresCluster::open(PostgresClusterOp
                              PgParams().add(cluster->options_.node_id))
                       .status());
   if (::pipe2(cluster->wake_pipe_, O_CLOEXEC | O_NONBLOCK) != 0) return internal_error("cannot create a pipe");
+  cluster->renewed_at_ms_ = clock.monotonic_us() / 1000;
   return cluster;
 }
 
@@ -71,7 +72,15 @@ void PostgresCluster::stop() {
 
 void PostgresCluster::remember(const std::string& tenant, const std::string& session, int64_t epoch) {
   std::lock_guard lock(held_mutex_);
-  held_[{tenant, session}] = epoch;
+  int64_t& held = held_[{tenant, session}];
+  held = std::max(held, epoch);  // a sweep and an acquire of the same session may report out of order
+}
+
+bool PostgresCluster::lease_fresh() const {
+  // Renewals come every TTL/3; a third of the TTL is left as margin for the
+  // database's clock running apart from ours.
+  int64_t age_ms = clock_.monotonic_us() / 1000 - renewed_at_ms_.load();
+  return age_ms < options_.lease_ttl_ms * 2 / 3;
 }
 
 Result<int64_t> PostgresCluster::acquire(const std::string& tenant, const std::string& session) {
@@ -200,6 +209,7 @@ void PostgresCluster::wait_for_wakeup(int64_t timeout_ms) {
 
 void PostgresCluster::renew() {
   std::map<SessionKey, int64_t> believed;
+  int64_t started_ms = clock_.monotonic_us() / 1000;
   {
     std::lock_guard lock(held_mutex_);
     believed = held_;
@@ -216,13 +226,15 @@ void PostgresCluster::renew() {
     log::warn("cluster: cannot renew leases", {{"error", renewed.status().to_string()}});
     return;  // writes under leases that expire meanwhile are refused by the store
   }
+  renewed_at_ms_ = started_ms;  // every lease live now lives until the renewal's start + TTL
   std::map<SessionKey, int64_t> live;
   for (int row = 0; row < renewed->rows(); ++row) {
     live[{renewed->text(row, 0), renewed->text(row, 1)}] = renewed->int64(row, 2);
   }
   for (const auto& [key, epoch] : believed) {
-    auto found = live.find(key);
-    if (found != live.end() && found->second == epoch) continue;
+    // Still ours (at this or a newer epoch of our own): held. Another node's
+    // claim changes the holder, an expiry drops the row: lost.
+    if (live.count(key)) continue;
     {
       std::lock_guard lock(held_mutex_);
       auto held = held_.find(key);

@@ -42,6 +42,7 @@ class PostgresCluster final : public Cluster {
   const std::string& node_id() const override { return options_.node_id; }
   Result<int64_t> acquire(const std::string& tenant, const std::string& session) override;
   void release(const std::string& tenant, const std::string& session, int64_t epoch) override;
+  bool lease_fresh() const override;
   void announce_work() override;
   Status request_cancel(const std::string& tenant, const std::string& run_id) override;
   Result<json::object> describe() override;
@@ -71,6 +72,9 @@ class PostgresCluster final : public Cluster {
   std::mutex held_mutex_;
   std::map<SessionKey, int64_t> held_;  // leases this node believes it holds; guarded by held_mutex_
 
+  // Monotonic time of the last successful renewal (or of opening, when this
+  // node held nothing): every lease it held then lives until this + TTL.
+  std::atomic<int64_t> renewed_at_ms_{0};
   std::atomic<bool> stopping_{false};
   int wake_pipe_[2] = {-1, -1};
   std::thread thread_;

@@ -102,6 +102,12 @@ void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, 
                                 int attempt) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
+  if (!lease_fresh()) {  // after a pause: wait for the renewal to say whether the session is still ours
+    loop_.post_after(kStaleLeaseRecheckMs, [this, run_id, generation, request, attempt] {
+      attempt_model_call(run_id, generation, request, attempt);
+    });
+    return;
+  }
   ModelProvider* provider = providers_(request->spec);
   if (provider == nullptr) {
     request_terminal(*run, kStepRunFailed,
@@ -195,6 +201,12 @@ void Engine::attempt_tool_call(const std::string& run_id, uint64_t generation, s
                                int attempt) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
+  if (!lease_fresh()) {  // after a pause: another node may already have committed this call's result
+    loop_.post_after(kStaleLeaseRecheckMs, [this, run_id, generation, call, attempt] {
+      attempt_tool_call(run_id, generation, call, attempt);
+    });
+    return;
+  }
   metrics_->tool_calls->inc();
   tools_.call(*call, [this, run_id, generation, call, attempt](ToolOutcome outcome) {
     on_tool_outcome(run_id, generation, call, attempt, std::move(outcome));

@@ -122,6 +122,10 @@ class Engine {
   // Session leases (ownership.cpp). lease_for returns the held epoch or
   // acquires one (0 without a shared cluster).
   bool shared_cluster() const { return options_.cluster != nullptr && options_.cluster->shared(); }
+  // Whether effects may start now: always on one node; on a shared cluster,
+  // only while this node's leases are known to be live.
+  bool lease_fresh() const { return !shared_cluster() || options_.cluster->lease_fresh(); }
+  static constexpr int64_t kStaleLeaseRecheckMs = 100;
   Result<int64_t> lease_for(const std::string& tenant, const std::string& session);
   void release_lease(const std::string& tenant, const std::string& session);
   void release_all_leases();

@@ -53,10 +53,15 @@ void Engine::on_session_claimed(const std::string& tenant, const std::string& se
     return;
   }
   std::string key = session_key(tenant, session);
+  if (auto held = held_leases_.find(key); held != held_leases_.end() && held->second >= epoch) {
+    return;  // this node acquired the session again since (its own sweep raced its own start)
+  }
   held_leases_[key] = epoch;
   if (auto active = active_run_by_session_.find(key); active != active_run_by_session_.end()) {
-    // Still running here under an older epoch: continue from what is durable.
-    evict_and_reload(tenant, active->second);
+    // Still running here under an older epoch, which the store now refuses:
+    // continue from what is durable.
+    ActiveRun* run = find_run(active->second);
+    if (run == nullptr || run->lease_epoch < epoch) evict_and_reload(tenant, active->second);
     return;
   }
   auto runs = store_.list_unfinished_runs_of_session(tenant, session, 16);

@@ -29,6 +29,7 @@ class ScriptedCluster final : public Cluster {
   void release(const std::string&, const std::string& session, int64_t epoch) override {
     released.emplace_back(session, epoch);
   }
+  bool lease_fresh() const override { return fresh; }
   void announce_work() override {}
   Status request_cancel(const std::string&, const std::string& run_id) override {
     cancel_requests.push_back(run_id);
@@ -39,6 +40,7 @@ class ScriptedCluster final : public Cluster {
   void stop() override {}
 
   bool held_elsewhere = false;
+  bool fresh = true;
   int64_t next_epoch = 7;
   std::vector<std::string> acquired;
   std::vector<std::pair<std::string, int64_t>> released;
@@ -114,6 +116,29 @@ TEST_F(OwnershipTest, ALostLeaseStopsTheRunHereWithoutWriting) {
   settle();
   EXPECT_EQ(steps(run_id).size(), steps_before) << "a run that moved away writes nothing here";
   EXPECT_EQ(run(run_id).status, kRunRunning) << "its new owner finishes it";
+}
+
+// Regression: a node resumed after a pause sent tool calls whose results the
+// session's new owner had already committed. Effects now wait until the
+// node's leases are known to be live.
+TEST_F(OwnershipTest, NoEffectStartsWhileTheLeaseMayHaveMovedOn) {
+  tools_.hold = true;
+  tools_.fail_first = 1;  // the first attempt comes back retryable (503)
+  std::string run_id = submit(session_, agent_, "C-5");
+  ASSERT_TRUE(pump([&] { return !tools_.held.empty(); }));
+  ASSERT_EQ(tools_.keys.size(), 1u);
+  cluster_.fresh = false;  // paused past the renewal: the retry must wait
+  tools_.hold = false;
+  for (auto& complete : tools_.held) complete();
+  tools_.held.clear();
+  for (int i = 0; i < 20; ++i) {
+    settle();
+    loop().fire_next_timer();  // the retry's backoff and the recheck timers come due
+  }
+  EXPECT_EQ(tools_.keys.size(), 1u) << "no attempt while the lease is in doubt";
+  cluster_.fresh = true;
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(tools_.keys.size(), 2u) << "the retry goes out once the lease is known to be live";
 }
 
 TEST_F(OwnershipTest, ACancelOfARunElsewhereIsForwardedAndCarriedOutByItsNode) {
