@@ -100,6 +100,11 @@ void drop_postgres_tables(const std::string& url) {
                   "the benchmark owns its database");
 }
 
+std::string env_or_default(const char* name, const char* fallback) {
+  std::string value = read_process_env(name);
+  return value.empty() ? fallback : value;
+}
+
 // The store and sealing a result was measured on, as leading JSON fields.
 std::string run_label() {
   bool postgres = !read_process_env("BENCH_STORE").empty();
@@ -223,7 +228,10 @@ int w1(int64_t steps, const std::string& dir) {
 
 int w2(const std::vector<int>& levels, const std::string& dir) {
   for (int concurrency : levels) {
-    World world(dir, 5);  // 5 model + 4 tool steps + terminal = 10 steps per run
+    // By default 5 model + 4 tool steps + terminal = 10 steps per run;
+    // BENCH_W2_MODEL_CALLS makes runs longer (and measurements steadier).
+    int64_t model_calls = std::max<int64_t>(1, std::atoll(env_or_default("BENCH_W2_MODEL_CALLS", "5").c_str()));
+    World world(dir, model_calls);
     AgentRecord agent = world.agent();
     std::vector<SessionRecord> sessions;
     for (int i = 0; i < concurrency; ++i) sessions.push_back(world.session(i));

@@ -13,6 +13,14 @@ using CipherContext = std::unique_ptr<EVP_CIPHER_CTX, decltype(&EVP_CIPHER_CTX_f
 
 CipherContext new_context() { return CipherContext(EVP_CIPHER_CTX_new(), &EVP_CIPHER_CTX_free); }
 
+// Fetched once: with OpenSSL 3, EVP_aes_256_gcm() makes every Init look the
+// algorithm up in the provider tables again (a measurable cost per value).
+const EVP_CIPHER* aes_256_gcm() {
+  static EVP_CIPHER* cipher = EVP_CIPHER_fetch(nullptr, "AES-256-GCM", nullptr);
+  CONTINUUM_CHECK(cipher != nullptr, "OpenSSL provides AES-256-GCM");
+  return cipher;
+}
+
 const unsigned char* bytes(std::string_view text) { return reinterpret_cast<const unsigned char*>(text.data()); }
 unsigned char* bytes(std::string& text) { return reinterpret_cast<unsigned char*>(text.data()); }
 
@@ -35,20 +43,30 @@ std::string_view aead_key_bytes(const AeadKey& key) {
   return std::string_view(reinterpret_cast<const char*>(key.data()), key.size());
 }
 
-Result<std::string> aead_seal(const AeadKey& key, std::string_view plaintext, std::string_view aad) {
-  std::string sealed(kAeadNonceBytes + plaintext.size() + kAeadTagBytes, '\0');
-  unsigned char* nonce = bytes(sealed);
+Status aead_seal_append(const AeadKey& key, std::string_view plaintext, std::string_view aad, std::string& out) {
+  size_t start = out.size();
+  out.resize(start + kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
+  unsigned char* nonce = bytes(out) + start;
   if (RAND_bytes(nonce, static_cast<int>(kAeadNonceBytes)) != 1) return internal_error("no randomness for a nonce");
   auto context = new_context();
   int length = 0;
-  bool ok = context && EVP_EncryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key.data(), nonce) == 1 &&
+  bool ok = context && EVP_EncryptInit_ex(context.get(), aes_256_gcm(), nullptr, key.data(), nonce) == 1 &&
             EVP_EncryptUpdate(context.get(), nullptr, &length, bytes(aad), static_cast<int>(aad.size())) == 1 &&
             EVP_EncryptUpdate(context.get(), nonce + kAeadNonceBytes, &length, bytes(plaintext),
                               static_cast<int>(plaintext.size())) == 1 &&
             EVP_EncryptFinal_ex(context.get(), nonce + kAeadNonceBytes + length, &length) == 1 &&
             EVP_CIPHER_CTX_ctrl(context.get(), EVP_CTRL_GCM_GET_TAG, static_cast<int>(kAeadTagBytes),
                                 nonce + kAeadNonceBytes + plaintext.size()) == 1;
-  if (!ok) return internal_error("AES-256-GCM encryption failed");
+  if (!ok) {
+    out.resize(start);
+    return internal_error("AES-256-GCM encryption failed");
+  }
+  return Status::ok();
+}
+
+Result<std::string> aead_seal(const AeadKey& key, std::string_view plaintext, std::string_view aad) {
+  std::string sealed;
+  RETURN_IF_ERROR(aead_seal_append(key, plaintext, aad, sealed));
   return sealed;
 }
 
@@ -62,7 +80,7 @@ Result<std::string> aead_open(const AeadKey& key, std::string_view sealed, std::
   auto context = new_context();
   int length = 0;
   bool ok = context &&
-            EVP_DecryptInit_ex(context.get(), EVP_aes_256_gcm(), nullptr, key.data(), bytes(sealed)) == 1 &&
+            EVP_DecryptInit_ex(context.get(), aes_256_gcm(), nullptr, key.data(), bytes(sealed)) == 1 &&
             EVP_DecryptUpdate(context.get(), nullptr, &length, bytes(aad), static_cast<int>(aad.size())) == 1 &&
             EVP_DecryptUpdate(context.get(), bytes(plaintext), &length, bytes(sealed) + kAeadNonceBytes,
                               static_cast<int>(text_size)) == 1 &&

@@ -25,6 +25,8 @@ AeadKey aead_key_from(std::string_view bytes);  // exactly kAeadKeyBytes bytes (
 std::string_view aead_key_bytes(const AeadKey& key);
 
 Result<std::string> aead_seal(const AeadKey& key, std::string_view plaintext, std::string_view aad);
+// The same, appended to `out` (one allocation for header and value).
+Status aead_seal_append(const AeadKey& key, std::string_view plaintext, std::string_view aad, std::string& out);
 // kDataLoss if the value is damaged, truncated, or sealed with another key or AAD.
 Result<std::string> aead_open(const AeadKey& key, std::string_view sealed, std::string_view aad);
 

@@ -67,8 +67,10 @@ Result<std::string> SealingStore::seal(const std::string& tenant, const std::str
   if (scope.size() > 255) return invalid_argument("user id too long to key a scope", "user");
   ASSIGN_OR_RETURN(auto key, keyring_.current(tenant, scope));
   std::string sealed = header(scope, key->version);
-  ASSIGN_OR_RETURN(auto value, aead_seal(key->key, plaintext, payload_aad(tenant, table, row, column, sealed)));
-  return sealed + value;
+  std::string aad = payload_aad(tenant, table, row, column, sealed);
+  sealed.reserve(sealed.size() + kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
+  RETURN_IF_ERROR(aead_seal_append(key->key, plaintext, aad, sealed));
+  return sealed;
 }
 
 Result<std::string> SealingStore::open(const std::string& tenant, std::string_view table, std::string_view row,
