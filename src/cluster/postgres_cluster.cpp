@@ -10,6 +10,8 @@ namespace continuum {
 
 namespace {
 
+constexpr int64_t kMinSweepGapMs = 20;
+
 // The database's clock, in ms since the epoch: every lease time uses it.
 constexpr const char* kNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
 
@@ -167,7 +169,7 @@ Status PostgresCluster::ensure_thread_connection() {
 }
 
 void PostgresCluster::thread_main() {
-  int64_t next_renew_ms = 0, next_sweep_ms = 0;
+  int64_t next_renew_ms = 0, next_sweep_ms = 0, last_sweep_ms = 0;
   while (!stopping_) {
     int64_t now_ms = clock_.monotonic_us() / 1000;
     Status connected = ensure_thread_connection();
@@ -183,6 +185,7 @@ void PostgresCluster::thread_main() {
     if (now_ms >= next_sweep_ms) {
       sweep();
       report_cancel_requests();
+      last_sweep_ms = now_ms;
       next_sweep_ms = now_ms + options_.poll_ms;
     }
     wait_for_wakeup(std::max<int64_t>(1, std::min(next_renew_ms, next_sweep_ms) - now_ms));
@@ -193,7 +196,9 @@ void PostgresCluster::thread_main() {
         notified = true;
         PQfreemem(notify);
       }
-      if (notified) next_sweep_ms = 0;
+      // At most one sweep per kMinSweepGapMs however many notifications arrive
+      // (every finished session sends one).
+      if (notified) next_sweep_ms = std::min(next_sweep_ms, last_sweep_ms + kMinSweepGapMs);
     }
   }
 }

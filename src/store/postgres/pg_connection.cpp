@@ -98,7 +98,12 @@ Status pg_result_status(PGconn* conn, const PGresult* result, std::string_view w
 static void log_notice(void*, const char* message) { log::warn("postgresql notice", {{"message", one_line(message)}}); }
 
 Result<std::unique_ptr<PgConnection>> PgConnection::connect(const std::string& url) {
-  PGconn* conn = PQconnectdb(url.c_str());
+  // Defaults that keep a vanished server from hanging the caller (libpq waits
+  // forever by default); the URL's own settings override them (they come after).
+  const char* keywords[] = {"connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                            "tcp_user_timeout", "dbname", nullptr};
+  const char* values[] = {"5", "10", "5", "3", "30000", url.c_str(), nullptr};
+  PGconn* conn = PQconnectdbParams(keywords, values, /*expand_dbname=*/1);
   if (conn != nullptr) PQsetNoticeProcessor(conn, log_notice, nullptr);
   std::unique_ptr<PgConnection> connection(new PgConnection(conn));
   if (conn == nullptr || PQstatus(conn) != CONNECTION_OK) {
