@@ -1,60 +1,18 @@
 #include "store/sealing_store.h"
 
-#include <endian.h>
-
-#include <cstring>
-
 #include "core/log.h"
+#include "store/sealed_value.h"
 
 namespace continuum {
 
 namespace {
 
-constexpr std::string_view kMagic("\0cs1", 4);
 constexpr size_t kScopeCachedMax = 200'000;  // per map; cleared when full (a cache, not state)
 
 std::string cache_key(const std::string& tenant, const std::string& id) { return tenant + '\0' + id; }
 
 std::string step_row(const std::string& run, int64_t seq) { return run + '\0' + std::to_string(seq); }
 std::string agent_row(const AgentRecord& agent) { return agent.name + '\0' + std::to_string(agent.version); }
-
-std::string header(const std::string& scope, int64_t version) {
-  std::string out(kMagic);
-  out.push_back(static_cast<char>(scope.size()));
-  out += scope;
-  uint64_t big_endian = htobe64(static_cast<uint64_t>(version));
-  out.append(reinterpret_cast<const char*>(&big_endian), sizeof big_endian);
-  return out;
-}
-
-std::string payload_aad(const std::string& tenant, std::string_view table, std::string_view row,
-                        std::string_view column, std::string_view sealed_header) {
-  std::string aad = "continuum/payload";
-  for (std::string_view part : {std::string_view(tenant), table, row, column, sealed_header}) {
-    aad.push_back('\0');
-    aad.append(part);
-  }
-  return aad;
-}
-
-struct ParsedHeader {
-  std::string scope;
-  int64_t version = 0;
-  size_t size = 0;  // bytes of header before the AEAD value
-};
-
-Result<ParsedHeader> parse_header(std::string_view sealed) {
-  if (!sealed.starts_with(kMagic) || sealed.size() < kMagic.size() + 1) {
-    return Status(Code::kDataLoss, "a stored payload is not sealed");
-  }
-  size_t scope_size = static_cast<unsigned char>(sealed[kMagic.size()]);
-  size_t size = kMagic.size() + 1 + scope_size + 8;
-  if (sealed.size() < size) return Status(Code::kDataLoss, "a sealed payload is truncated");
-  uint64_t big_endian = 0;
-  std::memcpy(&big_endian, sealed.data() + kMagic.size() + 1 + scope_size, sizeof big_endian);
-  return ParsedHeader{std::string(sealed.substr(kMagic.size() + 1, scope_size)),
-                      static_cast<int64_t>(be64toh(big_endian)), size};
-}
 
 }  // namespace
 
@@ -66,7 +24,7 @@ Result<std::string> SealingStore::seal(const std::string& tenant, const std::str
                                        std::string_view row, std::string_view column, std::string_view plaintext) {
   if (scope.size() > 255) return invalid_argument("user id too long to key a scope", "user");
   ASSIGN_OR_RETURN(auto key, keyring_.current(tenant, scope));
-  std::string sealed = header(scope, key->version);
+  std::string sealed = sealed_header(scope, key->version);
   std::string aad = payload_aad(tenant, table, row, column, sealed);
   sealed.reserve(sealed.size() + kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
   RETURN_IF_ERROR(aead_seal_append(key->key, plaintext, aad, sealed));
@@ -75,7 +33,7 @@ Result<std::string> SealingStore::seal(const std::string& tenant, const std::str
 
 Result<std::string> SealingStore::open(const std::string& tenant, std::string_view table, std::string_view row,
                                        std::string_view column, std::string_view sealed) {
-  ASSIGN_OR_RETURN(auto parsed, parse_header(sealed));
+  ASSIGN_OR_RETURN(auto parsed, parse_sealed_header(sealed));
   ASSIGN_OR_RETURN(auto key, keyring_.find(tenant, parsed.scope, parsed.version));
   auto plaintext = aead_open(key->key, sealed.substr(parsed.size),
                              payload_aad(tenant, table, row, column, sealed.substr(0, parsed.size)));
