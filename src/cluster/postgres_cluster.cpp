@@ -189,7 +189,7 @@ void PostgresCluster::thread_main() {
       next_sweep_ms = now_ms + options_.poll_ms;
     }
     wait_for_wakeup(std::max<int64_t>(1, std::min(next_renew_ms, next_sweep_ms) - now_ms));
-    // A notification moves the next sweep to now.
+    // A notification brings the next sweep forward.
     if (thread_connection_ && PQconsumeInput(thread_connection_->raw()) == 1) {
       bool notified = false;
       while (PGnotify* notify = PQnotifies(thread_connection_->raw())) {
@@ -226,6 +226,7 @@ void PostgresCluster::renew() {
       "UPDATE session_leases SET expires_at_ms = NOW_MS + $2 WHERE node_id = $1 AND expires_at_ms > NOW_MS "
       "RETURNING tenant_id, session_id, epoch");
   (void)thread_connection_->exec(kHeartbeat, PgParams().add(options_.node_id).add(options_.address));
+  forget_what_is_done();
   auto renewed = thread_connection_->exec(kRenew, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
   if (!renewed.is_ok()) {
     log::warn("cluster: cannot renew leases", {{"error", renewed.status().to_string()}});
@@ -249,6 +250,16 @@ void PostgresCluster::renew() {
     log::warn("cluster: lease lost; stepping down", {{"session_id", key.second}, {"epoch", std::to_string(epoch)}});
     handlers_.on_lost(key.first, key.second);
   }
+}
+
+void PostgresCluster::forget_what_is_done() {
+  // Cancel requests of runs that ended, and nodes silent for a day, are history.
+  static const std::string kFinishedCancels =
+      "DELETE FROM cancel_requests c USING runs r WHERE r.tenant_id = c.tenant_id AND r.id = c.run_id "
+      "AND r.status IN ('completed', 'failed', 'cancelled')";
+  static const std::string kSilentNodes = sql("DELETE FROM nodes WHERE heartbeat_at_ms < NOW_MS - 86400000");
+  (void)thread_connection_->exec(kFinishedCancels, PgParams());
+  (void)thread_connection_->exec(kSilentNodes, PgParams());
 }
 
 void PostgresCluster::sweep() {

@@ -58,6 +58,7 @@ class PostgresCluster final : public Cluster {
   void renew();
   void sweep();
   void report_cancel_requests();
+  void forget_what_is_done();
   void wait_for_wakeup(int64_t timeout_ms);
   void remember(const std::string& tenant, const std::string& session, int64_t epoch);
 

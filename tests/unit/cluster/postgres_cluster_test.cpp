@@ -113,6 +113,34 @@ TEST_F(PostgresClusterTest, ANodeThatStopsRenewingIsToldItLostTheLease) {
   a->stop();
 }
 
+TEST_F(PostgresClusterTest, CancelRequestsOfEndedRunsAndLongSilentNodesAreForgotten) {
+  WriteBatch batch;
+  batch.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1});
+  batch.run_inserts.push_back(RunRecord{"t1", "done", "s1", "a", 1, kRunCompleted, "in", "{}", 1, 1, 1});
+  batch.run_inserts.push_back(RunRecord{"t1", "live", "s1", "a", 1, kRunRunning, "in", "{}", 1, 1, 1});
+  ASSERT_TRUE(store_->commit_and_wait(std::move(batch)).is_ok());
+  auto admin = PgConnection::connect(url_);
+  ASSERT_TRUE((*admin)->exec_script("INSERT INTO cancel_requests VALUES ('t1', 'done', 1), ('t1', 'live', 1); "
+                                    "INSERT INTO nodes VALUES ('node-gone', 'x:1', 0, 0)")
+                  .is_ok());
+  auto a = node("node-a");
+  a->start(ClusterHandlers{[](const std::string&, const std::string&, int64_t) {},
+                           [](const std::string&, const std::string&) {},
+                           [](const std::string&, const std::string&) {}});
+  auto count = [&](const char* query) {
+    auto rows = (*admin)->exec(query, PgParams());
+    return rows.is_ok() ? rows->int64(0, 0) : -1;
+  };
+  for (int attempt = 0; attempt < 300 && count("SELECT COUNT(*) FROM nodes WHERE node_id = 'node-gone'") != 0;
+       ++attempt) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  a->stop();
+  EXPECT_EQ(count("SELECT COUNT(*) FROM nodes WHERE node_id = 'node-gone'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cancel_requests WHERE run_id = 'done'"), 0);
+  EXPECT_EQ(count("SELECT COUNT(*) FROM cancel_requests WHERE run_id = 'live'"), 1) << "still to be carried out";
+}
+
 TEST_F(PostgresClusterTest, DescribeListsNodesAndWhatTheyHold) {
   auto a = node("node-a");
   a->start(ClusterHandlers{[](const std::string&, const std::string&, int64_t) {},
