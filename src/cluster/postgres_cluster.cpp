@@ -11,6 +11,7 @@ namespace continuum {
 namespace {
 
 constexpr int64_t kMinSweepGapMs = 20;
+constexpr int64_t kLeasesShownMax = 1000;  // GET /v1/cluster lists at most this many leases
 
 // The database's clock, in ms since the epoch: every lease time uses it.
 constexpr const char* kNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -142,6 +143,19 @@ Result<json::object> PostgresCluster::describe() {
                                        "AND l.expires_at_ms > NOW_MS AND r.status = 'running') "
                                        "FROM nodes n ORDER BY n.node_id"),
                                    PgParams().add(options_.lease_ttl_ms)));
+  // Which sessions each node holds (the first kLeasesShownMax of them).
+  ASSIGN_OR_RETURN(auto leases, loop_connection_->exec(
+                                    sql("SELECT node_id, tenant_id, session_id, epoch, expires_at_ms FROM "
+                                        "session_leases WHERE expires_at_ms > NOW_MS ORDER BY node_id, tenant_id, "
+                                        "session_id LIMIT $1"),
+                                    PgParams().add(kLeasesShownMax)));
+  std::map<std::string, json::array> leases_by_node;
+  for (int row = 0; row < leases.rows(); ++row) {
+    leases_by_node[leases.text(row, 0)].push_back(json::object{{"tenant", leases.text(row, 1)},
+                                                               {"session_id", leases.text(row, 2)},
+                                                               {"epoch", leases.int64(row, 3)},
+                                                               {"expires_at_ms", leases.int64(row, 4)}});
+  }
   json::array list;
   for (int row = 0; row < nodes.rows(); ++row) {
     list.push_back(json::object{{"id", nodes.text(row, 0)},
@@ -150,7 +164,8 @@ Result<json::object> PostgresCluster::describe() {
                                 {"heartbeat_at_ms", nodes.int64(row, 3)},
                                 {"alive", nodes.int64(row, 4) == 1},
                                 {"sessions_leased", nodes.int64(row, 5)},
-                                {"runs_running", nodes.int64(row, 6)}});
+                                {"runs_running", nodes.int64(row, 6)},
+                                {"leases", std::move(leases_by_node[nodes.text(row, 0)])}});
   }
   return json::object{{"object", "cluster"}, {"shared", true}, {"this_node", options_.node_id},
                       {"lease_ttl_ms", options_.lease_ttl_ms}, {"nodes", std::move(list)}};

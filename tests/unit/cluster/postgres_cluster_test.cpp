@@ -160,6 +160,8 @@ TEST_F(PostgresClusterTest, DescribeListsNodesAndWhatTheyHold) {
   const auto& entry = view.at("nodes").as_array()[0].as_object();
   EXPECT_EQ(entry.at("id").as_string(), "node-a");
   EXPECT_EQ(entry.at("sessions_leased").as_int64(), 1);
+  ASSERT_EQ(entry.at("leases").as_array().size(), 1u);
+  EXPECT_EQ(entry.at("leases").as_array()[0].at("session_id").as_string(), "s1");
   EXPECT_TRUE(entry.at("alive").as_bool());
 }
 
