@@ -26,36 +26,12 @@ import unittest
 from http.server import BaseHTTPRequestHandler
 
 from harness import (RUN_TIMEOUT_S, START_TIMEOUT_S, Client, ContinuumServer, InProcessModelProxy, IntegrationTest,
-                     Process, binary, free_port, http_tool, model_spec, wait_until)
+                     Process, binary, clean_env, describe, free_port, http_tool, model_spec, run_cli, wait_until)
 
-CLI_TIMEOUT_S = 120
 SESSION_LINE = re.compile(r"\bsession (sess_[A-Za-z0-9_-]+)")
 
 # The long reply is streamed by the mock in many small text deltas.
 LONG_TAIL = " ".join(["The quick brown fox jumps over the lazy dog."] * 6)
-
-
-def clean_env(**extra):
-    """The test runner's environment without CONTINUUM_* and OPENAI_* variables, plus `extra`."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONTINUUM_", "OPENAI_"))}
-    env.update(extra)
-    return env
-
-
-def run_cli(args, env, cwd, input_text=""):
-    """Runs `continuum ARGS` to completion with stdin a pipe fed `input_text`."""
-    argv = [binary("continuum"), *args]
-    try:
-        return subprocess.run(argv, input=input_text, capture_output=True, text=True, env=env, cwd=cwd,
-                              timeout=CLI_TIMEOUT_S)
-    except subprocess.TimeoutExpired as error:
-        raise AssertionError(f"{' '.join(argv)} did not finish in {CLI_TIMEOUT_S}s; "
-                             f"stdout={error.stdout!r} stderr={error.stderr!r}") from None
-
-
-def describe(result):
-    return (f"\n$ {' '.join(result.args)}\nexit {result.returncode}\n"
-            f"--- stdout ---\n{result.stdout[-4000:]}\n--- stderr ---\n{result.stderr[-4000:]}")
 
 
 def read_key_file(data_dir):
