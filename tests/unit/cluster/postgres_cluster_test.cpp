@@ -14,12 +14,7 @@ namespace {
 class PostgresClusterTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    url_ = test_postgres_url();
-    if (url_.empty()) {
-      if (read_process_env("CONTINUUM_REQUIRE_POSTGRES") == "1") FAIL() << "CONTINUUM_TEST_POSTGRES_URL is not set";
-      GTEST_SKIP() << "set CONTINUUM_TEST_POSTGRES_URL to run the PostgreSQL cases";
-    }
-    ASSERT_TRUE(reset_postgres_schema(url_).is_ok());
+    CONTINUUM_USE_TEST_POSTGRES(url_);
     auto store = PostgresStore::open(PostgresStoreOptions{url_}, clock_, nullptr);  // migrates
     ASSERT_TRUE(store.is_ok());
     store_ = std::move(*store);

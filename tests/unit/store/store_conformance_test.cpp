@@ -27,12 +27,7 @@ class StoreConformanceTest : public ::testing::TestWithParam<std::string> {
 
   void SetUp() override {
     if (postgres()) {
-      url_ = test_postgres_url();
-      if (url_.empty()) {
-        if (read_process_env("CONTINUUM_REQUIRE_POSTGRES") == "1") FAIL() << "CONTINUUM_TEST_POSTGRES_URL is not set";
-        GTEST_SKIP() << "set CONTINUUM_TEST_POSTGRES_URL to run the PostgreSQL cases";
-      }
-      ASSERT_TRUE(reset_postgres_schema(url_).is_ok());
+      CONTINUUM_USE_TEST_POSTGRES(url_);
     } else {
       path_ = std::filesystem::temp_directory_path() /
               ("continuum-store-test-" + std::to_string(::getpid()) + ".db");
