@@ -46,8 +46,6 @@ class Cluster {
   // successful renewal is too old, e.g. after a pause): it must not start an
   // effect then, since another node may already own the session.
   virtual bool lease_fresh() const = 0;
-  // Wakes the other nodes: a session may have work no node is running.
-  virtual void announce_work() = 0;
   // Records that a run executing on another node should be cancelled.
   virtual Status request_cancel(const std::string& tenant, const std::string& run_id) = 0;
   // The nodes and what they own, for GET /v1/cluster.
@@ -63,7 +61,6 @@ class LocalCluster final : public Cluster {
   Result<int64_t> acquire(const std::string&, const std::string&) override { return int64_t{0}; }
   void release(const std::string&, const std::string&, int64_t) override {}
   bool lease_fresh() const override { return true; }
-  void announce_work() override {}
   Status request_cancel(const std::string&, const std::string&) override {
     return internal_error("a single node has no other node to cancel on");
   }

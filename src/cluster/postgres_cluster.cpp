@@ -114,11 +114,6 @@ void PostgresCluster::release(const std::string& tenant, const std::string& sess
   (void)loop_connection_->exec_script("NOTIFY continuum_work");
 }
 
-void PostgresCluster::announce_work() {
-  std::lock_guard lock(loop_mutex_);
-  (void)loop_connection_->exec_script("NOTIFY continuum_work");
-}
-
 Status PostgresCluster::request_cancel(const std::string& tenant, const std::string& run_id) {
   std::lock_guard lock(loop_mutex_);
   if (!loop_connection_->healthy()) RETURN_IF_ERROR(loop_connection_->reconnect());

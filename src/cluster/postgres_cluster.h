@@ -43,7 +43,6 @@ class PostgresCluster final : public Cluster {
   Result<int64_t> acquire(const std::string& tenant, const std::string& session) override;
   void release(const std::string& tenant, const std::string& session, int64_t epoch) override;
   bool lease_fresh() const override;
-  void announce_work() override;
   Status request_cancel(const std::string& tenant, const std::string& run_id) override;
   Result<json::object> describe() override;
   void start(ClusterHandlers handlers) override;

@@ -30,7 +30,6 @@ class ScriptedCluster final : public Cluster {
     released.emplace_back(session, epoch);
   }
   bool lease_fresh() const override { return fresh; }
-  void announce_work() override {}
   Status request_cancel(const std::string&, const std::string& run_id) override {
     cancel_requests.push_back(run_id);
     return Status::ok();
