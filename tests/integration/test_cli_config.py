@@ -739,6 +739,26 @@ class ServeConfigTest(IntegrationTest):
                 self.assertEqual(code, 2, log)
                 self.assertIn(key, log)
 
+    def test_store_comes_from_the_file_env_or_flag_and_bad_ones_exit_2(self):
+        file_port, env_port, flag_port = free_port(), free_port(), free_port()
+        file_db, env_db, flag_db = self.dir("file.db"), self.dir("env.db"), self.dir("flag.db")
+        path = self.config(f"listen: 127.0.0.1:{file_port}\ndata_dir: {self.dir('store-data')}\nstore: sqlite:{file_db}\n")
+        for name, args, env, port, expected in (
+                ("file", ["--config", path], self.env(), file_port, file_db),
+                ("env over file", ["--config", path, "--listen", f"127.0.0.1:{env_port}"],
+                 self.env(CONTINUUM_STORE=f"sqlite:{env_db}"), env_port, env_db),
+                ("flag over env", ["--config", path, "--listen", f"127.0.0.1:{flag_port}", "--store", f"sqlite:{flag_db}"],
+                 self.env(CONTINUUM_STORE=f"sqlite:{env_db}"), flag_port, flag_db)):
+            with self.subTest(name):
+                server = self.serve(args, env, port)
+                self.assert_listening(server, port)
+                self.assertEqual(self.ready_record(server).get("store"), f"sqlite:{expected}")
+                self.assertTrue(os.path.exists(expected), f"{name}: the store is where it says")
+                self.stop_ok(server)
+        self.assertFalse(os.path.exists(os.path.join(self.dir("store-data"), "continuum.db")),
+                         "the data dir's default database is not used")
+        self.assert_config_rejected([("unknown scheme", "store: mysql://db/x\n", "store")])
+
     def test_log_level_and_listen_values_are_checked_like_the_others(self):
         # docs/configuration.md: log_level is one of debug, info, warn, error; listen is HOST:PORT.
         self.assert_config_rejected([
