@@ -14,7 +14,7 @@ constexpr int64_t kMinSweepGapMs = 20;
 constexpr int64_t kLeasesShownMax = 1000;  // GET /v1/cluster lists at most this many leases
 
 // The database's clock, in ms since the epoch: every lease time uses it.
-constexpr const char* kNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+constexpr const char* kNowMs = CONTINUUM_PG_NOW_MS;
 
 std::string sql(std::string text) {
   for (size_t at = text.find("NOW_MS"); at != std::string::npos; at = text.find("NOW_MS")) {

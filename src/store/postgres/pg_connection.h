@@ -20,6 +20,10 @@
 
 namespace continuum {
 
+// The database's clock in ms since the epoch, as SQL: lease times use it, so
+// nodes need not agree on time.
+#define CONTINUUM_PG_NOW_MS "(extract(epoch from clock_timestamp()) * 1000)::bigint"
+
 class PgParams {
  public:
   PgParams& add(int64_t number);

@@ -125,8 +125,8 @@ std::vector<Statement> compile(const WriteBatch& batch) {
     out.push_back(expecting("UPDATE runs SET status = $1, snapshot = $2, updated_at_ms = $3, version = $4 "
                             "WHERE tenant_id = $5 AND id = $6 AND version = $7 AND ($8 = 0 OR EXISTS "
                             "(SELECT 1 FROM session_leases l WHERE l.tenant_id = $5 AND l.session_id = "
-                            "runs.session_id AND l.epoch = $8 AND l.expires_at_ms > "
-                            "(extract(epoch from clock_timestamp()) * 1000)::bigint FOR SHARE))",
+                            "runs.session_id AND l.epoch = $8 AND l.expires_at_ms > " CONTINUUM_PG_NOW_MS
+                            " FOR SHARE))",
                             PgParams().add(run.status).add_bytes(run.snapshot_json).add(run.updated_at_ms)
                                 .add(run.version).add(run.tenant_id).add(run.id).add(run.version - 1)
                                 .add(run.lease_epoch),

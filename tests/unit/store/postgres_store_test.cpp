@@ -87,7 +87,7 @@ TEST_F(PostgresStoreTest, RunUpdatesAreFencedByTheSessionLease) {
   setup.run_inserts.push_back(RunRecord{"t1", "r1", "s1", "a", 1, kRunRunning, "in", "{}", 1, 1, 1});
   ASSERT_TRUE(store_->commit_and_wait(std::move(setup)).is_ok());
   ASSERT_TRUE(admin_->exec_script("INSERT INTO session_leases VALUES ('t1', 's1', 'node-b', 2, "
-                                  "(extract(epoch from clock_timestamp()) * 1000)::bigint + 60000)")
+                                  CONTINUUM_PG_NOW_MS " + 60000)")
                   .is_ok());
   int64_t version = 1;
   auto update = [&](int64_t epoch) {
