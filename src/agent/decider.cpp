@@ -14,7 +14,7 @@ Command fail(int64_t seq, std::string code, std::string message) {
 }  // namespace
 
 std::vector<Command> decide(const AgentSpec& agent, const RunSnapshot& snapshot, int64_t now_ms) {
-  if (snapshot.status != kRunRunning) return {};
+  if (!is_active_status(snapshot.status)) return {};
   if (snapshot.deadline_at_ms > 0 && now_ms >= snapshot.deadline_at_ms) {
     return {fail(snapshot.next_seq, "deadline_exceeded",
                  "the run exceeded its deadline of " + std::to_string(agent.limits.deadline_ms) + " ms")};

@@ -1,6 +1,7 @@
 // Administration routes: encryption keys (list, never their material;
 // rotate; destroy = crypto-shredding; keys are the tenant's), the cluster,
 // and the vault of tool credentials (values are write-only).
+#include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "core/json.h"
@@ -27,9 +28,9 @@ Status require_encryption(const ApiContext& ctx) {
   return Status::ok();
 }
 
-void list_keys(ApiContext& ctx, Writer writer) {
+void list_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (Status on = require_encryption(ctx); !on.is_ok()) return writer->send(error_response(on));
-  auto keys = ctx.store->list_data_keys(ctx.tenant);
+  auto keys = ctx.store->list_data_keys(caller(request).tenant);
   if (!keys.is_ok()) return writer->send(error_response(keys.status()));
   json::array data;
   for (const auto& key : *keys) data.push_back(key_view(key));
@@ -43,7 +44,7 @@ void rotate_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (auto unknown = first_unknown_key(*body, {})) {
     return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
   }
-  auto report = ctx.keyring->rotate(ctx.tenant);
+  auto report = ctx.keyring->rotate(caller(request).tenant);
   if (!report.is_ok()) return writer->send(error_response(report.status()));
   writer->send(json_response(200, json::object{{"object", "key_rotation"},
                                                {"kek_version", report->kek_version},
@@ -67,8 +68,11 @@ void shred_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (user->has_value() == tenant->has_value() || (*user && (*user)->empty())) {
     return writer->send(error_response(invalid_argument("give exactly one of user or tenant", "user")));
   }
-  if (*tenant && **tenant != ctx.tenant) return writer->send(error_response(not_found("tenant '" + **tenant + "' not found")));
-  auto report = ctx.keyring->shred(ctx.tenant, *user ? "user:" + **user : "");
+  const std::string& own_tenant = caller(request).tenant;
+  if (*tenant && **tenant != own_tenant) {
+    return writer->send(error_response(not_found("tenant '" + **tenant + "' not found")));
+  }
+  auto report = ctx.keyring->shred(own_tenant, *user ? "user:" + **user : "");
   if (!report.is_ok()) return writer->send(error_response(report.status()));
   json::array destroyed;
   for (const auto& key : report->destroyed) destroyed.push_back(key_view(key));
@@ -80,16 +84,22 @@ void shred_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
 }  // namespace
 
 void add_key_routes(Router& router, ApiContext& ctx) {
-  router.add("GET", "/v1/keys", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_keys(ctx, w); });
-  router.add("POST", "/v1/keys/rotate", [&ctx](HttpRequest& r, const PathParams&, Writer w) { rotate_keys(ctx, r, w); });
-  router.add("POST", "/v1/keys/shred", [&ctx](HttpRequest& r, const PathParams&, Writer w) { shred_keys(ctx, r, w); });
+  router.add("GET", "/v1/keys", guarded(ctx, "key:read", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               list_keys(ctx, r, w);
+             }));
+  router.add("POST", "/v1/keys/rotate", guarded(ctx, "key:write", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               rotate_keys(ctx, r, w);
+             }));
+  router.add("POST", "/v1/keys/shred", guarded(ctx, "key:write", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               shred_keys(ctx, r, w);
+             }));
 }
 
 void add_cluster_routes(Router& router, ApiContext& ctx) {
-  router.add("GET", "/v1/cluster", [&ctx](HttpRequest&, const PathParams&, Writer writer) {
-    auto view = ctx.cluster->describe();
-    writer->send(view.is_ok() ? json_response(200, *view) : error_response(view.status()));
-  });
+  router.add("GET", "/v1/cluster", guarded(ctx, "cluster:read", [&ctx](HttpRequest&, const PathParams&, Writer w) {
+               auto view = ctx.cluster->describe();
+               w->send(view.is_ok() ? json_response(200, *view) : error_response(view.status()));
+             }));
 }
 
 namespace {
@@ -127,9 +137,10 @@ void put_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params,
     return writer->send(error_response(invalid_argument("value must be 8-16384 bytes without line breaks", "value")));
   }
   int64_t now = ctx.clock->now_ms();
-  auto existing = ctx.store->list_secrets(ctx.tenant);
+  const std::string& tenant = caller(request).tenant;
+  auto existing = ctx.store->list_secrets(tenant);
   if (!existing.is_ok()) return writer->send(error_response(existing.status()));
-  SecretRecord secret{ctx.tenant, name, std::move(*value), now, now};
+  SecretRecord secret{tenant, name, std::move(*value), now, now};
   for (const auto& other : *existing) {
     if (other.name == name) secret.created_at_ms = other.created_at_ms;
   }
@@ -143,16 +154,16 @@ void put_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   });
 }
 
-void list_secrets(ApiContext& ctx, Writer writer) {
-  auto secrets = ctx.store->list_secrets(ctx.tenant);
+void list_secrets(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  auto secrets = ctx.store->list_secrets(caller(request).tenant);
   if (!secrets.is_ok()) return writer->send(error_response(secrets.status()));
   json::array data;
   for (const auto& secret : *secrets) data.push_back(secret_view(secret));
   writer->send(json_response(200, json::object{{"object", "list"}, {"data", std::move(data)}}));
 }
 
-void get_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
-  auto secrets = ctx.store->list_secrets(ctx.tenant);  // metadata only: the value is never read here
+void get_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto secrets = ctx.store->list_secrets(caller(request).tenant);  // metadata only: the value is never read here
   if (!secrets.is_ok()) return writer->send(error_response(secrets.status()));
   for (const auto& secret : *secrets) {
     if (secret.name == params.at("name")) return writer->send(json_response(200, secret_view(secret)));
@@ -160,9 +171,9 @@ void get_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
   writer->send(error_response(not_found("secret '" + params.at("name") + "' not found")));
 }
 
-void delete_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
+void delete_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   WriteBatch batch;
-  batch.secret_deletes.push_back(SecretRecord{ctx.tenant, params.at("name"), "", 0, 0});
+  batch.secret_deletes.push_back(SecretRecord{caller(request).tenant, params.at("name"), "", 0, 0});
   std::string name = params.at("name");
   ctx.store->commit(std::move(batch), [&ctx, name, writer](Status status) {
     ctx.loop->post([name, writer, status] {
@@ -176,13 +187,21 @@ void delete_secret(ApiContext& ctx, const PathParams& params, Writer writer) {
 }  // namespace
 
 void add_secret_routes(Router& router, ApiContext& ctx) {
-  router.add("GET", "/v1/secrets", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_secrets(ctx, w); });
+  router.add("GET", "/v1/secrets", guarded(ctx, "secret:read", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               list_secrets(ctx, r, w);
+             }));
   router.add("PUT", "/v1/secrets/{name}",
-             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { put_secret(ctx, r, p, w); });
+             guarded(ctx, "secret:write", [&ctx](HttpRequest& r, const PathParams& p, Writer w) {
+               put_secret(ctx, r, p, w);
+             }));
   router.add("GET", "/v1/secrets/{name}",
-             [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_secret(ctx, p, w); });
+             guarded(ctx, "secret:read", [&ctx](HttpRequest& r, const PathParams& p, Writer w) {
+               get_secret(ctx, r, p, w);
+             }));
   router.add("DELETE", "/v1/secrets/{name}",
-             [&ctx](HttpRequest&, const PathParams& p, Writer w) { delete_secret(ctx, p, w); });
+             guarded(ctx, "secret:write", [&ctx](HttpRequest& r, const PathParams& p, Writer w) {
+               delete_secret(ctx, r, p, w);
+             }));
 }
 
 }  // namespace continuum

@@ -1,6 +1,7 @@
 #include "api/handlers.h"
 
 #include "agent/agent_spec.h"
+#include "api/access.h"
 #include "api/errors.h"
 #include "engine/snapshot.h"
 
@@ -72,11 +73,12 @@ json::object session_view(const SessionRecord& record) {
 
 // ---- agents ----
 
-void put_agent(ApiContext& ctx, json::object body, const std::string& name, bool must_be_new, Writer writer) {
+void put_agent(ApiContext& ctx, const Principal& who, json::object body, const std::string& name, bool must_be_new,
+               Writer writer) {
   body["name"] = name;
   auto spec = parse_agent_spec(body);
   if (!spec.is_ok()) return writer->send(error_response(spec.status()));
-  auto latest = ctx.store->get_agent(ctx.tenant, name, std::nullopt);
+  auto latest = ctx.store->get_agent(who.tenant, name, std::nullopt);
   if (latest.is_ok() && must_be_new) {
     return writer->send(error_response(conflict("agent '" + name + "' already exists; PUT /v1/agents/" + name +
                                                 " makes a new version")));
@@ -84,7 +86,7 @@ void put_agent(ApiContext& ctx, json::object body, const std::string& name, bool
   if (!latest.is_ok() && latest.status().code() != Code::kNotFound) {
     return writer->send(error_response(latest.status()));
   }
-  AgentRecord record{ctx.tenant, name, latest.is_ok() ? latest->version + 1 : 1,
+  AgentRecord record{who.tenant, name, latest.is_ok() ? latest->version + 1 : 1,
                      to_json(agent_spec_to_json(*spec)), ctx.clock->now_ms()};
   int status = record.version == 1 ? 201 : 200;
   WriteBatch batch;
@@ -110,7 +112,9 @@ void create_agent(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (!is_valid_name(*name)) {
     return writer->send(error_response(invalid_argument("name must be 1-64 characters of [A-Za-z0-9_-]", "name")));
   }
-  put_agent(ctx, std::move(*body), *name, /*must_be_new=*/true, writer);
+  const Principal& who = caller(request);
+  if (!allowed(ctx, who, "agent:write", "agent:" + *name, {}, writer)) return;
+  put_agent(ctx, who, std::move(*body), *name, /*must_be_new=*/true, writer);
 }
 
 void update_agent(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
@@ -123,7 +127,9 @@ void update_agent(ApiContext& ctx, HttpRequest& request, const PathParams& param
   if (*given && **given != name) {
     return writer->send(error_response(invalid_argument("name in the body must match the URL", "name")));
   }
-  put_agent(ctx, std::move(*body), name, /*must_be_new=*/false, writer);
+  const Principal& who = caller(request);
+  if (!allowed(ctx, who, "agent:write", "agent:" + name, {}, writer)) return;
+  put_agent(ctx, who, std::move(*body), name, /*must_be_new=*/false, writer);
 }
 
 void get_agent(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
@@ -132,13 +138,17 @@ void get_agent(ApiContext& ctx, HttpRequest& request, const PathParams& params, 
   std::optional<int64_t> wanted;
   if (*version >= 1) wanted = *version;
   if (*version == 0) return writer->send(error_response(invalid_argument("version must be >= 1", "version")));
-  auto record = ctx.store->get_agent(ctx.tenant, params.at("name"), wanted);
+  const Principal& who = caller(request);
+  if (!allowed(ctx, who, "agent:read", "agent:" + params.at("name"), {}, writer)) return;
+  auto record = ctx.store->get_agent(who.tenant, params.at("name"), wanted);
   if (!record.is_ok()) return writer->send(error_response(record.status()));
   writer->send(json_response(200, agent_view(*record)));
 }
 
-void list_agents(ApiContext& ctx, Writer writer) {
-  auto records = ctx.store->list_agents(ctx.tenant);
+void list_agents(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  const Principal& who = caller(request);
+  if (!allowed(ctx, who, "agent:read", "agent:*", {}, writer)) return;
+  auto records = ctx.store->list_agents(who.tenant);
   if (!records.is_ok()) return writer->send(error_response(records.status()));
   json::array data;
   for (const auto& record : *records) data.push_back(agent_view(record));
@@ -149,7 +159,7 @@ void list_agents(ApiContext& ctx, Writer writer) {
 
 void add_agent_routes(Router& router, ApiContext& ctx) {
   router.add("POST", "/v1/agents", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_agent(ctx, r, w); });
-  router.add("GET", "/v1/agents", [&ctx](HttpRequest&, const PathParams&, Writer w) { list_agents(ctx, w); });
+  router.add("GET", "/v1/agents", [&ctx](HttpRequest& r, const PathParams&, Writer w) { list_agents(ctx, r, w); });
   router.add("GET", "/v1/agents/{name}",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_agent(ctx, r, p, w); });
   router.add("PUT", "/v1/agents/{name}",
@@ -159,14 +169,6 @@ void add_agent_routes(Router& router, ApiContext& ctx) {
 // ---- sessions ----
 
 namespace {
-
-// End-user ids key user-scoped encryption and appear in logs: a plain alphabet.
-bool is_valid_user_id(const std::string& user) {
-  if (user.empty() || user.size() > 128) return false;
-  return std::all_of(user.begin(), user.end(), [](char c) {
-    return std::isalnum(static_cast<unsigned char>(c)) || c == '.' || c == '_' || c == '@' || c == ':' || c == '-';
-  });
-}
 
 void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
@@ -178,16 +180,21 @@ void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (!agent.is_ok()) return writer->send(error_response(agent.status()));
   auto user = get_optional_string(*body, "user", "user");
   if (!user.is_ok()) return writer->send(error_response(user.status()));
-  if (*user && !is_valid_user_id(**user)) {
+  // End-user ids key user-scoped encryption and appear in logs: a plain alphabet.
+  if (*user && !is_valid_subject(**user)) {
     return writer->send(error_response(
         invalid_argument("user must be 1-128 characters of letters, digits and . _ @ : -", "user")));
   }
   auto metadata = get_optional_object(*body, "metadata", "metadata");
   if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
-  auto agent_record = ctx.store->get_agent(ctx.tenant, *agent, std::nullopt);
+  // A session belongs to the end user it names, else to its creator.
+  const Principal& who = caller(request);
+  std::string owner = user->value_or(who.user_id);
+  if (!allowed(ctx, who, "session:create", "session:*", {{"owner", owner}, {"agent", *agent}}, writer)) return;
+  auto agent_record = ctx.store->get_agent(who.tenant, *agent, std::nullopt);
   if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status()));
-  SessionRecord session{ctx.tenant, "sess_" + ctx.random->hex(12), *agent,
-                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), user->value_or("")};
+  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), *agent,
+                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
   WriteBatch batch;
   batch.session_inserts.push_back(session);
   ctx.store->commit(std::move(batch), [&ctx, session, writer](Status result) {
@@ -201,7 +208,16 @@ void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
 void list_sessions(ApiContext& ctx, HttpRequest& request, Writer writer) {
   auto limit = page_limit(request, 20);
   if (!limit.is_ok()) return writer->send(error_response(limit.status()));
-  auto records = ctx.store->list_sessions(ctx.tenant, request.query_param("after"), *limit + 1);
+  // Everyone's sessions if policy allows reading any; else the caller's own.
+  const Principal& who = caller(request);
+  auto read_any = permits(ctx, who, "session:read", "session:*", {{"owner", nullptr}});
+  if (!read_any.is_ok()) return writer->send(error_response(read_any.status()));
+  std::optional<std::string> only_user;
+  if (!*read_any) {
+    if (!allowed(ctx, who, "session:read", "session:*", {{"owner", who.user_id}}, writer)) return;
+    only_user = who.user_id;
+  }
+  auto records = ctx.store->list_sessions(who.tenant, only_user, request.query_param("after"), *limit + 1);
   if (!records.is_ok()) return writer->send(error_response(records.status()));
   bool has_more = static_cast<int>(records->size()) > *limit;
   if (has_more) records->pop_back();
@@ -212,16 +228,16 @@ void list_sessions(ApiContext& ctx, HttpRequest& request, Writer writer) {
                                                {"has_more", has_more}, {"next_cursor", next}}));
 }
 
-void get_session(ApiContext& ctx, const PathParams& params, Writer writer) {
-  auto record = ctx.store->get_session(ctx.tenant, params.at("id"));
-  if (!record.is_ok()) return writer->send(error_response(record.status()));
+void get_session(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto record = authorized_session(ctx, caller(request), params.at("id"), "session:read", writer);
+  if (!record) return;
   writer->send(json_response(200, session_view(*record)));
 }
 
-void delete_session(ApiContext& ctx, const PathParams& params, Writer writer) {
-  auto record = ctx.store->get_session(ctx.tenant, params.at("id"));
-  if (!record.is_ok()) return writer->send(error_response(record.status()));
-  auto unfinished = ctx.store->list_unfinished_runs_of_session(ctx.tenant, record->id, 1);
+void delete_session(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto record = authorized_session(ctx, caller(request), params.at("id"), "session:delete", writer);
+  if (!record) return;
+  auto unfinished = ctx.store->list_unfinished_runs_of_session(record->tenant_id, record->id, 1);
   if (!unfinished.is_ok()) return writer->send(error_response(unfinished.status()));
   if (!unfinished->empty()) {
     return writer->send(error_response(
@@ -243,9 +259,9 @@ void list_items(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   if (!limit.is_ok()) return writer->send(error_response(limit.status()));
   auto after = seq_param(request, "after");
   if (!after.is_ok()) return writer->send(error_response(after.status()));
-  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
-  if (!session.is_ok()) return writer->send(error_response(session.status()));
-  auto items = ctx.store->list_items(ctx.tenant, session->id, std::max<int64_t>(*after, 0), *limit + 1);
+  auto session = authorized_session(ctx, caller(request), params.at("id"), "session:read", writer);
+  if (!session) return;
+  auto items = ctx.store->list_items(session->tenant_id, session->id, std::max<int64_t>(*after, 0), *limit + 1);
   if (!items.is_ok()) return writer->send(error_response(items.status()));
   bool has_more = static_cast<int>(items->size()) > *limit;
   if (has_more) items->pop_back();
@@ -260,10 +276,10 @@ void list_items(ApiContext& ctx, HttpRequest& request, const PathParams& params,
                                                {"has_more", has_more}, {"next_cursor", next}}));
 }
 
-void list_session_runs(ApiContext& ctx, const PathParams& params, Writer writer) {
-  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
-  if (!session.is_ok()) return writer->send(error_response(session.status()));
-  auto runs = ctx.store->list_runs(ctx.tenant, session->id, kPageLimitMax);
+void list_session_runs(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto session = authorized_session(ctx, caller(request), params.at("id"), "session:read", writer);
+  if (!session) return;
+  auto runs = ctx.store->list_runs(session->tenant_id, session->id, kPageLimitMax);
   if (!runs.is_ok()) return writer->send(error_response(runs.status()));
   json::array data;
   for (const auto& run : *runs) data.push_back(run_view(run));
@@ -275,13 +291,14 @@ void list_session_runs(ApiContext& ctx, const PathParams& params, Writer writer)
 void add_session_routes(Router& router, ApiContext& ctx) {
   router.add("POST", "/v1/sessions", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_session(ctx, r, w); });
   router.add("GET", "/v1/sessions", [&ctx](HttpRequest& r, const PathParams&, Writer w) { list_sessions(ctx, r, w); });
-  router.add("GET", "/v1/sessions/{id}", [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_session(ctx, p, w); });
+  router.add("GET", "/v1/sessions/{id}",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_session(ctx, r, p, w); });
   router.add("DELETE", "/v1/sessions/{id}",
-             [&ctx](HttpRequest&, const PathParams& p, Writer w) { delete_session(ctx, p, w); });
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { delete_session(ctx, r, p, w); });
   router.add("GET", "/v1/sessions/{id}/items",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_items(ctx, r, p, w); });
   router.add("GET", "/v1/sessions/{id}/runs",
-             [&ctx](HttpRequest&, const PathParams& p, Writer w) { list_session_runs(ctx, p, w); });
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_session_runs(ctx, r, p, w); });
 }
 
 // ---- runs ----
@@ -316,16 +333,16 @@ struct RunWaiter {
   std::function<void(int)> respond;
 };
 
-void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t timeout_ms, int finished_status,
-                           Writer writer) {
+void respond_when_finished(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
+                           int finished_status, Writer writer) {
   auto waiter = std::make_shared<RunWaiter>();
   auto token = std::make_shared<int64_t>(0);
   auto hook = std::make_shared<int64_t>(0);
   std::weak_ptr<RunWaiter> weak = waiter;
-  waiter->respond = [&ctx, run_id, token, hook, writer](int status) {
+  waiter->respond = [&ctx, tenant, run_id, token, hook, writer](int status) {
     ctx.engine->unsubscribe(run_id, *token);  // drops the listener's reference
     ctx.remove_shutdown_hook(*hook);          // drops the hook's reference
-    auto record = ctx.store->get_run(ctx.tenant, run_id);
+    auto record = ctx.store->get_run(tenant, run_id);
     if (!record.is_ok()) return writer->send(error_response(record.status()));
     writer->send(json_response(is_terminal_status(record->status) ? status : 202, run_view(*record)));
   };
@@ -338,9 +355,9 @@ void respond_when_finished(ApiContext& ctx, const std::string& run_id, int64_t t
   *token = ctx.engine->subscribe(run_id, [waiter, fire, finished_status](const RunEvent& event) {
     if (event.terminal) fire(finished_status);
   });
-  ctx.engine->follow_remote(ctx.tenant, run_id);  // it may execute on another node
+  ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
   *hook = ctx.add_shutdown_hook([waiter, fire] { fire(202); });
-  auto current = ctx.store->get_run(ctx.tenant, run_id);
+  auto current = ctx.store->get_run(tenant, run_id);
   if (current.is_ok() && is_terminal_status(current->status)) return fire(finished_status);
   ctx.loop->post_after(timeout_ms, [fire] { fire(202); });
 }
@@ -364,22 +381,24 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   if (timeout_ms < 1 || timeout_ms > 3'600'000) {
     return writer->send(error_response(invalid_argument("wait_timeout_ms must be 1-3600000", "wait_timeout_ms")));
   }
-  auto session = ctx.store->get_session(ctx.tenant, params.at("id"));
-  if (!session.is_ok()) return writer->send(error_response(session.status()));
-  auto agent = ctx.store->get_agent(ctx.tenant, session->agent_name, std::nullopt);
+  auto session = authorized_session(ctx, caller(request), params.at("id"), "run:create", writer);
+  if (!session) return;
+  auto agent = ctx.store->get_agent(session->tenant_id, session->agent_name, std::nullopt);
   if (!agent.is_ok()) return writer->send(error_response(agent.status()));
   bool wait_for_end = wait->value_or(false);
   ctx.engine->submit_run(*session, *agent, std::move(*input),
                          [&ctx, wait_for_end, timeout_ms, writer](Result<RunRecord> run) {
                            if (!run.is_ok()) return writer->send(error_response(run.status()));
-                           if (wait_for_end) return respond_when_finished(ctx, run->id, timeout_ms, 200, writer);
+                           if (wait_for_end) {
+                             return respond_when_finished(ctx, run->tenant_id, run->id, timeout_ms, 200, writer);
+                           }
                            writer->send(json_response(202, run_view(*run)));
                          });
 }
 
-void get_run(ApiContext& ctx, const PathParams& params, Writer writer) {
-  auto record = ctx.store->get_run(ctx.tenant, params.at("id"));
-  if (!record.is_ok()) return writer->send(error_response(record.status()));
+void get_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto record = authorized_run(ctx, caller(request), params.at("id"), "run:read", writer);
+  if (!record) return;
   writer->send(json_response(200, run_view(*record)));
 }
 
@@ -388,9 +407,9 @@ void list_steps(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   if (!limit.is_ok()) return writer->send(error_response(limit.status()));
   auto after = seq_param(request, "after");
   if (!after.is_ok()) return writer->send(error_response(after.status()));
-  auto record = ctx.store->get_run(ctx.tenant, params.at("id"));
-  if (!record.is_ok()) return writer->send(error_response(record.status()));
-  auto steps = ctx.store->list_steps(ctx.tenant, record->id, *after, *limit + 1);
+  auto record = authorized_run(ctx, caller(request), params.at("id"), "run:read", writer);
+  if (!record) return;
+  auto steps = ctx.store->list_steps(record->tenant_id, record->id, *after, *limit + 1);
   if (!steps.is_ok()) return writer->send(error_response(steps.status()));
   bool has_more = static_cast<int>(steps->size()) > *limit;
   if (has_more) steps->pop_back();
@@ -401,16 +420,17 @@ void list_steps(ApiContext& ctx, HttpRequest& request, const PathParams& params,
                                                {"has_more", has_more}, {"next_cursor", next}}));
 }
 
-void cancel_run(ApiContext& ctx, const PathParams& params, Writer writer) {
+void cancel_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   std::string run_id = params.at("id");
-  auto record = ctx.store->get_run(ctx.tenant, run_id);
-  if (!record.is_ok()) return writer->send(error_response(record.status()));
+  auto record = authorized_run(ctx, caller(request), run_id, "run:cancel", writer);
+  if (!record) return;
   if (is_terminal_status(record->status)) {
     return writer->send(error_response(conflict("run " + run_id + " is already " + record->status)));
   }
-  ctx.engine->cancel_run(ctx.tenant, run_id, [&ctx, run_id, writer](Status status) {
+  std::string tenant = record->tenant_id;
+  ctx.engine->cancel_run(tenant, run_id, [&ctx, tenant, run_id, writer](Status status) {
     if (!status.is_ok()) return writer->send(error_response(status));
-    respond_when_finished(ctx, run_id, 60'000, 200, writer);
+    respond_when_finished(ctx, tenant, run_id, 60'000, 200, writer);
   });
 }
 
@@ -419,11 +439,11 @@ void cancel_run(ApiContext& ctx, const PathParams& params, Writer writer) {
 void add_run_routes(Router& router, ApiContext& ctx) {
   router.add("POST", "/v1/sessions/{id}/runs",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { create_run(ctx, r, p, w); });
-  router.add("GET", "/v1/runs/{id}", [&ctx](HttpRequest&, const PathParams& p, Writer w) { get_run(ctx, p, w); });
+  router.add("GET", "/v1/runs/{id}", [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_run(ctx, r, p, w); });
   router.add("GET", "/v1/runs/{id}/steps",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_steps(ctx, r, p, w); });
   router.add("POST", "/v1/runs/{id}/cancel",
-             [&ctx](HttpRequest&, const PathParams& p, Writer w) { cancel_run(ctx, p, w); });
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { cancel_run(ctx, r, p, w); });
 }
 
 }  // namespace continuum

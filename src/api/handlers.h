@@ -6,6 +6,7 @@
 #include <string>
 
 #include "api/router.h"
+#include "auth/authorizer.h"
 #include "core/clock.h"
 #include "engine/engine.h"
 #include "crypto/keyring.h"
@@ -21,7 +22,8 @@ struct ApiContext {
   EventLoop* loop = nullptr;
   const Clock* clock = nullptr;
   Random* random = nullptr;
-  std::string tenant = "default";
+  Authorizer* authorizer = nullptr;
+  bool approvals_allow_self = false;  // may a requesting user decide their own approval
   int64_t sse_keepalive_ms = 15'000;
   size_t sse_queued_bytes_max = 8 * 1024 * 1024;
 
@@ -46,6 +48,11 @@ void add_cluster_routes(Router& router, ApiContext& context);
 void add_secret_routes(Router& router, ApiContext& context);
 // GET /v1/keys, POST /v1/keys/rotate, POST /v1/keys/shred (admin_handlers.cpp).
 void add_key_routes(Router& router, ApiContext& context);
+// API keys (/v1/api-keys) and the tenant's policy (/v1/policy...)
+// (governance_handlers.cpp).
+void add_governance_routes(Router& router, ApiContext& context);
+// /v1/approvals... (approval_handlers.cpp).
+void add_approval_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);
 

@@ -1,13 +1,17 @@
 #include "api/server_app.h"
 
-#include <openssl/crypto.h>
 #include <sys/stat.h>
 
 #include <filesystem>
 #include <fstream>
 
+#include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
+#include "auth/api_keys.h"
+#include "auth/authorizer.h"
+#include "auth/policy_gate.h"
+#include "crypto/hash.h"
 #include "core/log.h"
 #include "net/event_loop.h"
 #include "net/http_client.h"
@@ -24,10 +28,6 @@ namespace continuum {
 namespace {
 
 constexpr const char* kDefaultOpenAiBaseUrl = "https://api.openai.com/v1";
-
-bool constant_time_equal(const std::string& a, const std::string& b) {
-  return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
-}
 
 std::string bearer_token(const HttpRequest& request) {
   std::string header = request.header("Authorization");
@@ -47,6 +47,8 @@ struct App {
   std::unique_ptr<SealingStore> sealing;       // over backend, when encryption is on
   std::unique_ptr<Cluster> cluster;            // leases when several nodes share PostgreSQL
   Store* store = nullptr;                      // what the engine and API use
+  std::unique_ptr<Authorizer> authorizer;
+  std::unique_ptr<PolicyEffectGate> gate;      // policy over the effects of runs
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
@@ -61,10 +63,24 @@ struct App {
 
 bool is_public_path(const std::string& path) { return path == "/healthz" || path == "/readyz"; }
 
-// Refuses unauthenticated requests before their body is read.
-std::optional<HttpResponse> check_head(const App& app, const HttpRequest& head) {
-  if (is_public_path(head.path) || constant_time_equal(bearer_token(head), app.api_key)) return std::nullopt;
-  return error_response(Status(Code::kUnauthenticated, "missing or invalid API key"));
+// The configured api_key (if any) is an admin of the system tenant; any
+// other token must be a stored API key.
+Result<Principal> authenticate(App& app, const HttpRequest& head) {
+  std::string token = bearer_token(head);
+  if (token.empty()) return Status(Code::kUnauthenticated, "missing or invalid API key");
+  if (!app.api_key.empty() && constant_time_equal(token, app.api_key)) {
+    return Principal{kSystemTenant, "admin", {"admin"}, "config"};
+  }
+  return authenticate_api_key(*app.store, token);
+}
+
+// Authenticates before the body is read; the principal rides on the request.
+std::optional<HttpResponse> check_head(App& app, HttpRequest& head) {
+  if (is_public_path(head.path)) return std::nullopt;
+  auto principal = authenticate(app, head);
+  if (!principal.is_ok()) return error_response(principal.status());
+  head.context = std::make_shared<const Principal>(std::move(*principal));
+  return std::nullopt;
 }
 
 void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWriter> writer) {
@@ -74,16 +90,45 @@ void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWrit
     return writer->send(app.ready ? json_response(200, json::object{{"status", "ready"}})
                                   : error_response(Status(Code::kUnavailable, "not ready")));
   }
-  if (!constant_time_equal(bearer_token(request), app.api_key)) {
+  if (!request.context) {  // check_head did not run (a malformed head): refuse
     return writer->send(error_response(Status(Code::kUnauthenticated, "missing or invalid API key")));
   }
   if (request.path == "/metrics" && request.method == "GET") {
+    if (!allowed(app.api, caller(request), "metrics:read", "metrics:*", {}, writer)) return;
     return writer->send(HttpResponse{200, "text/plain; version=0.0.4", app.metrics.render(), {}});
   }
   if (!app.ready && request.method != "GET") {
     return writer->send(error_response(Status(Code::kUnavailable, "the server is starting or shutting down")));
   }
   app.router.dispatch(request, std::move(writer));
+}
+
+// Tells the approval webhook (best effort, one attempt) that a call waits. The
+// body names the approval, never the arguments: approvers read those through
+// the API, under policy.
+void notify_webhook(App& app, const ApprovalRecord& approval) {
+  HttpClientRequest request;
+  request.url = app.config.approval_webhook_url;
+  request.headers.emplace_back("Content-Type", "application/json");
+  request.timeout_ms = 10'000;
+  request.body = to_json(json::object{{"type", "approval.requested"},
+                                      {"tenant", approval.tenant_id},
+                                      {"approval_id", approval.id},
+                                      {"run_id", approval.run_id},
+                                      {"session_id", approval.session_id},
+                                      {"tool", approval.tool},
+                                      {"arguments_hash", approval.arguments_hash},
+                                      {"requested_by", approval.requested_by},
+                                      {"agent", approval.agent},
+                                      {"expires_at_ms", approval.expires_at_ms}});
+  std::string id = approval.id;
+  app.http_client->send(std::move(request), nullptr, [id](Result<HttpClientResponse> response) {
+    if (!response.is_ok() || response->status >= 300) {
+      log::warn("approval webhook failed", {{"approval_id", id},
+                                            {"error", response.is_ok() ? std::to_string(response->status)
+                                                                       : response.status().to_string()}});
+    }
+  });
 }
 
 // The backend, and over it the sealing layer unless encryption is off.
@@ -109,6 +154,29 @@ Status open_storage(App& app) {
 }
 
 Result<std::string> load_or_create_line(const std::string& path, const std::string& prefix, int random_bytes);
+Status write_private_line(const std::string& path, const std::string& value);
+
+// Without a configured api_key, <data>/api-key holds an admin key of the
+// system tenant. If it is missing or no longer valid, a new one is issued,
+// written there (0600) and printed once.
+Status ensure_bootstrap_key(App& app) {
+  std::string path = app.config.data_dir + "/api-key";
+  std::ifstream existing(path);
+  std::string token;
+  if (existing && std::getline(existing, token) && authenticate_api_key(*app.store, token).is_ok()) {
+    return Status::ok();
+  }
+  IssuedApiKey issued = issue_api_key(kSystemTenant, "admin", {"admin"}, "bootstrap", "", SystemRandom::instance(),
+                                      SystemClock::instance());
+  WriteBatch batch;
+  batch.api_key_inserts.push_back(issued.record);
+  RETURN_IF_ERROR(app.store->commit_and_wait(std::move(batch)));
+  RETURN_IF_ERROR(write_private_line(path, issued.token));
+  log::info("issued the bootstrap admin API key", {{"id", issued.record.id}, {"path", path}});
+  std::printf("Bootstrap admin API key (shown once; also in %s):\n  %s\n", path.c_str(), issued.token.c_str());
+  std::fflush(stdout);
+  return Status::ok();
+}
 
 // PostgreSQL: several nodes may share the database, so sessions are leased.
 Status open_cluster(App& app) {
@@ -133,10 +201,8 @@ Status build(App& app) {
   std::error_code fs_error;
   std::filesystem::create_directories(app.config.data_dir, fs_error);
   if (fs_error) return internal_error("cannot create data dir " + app.config.data_dir + ": " + fs_error.message());
-  if (app.api_key.empty()) {
-    ASSIGN_OR_RETURN(app.api_key, load_or_create_api_key(app.config.data_dir));
-  }
   RETURN_IF_ERROR(open_storage(app));
+  if (app.api_key.empty()) RETURN_IF_ERROR(ensure_bootstrap_key(app));
   RETURN_IF_ERROR(open_cluster(app));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
   ToolRunnerOptions tool_options;
@@ -161,8 +227,16 @@ Status build(App& app) {
     if (spec.provider == "scripted") return app.scripted.get();
     return nullptr;
   };
+  app.authorizer = std::make_unique<Authorizer>(*app.store, SystemClock::instance());
+  app.gate = std::make_unique<PolicyEffectGate>(*app.store, *app.authorizer, SystemClock::instance());
   EngineOptions engine_options;
   engine_options.cluster = app.cluster.get();
+  engine_options.gate = app.gate.get();
+  engine_options.approval_ttl_ms = app.config.approval_ttl_ms;
+  engine_options.approval_poll_ms = app.config.approval_poll_ms;
+  if (!app.config.approval_webhook_url.empty()) {
+    engine_options.on_approval_requested = [&app](const ApprovalRecord& approval) { notify_webhook(app, approval); };
+  }
   app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
                                         resolver, *app.tools, &app.metrics, engine_options);
   app.api.store = app.store;
@@ -172,6 +246,8 @@ Status build(App& app) {
   app.api.loop = &app.loop;
   app.api.clock = &SystemClock::instance();
   app.api.random = &SystemRandom::instance();
+  app.api.authorizer = app.authorizer.get();
+  app.api.approvals_allow_self = app.config.approvals_allow_self;
   add_agent_routes(app.router, app.api);
   add_session_routes(app.router, app.api);
   add_run_routes(app.router, app.api);
@@ -179,10 +255,12 @@ Status build(App& app) {
   add_key_routes(app.router, app.api);
   add_cluster_routes(app.router, app.api);
   add_secret_routes(app.router, app.api);
+  add_governance_routes(app.router, app.api);
+  add_approval_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
-  options.check_head = [&app](const HttpRequest& head) { return check_head(app, head); };
+  options.check_head = [&app](HttpRequest& head) { return check_head(app, head); };
   app.server = make_http_server(app.loop, options, [&app](HttpRequest& request, std::shared_ptr<ResponseWriter> w) {
     handle_request(app, request, std::move(w));
   });
@@ -220,20 +298,25 @@ Result<std::string> load_or_create_line(const std::string& path, const std::stri
   std::string value;
   if (existing && std::getline(existing, value) && !value.empty()) return value;
   value = prefix + SystemRandom::instance().hex(random_bytes);
-  mode_t previous = umask(077);
-  std::ofstream out(path, std::ios::trunc);
-  umask(previous);
-  out << value << "\n";
-  if (!out) return internal_error("cannot write " + path);
+  RETURN_IF_ERROR(write_private_line(path, value));
   log::info("created file", {{"path", path}});
   return value;
 }
 
-}  // namespace
-
-Result<std::string> load_or_create_api_key(const std::string& data_dir) {
-  return load_or_create_line(data_dir + "/api-key", "ck_", 24);
+// Replaces `path` with one line, readable by the owner only.
+Status write_private_line(const std::string& path, const std::string& value) {
+  std::error_code ignored;
+  std::filesystem::remove(path, ignored);  // an old file may have looser permissions
+  mode_t previous = umask(077);
+  std::ofstream out(path, std::ios::trunc);
+  umask(previous);
+  out << value << "\n";
+  out.close();
+  if (!out) return internal_error("cannot write " + path);
+  return Status::ok();
 }
+
+}  // namespace
 
 int run_server(const ServerConfig& config) {
   auto app = std::make_unique<App>();

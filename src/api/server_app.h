@@ -13,7 +13,4 @@ namespace continuum {
 // Returns the process exit code.
 int run_server(const ServerConfig& config);
 
-// Reads <data_dir>/api-key, creating it (random, mode 0600) if missing.
-Result<std::string> load_or_create_api_key(const std::string& data_dir);
-
 }  // namespace continuum

@@ -4,6 +4,7 @@
 // store and written synchronously, then the stream subscribes to the engine.
 // Both happen in one loop turn, so no event can fall between them.
 #include "api/errors.h"
+#include "api/access.h"
 #include "api/handlers.h"
 
 namespace continuum {
@@ -35,10 +36,10 @@ Result<int64_t> resume_after(const HttpRequest& request) {
 // terminal, writing stops at the first gap, so a client resuming with
 // Last-Event-ID never skips a step that commits later. Returns true if the
 // terminal step was written.
-Result<bool> write_steps(ApiContext& ctx, const std::string& run_id, bool run_terminal, int64_t* last_seq,
-                         ResponseWriter& writer) {
+Result<bool> write_steps(ApiContext& ctx, const std::string& tenant, const std::string& run_id, bool run_terminal,
+                         int64_t* last_seq, ResponseWriter& writer) {
   for (;;) {
-    ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(ctx.tenant, run_id, *last_seq, kReplayPage));
+    ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(tenant, run_id, *last_seq, kReplayPage));
     for (const auto& step : steps) {
       if (!run_terminal && step.seq != *last_seq + 1) return false;
       writer.write(sse_frame(step.seq, step.kind, step_to_json_text(step)));
@@ -63,11 +64,12 @@ void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
 void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   auto after = resume_after(request);
   if (!after.is_ok()) return writer->send(error_response(after.status()));
-  auto run = ctx.store->get_run(ctx.tenant, params.at("id"));
-  if (!run.is_ok()) return writer->send(error_response(run.status()));
+  auto run = authorized_run(ctx, caller(request), params.at("id"), "run:read", writer);
+  if (!run) return;
+  std::string tenant = run->tenant_id;
   writer->start_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}});
   auto last_seq = std::make_shared<int64_t>(*after);
-  auto ended = write_steps(ctx, run->id, is_terminal_status(run->status), last_seq.get(), *writer);
+  auto ended = write_steps(ctx, tenant, run->id, is_terminal_status(run->status), last_seq.get(), *writer);
   if (!ended.is_ok() || *ended || is_terminal_status(run->status)) return writer->end();
   std::weak_ptr<ResponseWriter> weak = writer;
   std::string run_id = run->id;
@@ -77,19 +79,19 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
   // Live events wake the stream; committed steps are then read back from the
   // store in order (cheap, indexed), so nothing published before this
   // subscription, or out of seq order, is missed or duplicated.
-  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, last_seq, run_id](const RunEvent& event) {
+  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, last_seq, tenant, run_id](const RunEvent& event) {
     auto live = weak.lock();
     if (!live || live->closed()) return;
     if (event.seq < 0) {
       live->write(sse_frame(-1, event.type, event.data));
     } else {
-      auto done = write_steps(ctx, run_id, event.terminal, last_seq.get(), *live);
+      auto done = write_steps(ctx, tenant, run_id, event.terminal, last_seq.get(), *live);
       if (!done.is_ok() || *done) return live->end();
     }
     // A reader this far behind is cut off; it resumes with Last-Event-ID.
     if (live->queued_bytes() > ctx.sse_queued_bytes_max) live->end();
   });
-  ctx.engine->follow_remote(ctx.tenant, run_id);  // it may execute on another node
+  ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
   Engine* engine = ctx.engine;
   int64_t hook = ctx.add_shutdown_hook([weak] {
     if (auto live = weak.lock()) live->end();  // the client resumes with Last-Event-ID

@@ -11,10 +11,6 @@ namespace continuum::cli {
 
 namespace {
 
-int fail(const Status& status) {
-  std::cerr << "error: " << status.message() << "\n";
-  return 1;
-}
 
 void print_pretty(const json::value& value, std::ostream& out, int indent = 0) {
   std::string pad(static_cast<size_t>(indent), ' ');
@@ -43,12 +39,6 @@ void print_pretty(const json::value& value, std::ostream& out, int indent = 0) {
   }
 }
 
-int print_result(const Result<json::value>& result) {
-  if (!result.is_ok()) return fail(result.status());
-  print_pretty(*result, std::cout);
-  std::cout << "\n";
-  return 0;
-}
 
 json::value yaml_to_json(const YAML::Node& node) {
   switch (node.Type()) {
@@ -154,6 +144,18 @@ Status follow_run(ApiClient& client, const std::string& run_id) {
 }
 
 }  // namespace
+
+int fail(const Status& status) {
+  std::cerr << "error: " << status.message() << "\n";
+  return 1;
+}
+
+int print_result(const Result<json::value>& result) {
+  if (!result.is_ok()) return fail(result.status());
+  print_pretty(*result, std::cout);
+  std::cout << "\n";
+  return 0;
+}
 
 Result<json::value> yaml_file_to_json(const std::string& path) {
   try {

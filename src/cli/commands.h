@@ -26,6 +26,11 @@ int keys_new_kek(const std::string& key_file);
 // Interactive chat; `session_id` "" creates a session (its id is printed so it can be continued).
 int chat(ApiClient& client, const std::string& agent, const std::string& session_id);
 
+// Prints "error: <message>" to stderr; returns exit code 1.
+int fail(const Status& status);
+// Prints the JSON answer pretty, or the error; returns the exit code.
+int print_result(const Result<json::value>& result);
+
 // YAML (a superset of JSON) to JSON, for agent files.
 Result<json::value> yaml_file_to_json(const std::string& path);
 

@@ -6,6 +6,7 @@
 
 #include "api/server_app.h"
 #include "cli/commands.h"
+#include "cli/governance_commands.h"
 #include "core/process.h"
 #include "core/log.h"
 
@@ -130,11 +131,14 @@ int main(int argc, char** argv) {
       "new-kek", "Append a new key-encryption key version to a key file (offline; then run keys rotate)");
   keys_new_kek_cmd->add_option("--key-file", kek_file, "The key file (e.g. <data>/master.key)")->required();
 
+  cli::GovernanceCommands governance(app);
+
   CLI11_PARSE(app, argc, argv);
 
   if (serve_cmd->parsed()) return serve(serve_flags);
   if (keys_new_kek_cmd->parsed()) return cli::keys_new_kek(kek_file);
   cli::ApiClient client(client_options(server, api_key, data));
+  if (auto code = governance.run(client)) return *code;
   if (secrets_set_cmd->parsed()) return cli::secrets_set(client, secret_name);
   if (secrets_list_cmd->parsed()) return cli::secrets_list(client);
   if (secrets_delete_cmd->parsed()) return cli::secrets_delete(client, secret_name);

@@ -38,6 +38,14 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   else if (key == "model_base_url") config.model_base_url = value;
   else if (key == "model_api_key_env") config.model_api_key_env = value;
   else if (key == "scripted_model_file") config.scripted_model_file = value;
+  else if (key == "approval_webhook_url") config.approval_webhook_url = value;
+  else if (key == "approval_ttl_ms") {
+    ASSIGN_OR_RETURN(config.approval_ttl_ms, parse_int(value, key));
+  } else if (key == "approval_poll_ms") {
+    ASSIGN_OR_RETURN(config.approval_poll_ms, parse_int(value, key));
+  } else if (key == "approvals_allow_self") {
+    ASSIGN_OR_RETURN(config.approvals_allow_self, parse_bool(value, key));
+  }
   else if (key == "request_body_bytes_max") {
     ASSIGN_OR_RETURN(config.request_body_bytes_max, parse_int(value, key));
   } else if (key == "shutdown_grace_ms") {
@@ -61,7 +69,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
 const char* const kKeys[] = {"listen",          "data_dir",          "store",             "encryption",        "encryption_keys", "node_id", "lease_ttl_ms", "cluster_poll_ms", "api_key",
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
-                             "allow_private_tool_addresses", "tls_verify"};
+                             "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
+                             "approvals_allow_self", "approval_webhook_url"};
 
 }  // namespace
 
@@ -108,6 +117,14 @@ Status validate_config(const ServerConfig& config) {
   }
   if (config.cluster_poll_ms < 10 || config.cluster_poll_ms > 60'000) {
     return invalid_argument("cluster_poll_ms must be 10-60000", "cluster_poll_ms");
+  }
+  if (config.approval_ttl_ms < 1'000) return invalid_argument("approval_ttl_ms must be >= 1000", "approval_ttl_ms");
+  if (config.approval_poll_ms < 10 || config.approval_poll_ms > 600'000) {
+    return invalid_argument("approval_poll_ms must be 10-600000", "approval_poll_ms");
+  }
+  if (!config.approval_webhook_url.empty() && !config.approval_webhook_url.starts_with("http://") &&
+      !config.approval_webhook_url.starts_with("https://")) {
+    return invalid_argument("approval_webhook_url must be an http(s) URL", "approval_webhook_url");
   }
   if (!config.store.empty() && !config.store.starts_with("sqlite:") && !config.store.starts_with("postgres://") &&
       !config.store.starts_with("postgresql://")) {

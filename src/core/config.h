@@ -29,6 +29,10 @@ struct ServerConfig {
   std::string scripted_model_file;        // script for agents with model.provider "scripted"
   int64_t shutdown_grace_ms = 10'000;
   bool tls_verify = true;                 // verify TLS peers of model and tool endpoints
+  int64_t approval_ttl_ms = 7LL * 24 * 3600 * 1000;  // a pending approval expires (to a denial) after this
+  int64_t approval_poll_ms = 2'000;       // how often a waiting run looks for a decision made elsewhere
+  bool approvals_allow_self = false;      // may the requesting user decide their own approval
+  std::string approval_webhook_url;       // "" = none; POSTed when an approval is requested
 };
 
 using EnvReader = std::function<std::string(const std::string&)>;

@@ -7,19 +7,11 @@
 #include <fstream>
 #include <sstream>
 
+#include "crypto/hash.h"
+
 namespace continuum {
 
 namespace {
-
-std::string to_hex(std::string_view raw) {
-  static const char* kDigits = "0123456789abcdef";
-  std::string hex;
-  for (unsigned char c : raw) {
-    hex.push_back(kDigits[c >> 4]);
-    hex.push_back(kDigits[c & 15]);
-  }
-  return hex;
-}
 
 int hex_value(char c) {
   if (c >= '0' && c <= '9') return c - '0';

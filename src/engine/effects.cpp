@@ -71,7 +71,29 @@ void Engine::remember_context_items(ActiveRun& run, const std::vector<std::strin
   }
 }
 
+EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
+                                   json::value arguments) {
+  if (options_.gate == nullptr) return EffectVerdict{};
+  if (!run.session_user) {
+    auto session = store_.get_session(run.record.tenant_id, run.record.session_id);
+    if (!session.is_ok()) {
+      return EffectVerdict{EffectVerdictKind::kDeny, "", "the session could not be read: " + session.status().message()};
+    }
+    run.session_user = session->user_id;
+  }
+  EffectRequest request{run.record.tenant_id, run.record.session_id, *run.session_user, run.record.agent_name,
+                        run.record.id, seq, std::move(action), std::move(resource), std::move(arguments)};
+  return options_.gate->check(request);
+}
+
 void Engine::start_model_call(ActiveRun& run, int64_t seq) {
+  EffectVerdict verdict = check_effect(run, seq, "model:invoke", "model:" + run.agent->model.model, nullptr);
+  if (verdict.kind != EffectVerdictKind::kAllow) {
+    request_terminal(run, kStepRunFailed,
+                     json::object{{"code", "permission_denied"},
+                                  {"message", "the model call was denied by policy: " + verdict.reason}});
+    return;
+  }
   run.effects_in_flight.insert(seq);
   auto request = std::make_shared<ModelRequest>();
   request->spec = run.agent->model;
@@ -186,6 +208,17 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
     commit_tool_result(run, tool, "error: " + valid.message(), true, 0);
     return;
   }
+  if (run.projected.approvals.count(tool.seq)) {
+    if (!settle_approval(run, tool)) return;  // still waiting, or refused (a denial result is committed)
+  } else {
+    EffectVerdict verdict = check_effect(run, tool.seq, "tool:invoke", "tool:" + tool.name, *arguments);
+    if (verdict.kind == EffectVerdictKind::kRequireApproval) return request_approval(run, tool, verdict);
+    if (verdict.kind == EffectVerdictKind::kDeny) {
+      commit_tool_result(run, tool, "error: the call was denied by policy: " + verdict.reason, true, 0,
+                         /*denied=*/true);
+      return;
+    }
+  }
   auto call = std::make_shared<ToolCall>();
   call->agent = run.agent;
   call->spec = spec;
@@ -246,7 +279,7 @@ void Engine::on_tool_outcome(const std::string& run_id, uint64_t generation, std
 }
 
 void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& raw_output,
-                                bool is_error, int attempts) {
+                                bool is_error, int attempts, bool denied) {
   // Tool bytes come from outside: the journal only holds valid UTF-8 text.
   std::string output = sanitize_utf8(raw_output);
   int64_t now = clock_.now_ms();
@@ -257,6 +290,7 @@ void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const s
                        {"is_error", is_error},
                        {"attempts", attempts},
                        {"idempotency_key", run.record.id + ":" + std::to_string(tool.seq)}};
+  if (denied) payload["denied"] = true;
   json::object item{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", output}};
   StepRecord step{run.record.tenant_id, run.record.id, tool.seq, kStepToolCall, to_json(payload), now};
   commit_step(run, std::move(step), {to_json(item)}, nullptr);

@@ -183,7 +183,7 @@ void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) 
   run->projected = *snapshot;
   std::string run_id = run->record.id;
   active_run_by_session_[session_key(run->record.tenant_id, run->record.session_id)] = run_id;
-  bool running = run->committed.status == kRunRunning;
+  bool running = is_active_status(run->committed.status);
   int64_t deadline = run->committed.deadline_at_ms;
   runs_.emplace(run_id, std::move(run));
   active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
@@ -237,10 +237,10 @@ void Engine::advance(const std::string& run_id) {
 }
 
 void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
-                         std::function<void(ActiveRun&)> after_commit) {
+                         std::function<void(ActiveRun&)> after_commit, WriteBatch extra) {
   Status folded = fold_step(run.projected, step);
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
-  WriteBatch batch;
+  WriteBatch batch = std::move(extra);
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
@@ -344,7 +344,7 @@ void Engine::evict_and_reload(std::string tenant, std::string run_id) {  // by v
 void Engine::reload_run(const std::string& tenant, const std::string& run_id, int attempt) {
   if (find_run(run_id) != nullptr || draining_) return;
   auto record = store_.get_run(tenant, run_id);
-  if (record.is_ok() && shared_cluster() && record->status == kRunRunning) {
+  if (record.is_ok() && shared_cluster() && is_active_status(record->status)) {
     // The refused write may mean the lease moved on: take it afresh (a new
     // epoch; still ours or expired), or step down if another node holds it.
     held_leases_.erase(session_key(tenant, record->session_id));
@@ -366,7 +366,7 @@ void Engine::reload_run(const std::string& tenant, const std::string& run_id, in
     return;
   }
   std::string session = record->session_id;
-  if (record->status != kRunRunning) {
+  if (!is_active_status(record->status)) {
     // Finished (a racing cancel won) or never started: release the session.
     auto owner = active_run_by_session_.find(session_key(tenant, session));
     if (owner != active_run_by_session_.end() && owner->second == run_id) active_run_by_session_.erase(owner);
@@ -392,7 +392,7 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
     done(record.status());
     return;
   }
-  if (record->status == kRunRunning && shared_cluster()) {
+  if (is_active_status(record->status) && shared_cluster()) {
     done(options_.cluster->request_cancel(tenant, run_id));  // its node cancels it
     return;
   }

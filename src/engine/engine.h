@@ -31,6 +31,7 @@
 #include "agent/context.h"
 #include "cluster/cluster.h"
 #include "core/clock.h"
+#include "engine/effect_gate.h"
 #include "engine/event_loop.h"
 #include "engine/snapshot.h"
 #include "obs/metrics.h"
@@ -57,6 +58,12 @@ struct EngineOptions {
   // Several nodes on one store (null = this node is alone). Must outlive the engine.
   Cluster* cluster = nullptr;
   int64_t remote_poll_ms = 200;  // how often listeners of a run on another node see its new steps
+  // Policy over tool and model calls (null = every effect allowed). Must outlive the engine.
+  EffectGate* gate = nullptr;
+  int64_t approval_ttl_ms = 7LL * 24 * 3600 * 1000;  // a pending approval expires (to a denial) after this
+  int64_t approval_poll_ms = 2000;  // how often a waiting run looks for a decision made on another node
+  // Told of each approval once its request is durable (e.g. to call a webhook).
+  std::function<void(const ApprovalRecord&)> on_approval_requested;
 };
 
 class Engine {
@@ -82,6 +89,10 @@ class Engine {
   void submit_run(const SessionRecord& session, const AgentRecord& agent, std::string input,
                   std::function<void(Result<RunRecord>)> done);
 
+  // An approval of `run_id` was decided (through the API): if the run executes
+  // here, it goes on now rather than at its next poll.
+  void approval_decided(const std::string& tenant, const std::string& run_id);
+
   // Cancels a queued or active run; `done` receives the outcome.
   void cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done);
 
@@ -105,8 +116,9 @@ class Engine {
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
   void advance(const std::string& run_id);
+  // `extra` is written in the same transaction (e.g. an approval record).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
-                   std::function<void(ActiveRun&)> after_commit);
+                   std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {});
   void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step, Status status,
                          const std::vector<std::string>& item_messages,
                          const std::function<void(ActiveRun&)>& after_commit);
@@ -151,7 +163,17 @@ class Engine {
   void on_tool_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call, int attempt,
                        ToolOutcome outcome);
   void commit_tool_result(ActiveRun& run, const PendingTool& tool, const std::string& output, bool is_error,
-                          int attempts);
+                          int attempts, bool denied = false);
+  // Approvals (approvals.cpp). A held call keeps its seq in effects_in_flight
+  // until its approval_decided step commits; then advance() starts it again.
+  // Returns true if the call may run now (approved with the same arguments).
+  bool settle_approval(ActiveRun& run, const PendingTool& tool);
+  void request_approval(ActiveRun& run, const PendingTool& tool, const EffectVerdict& verdict);
+  void check_approval(const std::string& run_id, uint64_t generation, int64_t tool_seq, bool keep_polling);
+  void record_decision(ActiveRun& run, int64_t tool_seq, const ApprovalRecord& approval, bool expire_now);
+  // Asks the gate about an effect; the session's end user is read once per run.
+  EffectVerdict check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
+                             json::value arguments);
   ActiveRun* find_run(const std::string& run_id);
   ActiveRun* find_run(const std::string& run_id, uint64_t generation);
   void reload_run(const std::string& tenant, const std::string& run_id, int attempt);

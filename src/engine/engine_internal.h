@@ -34,6 +34,7 @@ struct Engine::ActiveRun {
   std::string streaming_text;
   bool terminal_requested = false;
   bool cancel_requested = false;
+  std::optional<std::string> session_user;  // the session's end user, read at the first policy check
 };
 
 struct Engine::Metrics {

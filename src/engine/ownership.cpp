@@ -71,7 +71,7 @@ void Engine::on_session_claimed(const std::string& tenant, const std::string& se
     return;
   }
   for (auto& record : *runs) {
-    if (record.status != kRunRunning) continue;
+    if (!is_active_status(record.status)) continue;
     auto agent = load_agent(tenant, record.agent_name, record.agent_version);
     if (!agent.is_ok()) {
       log::error("cannot resume run: agent missing", {{"run_id", record.id}});

@@ -39,6 +39,14 @@ json::object snapshot_to_json(const RunSnapshot& snapshot) {
                    {"error_code", snapshot.error_code},
                    {"error_message", snapshot.error_message}};
   if (snapshot.final_text) obj["final_text"] = *snapshot.final_text;
+  if (!snapshot.approvals.empty()) {
+    json::array approvals;
+    for (const auto& [seq, approval] : snapshot.approvals) {
+      approvals.push_back(json::object{{"seq", seq}, {"approval_id", approval.approval_id},
+                                       {"arguments_hash", approval.arguments_hash}, {"decision", approval.decision}});
+    }
+    obj["approvals"] = std::move(approvals);
+  }
   return obj;
 }
 
@@ -81,6 +89,15 @@ Result<RunSnapshot> snapshot_from_json(std::string_view text) {
   if (const json::value* final_text = obj.if_contains("final_text"); final_text && final_text->is_string()) {
     snapshot.final_text = std::string(final_text->as_string());
   }
+  if (const json::value* approvals = obj.if_contains("approvals"); approvals && approvals->is_array()) {
+    for (const auto& entry : approvals->as_array()) {
+      if (!entry.is_object()) continue;
+      const auto& approval = entry.as_object();
+      snapshot.approvals[int_field(approval, "seq")] =
+          ApprovalState{string_field(approval, "approval_id"), string_field(approval, "arguments_hash"),
+                        string_field(approval, "decision")};
+    }
+  }
   snapshot.started_at_ms = int_field(obj, "started_at_ms");
   snapshot.deadline_at_ms = int_field(obj, "deadline_at_ms");
   snapshot.output = string_field(obj, "output");
@@ -117,6 +134,27 @@ Status fold_model_call(RunSnapshot& snapshot, const json::object& payload, int64
   return Status::ok();
 }
 
+Status fold_approval(RunSnapshot& snapshot, const std::string& kind, const json::object& payload) {
+  int64_t tool_seq = int_field(payload, "tool_seq");
+  bool pending = std::any_of(snapshot.pending_tools.begin(), snapshot.pending_tools.end(),
+                             [&](const PendingTool& tool) { return tool.seq == tool_seq; });
+  if (!pending) return internal_error(kind + " for seq " + std::to_string(tool_seq) + " matches no pending tool call");
+  if (kind == kStepApprovalRequested) {
+    snapshot.approvals[tool_seq] =
+        ApprovalState{string_field(payload, "approval_id"), string_field(payload, "arguments_hash"), ""};
+  } else {
+    auto found = snapshot.approvals.find(tool_seq);
+    if (found == snapshot.approvals.end() || !found->second.decision.empty()) {
+      return internal_error("approval_decided for seq " + std::to_string(tool_seq) + " without a pending approval");
+    }
+    found->second.decision = string_field(payload, "decision");
+  }
+  bool waiting = std::any_of(snapshot.approvals.begin(), snapshot.approvals.end(),
+                             [](const auto& entry) { return entry.second.decision.empty(); });
+  snapshot.status = waiting ? kRunWaiting : kRunRunning;
+  return Status::ok();
+}
+
 }  // namespace
 
 Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
@@ -128,6 +166,7 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
       return internal_error("tool_call step " + std::to_string(step.seq) + " matches no pending tool call");
     }
     snapshot.pending_tools.erase(found);
+    snapshot.approvals.erase(step.seq);
     snapshot.tool_calls += 1;
     return Status::ok();
   }
@@ -145,6 +184,9 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
     snapshot.next_seq = step.seq + 1;
   } else if (step.kind == kStepModelCall) {
     RETURN_IF_ERROR(fold_model_call(snapshot, payload, step.seq));
+  } else if (step.kind == kStepApprovalRequested || step.kind == kStepApprovalDecided) {
+    RETURN_IF_ERROR(fold_approval(snapshot, step.kind, payload));
+    snapshot.next_seq = step.seq + 1;
   } else if (step.kind == kStepRunCompleted) {
     snapshot.status = kRunCompleted;
     snapshot.output = string_field(payload, "output");
@@ -154,6 +196,7 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
     snapshot.error_code = string_field(payload, "code");
     snapshot.error_message = string_field(payload, "message");
     snapshot.pending_tools.clear();
+    snapshot.approvals.clear();
     snapshot.next_seq = step.seq + 1;
   } else {
     return internal_error("unknown step kind '" + step.kind + "'");

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -24,12 +25,24 @@ inline constexpr const char* kStepToolCall = "tool_call";
 inline constexpr const char* kStepRunCompleted = "run_completed";
 inline constexpr const char* kStepRunFailed = "run_failed";
 inline constexpr const char* kStepRunCancelled = "run_cancelled";
+// A tool call that policy holds for a person's decision; the run waits.
+inline constexpr const char* kStepApprovalRequested = "approval_requested";
+// The decision (approved, denied or expired); the run goes on.
+inline constexpr const char* kStepApprovalDecided = "approval_decided";
 
 struct PendingTool {
   int64_t seq = 0;           // the journal seq its result will take; the idempotency key's suffix
   std::string call_id;       // the model's tool_call id
   std::string name;
   std::string arguments;     // JSON text as the model produced it
+};
+
+// A pending tool call's approval, from approval_requested until its
+// tool_call step. `decision` is "" while the run waits for it.
+struct ApprovalState {
+  std::string approval_id;
+  std::string arguments_hash;
+  std::string decision;
 };
 
 struct Usage {
@@ -45,6 +58,7 @@ struct RunSnapshot {
   int64_t tool_calls = 0;
   Usage usage;
   std::vector<PendingTool> pending_tools;    // tool calls of the last model step without a result yet
+  std::map<int64_t, ApprovalState> approvals;  // by tool call seq; status is waiting while one is undecided
   std::optional<std::string> final_text;     // the model answered without tool calls
   int64_t started_at_ms = 0;
   int64_t deadline_at_ms = 0;                // 0 = none

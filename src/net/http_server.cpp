@@ -254,6 +254,7 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
     parser.header_limit(static_cast<uint32_t>(options.header_bytes_max));
     stream.expires_after(std::chrono::milliseconds(options.idle_timeout_ms));
     auto [head_error, head_bytes] = co_await http::async_read_header(stream, buffer, parser, kTuple);
+    std::shared_ptr<const void> head_context;
     if (!head_error && options.check_head) {
       // Before the body is read: a request that will be refused (no API key)
       // must not make the server buffer megabytes first.
@@ -264,6 +265,7 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
                                 refusal->headers, false, parser.get().version());
           break;
         }
+        head_context = std::move(head.context);
       }
     }
     auto [read_error, read_bytes] = head_error ? std::make_tuple(head_error, head_bytes)
@@ -290,6 +292,7 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
     request.remote_address = remote;
     auto writer = std::make_shared<WriterImpl>(stream.get_executor());
     Status filled = fill_request(raw, request);
+    request.context = std::move(head_context);
     if (!filled.is_ok()) {
       writer->send(HttpResponse{400, "application/json", error_json("bad_request", filled.message()), {}});
     } else {

@@ -28,6 +28,9 @@ struct HttpRequest {
   HeaderList headers;
   std::string body;
   std::string remote_address;
+  // Set by HttpServerOptions::check_head for the handler (the API puts the
+  // authenticated principal here); opaque to the server.
+  std::shared_ptr<const void> context;
 
   std::string header(std::string_view name) const;        // case-insensitive; "" if absent
   std::string query_param(std::string_view name) const;   // "" if absent
@@ -68,8 +71,9 @@ struct HttpServerOptions {
   int64_t request_timeout_ms = 60'000; // time to receive one request
   int connections_max = 20'000;
   // Called with the request head (no body yet); a response returned here is
-  // sent instead of reading the body, and the connection is closed.
-  std::function<std::optional<HttpResponse>(const HttpRequest& head)> check_head;
+  // sent instead of reading the body, and the connection is closed. What it
+  // leaves in head.context reaches the handler in request.context.
+  std::function<std::optional<HttpResponse>(HttpRequest& head)> check_head;
 };
 
 class HttpServer {

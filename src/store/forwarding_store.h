@@ -21,9 +21,10 @@ class ForwardingStore : public Store {
   Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) override {
     return inner_.get_session(tenant, id);
   }
-  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant, const std::string& after_id,
-                                                   int limit) override {
-    return inner_.list_sessions(tenant, after_id, limit);
+  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant,
+                                                   const std::optional<std::string>& user_id,
+                                                   const std::string& after_id, int limit) override {
+    return inner_.list_sessions(tenant, user_id, after_id, limit);
   }
   Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
                                              int64_t after_seq, int limit) override {
@@ -52,6 +53,24 @@ class ForwardingStore : public Store {
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run, int64_t after_seq,
                                              int limit) override {
     return inner_.list_steps(tenant, run, after_seq, limit);
+  }
+  Result<ApiKeyRecord> get_api_key(const std::string& id) override { return inner_.get_api_key(id); }
+  Result<std::vector<ApiKeyRecord>> list_api_keys(const std::string& tenant) override {
+    return inner_.list_api_keys(tenant);
+  }
+  Result<PolicyRecord> get_policy(const std::string& tenant, std::optional<int64_t> version) override {
+    return inner_.get_policy(tenant, version);
+  }
+  Result<std::vector<PolicyRecord>> list_policies(const std::string& tenant, int limit) override {
+    return inner_.list_policies(tenant, limit);
+  }
+  Result<ApprovalRecord> get_approval(const std::string& tenant, const std::string& id) override {
+    return inner_.get_approval(tenant, id);
+  }
+  Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
+                                                     int64_t now_ms, const std::string& after_id,
+                                                     int limit) override {
+    return inner_.list_approvals(tenant, status, now_ms, after_id, limit);
   }
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override {
     return inner_.get_secret(tenant, name);

@@ -45,6 +45,8 @@ inline constexpr const char* kRunFailed = "failed";
 inline constexpr const char* kRunCancelled = "cancelled";
 
 bool is_terminal_status(const std::string& status);
+// Running or waiting (for an approval): the run is executing on some node.
+inline bool is_active_status(const std::string& status) { return status == kRunRunning || status == kRunWaiting; }
 
 struct RunRecord {
   std::string tenant_id;
@@ -102,6 +104,59 @@ struct SecretRecord {
   int64_t updated_at_ms = 0;
 };
 
+// An API key. The key a client holds is "ck_<id>_<secret>"; only the
+// SHA-256 of the secret is stored. Authentication looks keys up by id across
+// tenants: the key is what tells the server which tenant the caller is in.
+struct ApiKeyRecord {
+  std::string id;               // "key_<hex>"; unique across tenants
+  std::string tenant_id;
+  std::string user_id;          // the principal's subject
+  std::string roles_json = "[]";  // JSON array of role names
+  std::string name;             // a label for people
+  std::string secret_hash;      // lowercase hex SHA-256 of the secret
+  int64_t created_at_ms = 0;
+  int64_t revoked_at_ms = 0;    // 0 = active
+  std::string created_by;       // the subject that created it ("" at bootstrap)
+};
+
+// One version of a tenant's policy document (policy/policy.h), in its
+// canonical JSON form. Versions are immutable; the newest one is in force.
+struct PolicyRecord {
+  std::string tenant_id;
+  int64_t version = 0;          // 1, 2, ...
+  std::string document_json;
+  int64_t created_at_ms = 0;
+  std::string created_by;
+};
+
+// Approval statuses. "pending" past expires_at_ms is shown as expired.
+inline constexpr const char* kApprovalPending = "pending";
+inline constexpr const char* kApprovalApproved = "approved";
+inline constexpr const char* kApprovalDenied = "denied";
+inline constexpr const char* kApprovalExpired = "expired";
+
+// A tool call that policy made wait for a person's decision. Bound to the
+// exact arguments by their hash; decided at most once.
+struct ApprovalRecord {
+  std::string tenant_id;
+  std::string id;               // "apr_<hex>", derived from (run, seq): one per call
+  std::string run_id;
+  std::string session_id;
+  int64_t seq = 0;              // the tool call's journal seq
+  std::string tool;
+  std::string arguments_json;   // sealed at rest
+  std::string arguments_hash;   // hex SHA-256 of arguments_json
+  std::string statement;        // the policy statement that required it
+  std::string requested_by;     // the session's end user ("" = none)
+  std::string agent;
+  std::string status = kApprovalPending;
+  int64_t created_at_ms = 0;
+  int64_t expires_at_ms = 0;
+  int64_t decided_at_ms = 0;
+  std::string decided_by;       // "" until decided; "system" for an expiry
+  std::string comment;
+};
+
 // What one logical change writes; applied atomically. Many batches share one
 // transaction and one fsync (group commit), each under its own savepoint.
 struct WriteBatch {
@@ -116,12 +171,20 @@ struct WriteBatch {
   std::vector<DataKeyRecord> data_key_updates;  // kek_version, wrapped_key, destroyed_at; must exist
   std::vector<SecretRecord> secret_upserts;     // created, or value and updated_at replaced
   std::vector<SecretRecord> secret_deletes;     // by (tenant, name); must exist
+  std::vector<ApiKeyRecord> api_key_inserts;    // conflict if the id exists
+  std::vector<ApiKeyRecord> api_key_revokes;    // by (tenant, id), sets revoked_at; must exist and be active
+  std::vector<PolicyRecord> policy_inserts;     // conflict if (tenant, version) exists
+  std::vector<ApprovalRecord> approval_inserts;   // conflict if (tenant, id) exists
+  // status, decided_at, decided_by, comment; only from pending, and (except
+  // to expired) only before expires_at: otherwise kConflict.
+  std::vector<ApprovalRecord> approval_decisions;
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
            run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
-           secret_deletes.empty();
+           secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
+           policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty();
   }
 };
 

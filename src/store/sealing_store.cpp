@@ -106,6 +106,11 @@ Status SealingStore::seal_batch(WriteBatch& batch) {
     ASSIGN_OR_RETURN(step.payload_json, seal(step.tenant_id, scope, "steps", step_row(step.run_id, step.seq),
                                              "payload", step.payload_json));
   }
+  for (auto& approval : batch.approval_inserts) {
+    ASSIGN_OR_RETURN(auto scope, run_scope(approval.tenant_id, approval.run_id));
+    ASSIGN_OR_RETURN(approval.arguments_json, seal(approval.tenant_id, scope, "approvals", approval.id, "arguments",
+                                                   approval.arguments_json));
+  }
   for (auto& secret : batch.secret_upserts) {
     ASSIGN_OR_RETURN(secret.value, seal(secret.tenant_id, "tenant", "secrets", secret.name, "value", secret.value));
   }
@@ -163,8 +168,9 @@ Result<SessionRecord> SealingStore::get_session(const std::string& tenant, const
 }
 
 Result<std::vector<SessionRecord>> SealingStore::list_sessions(const std::string& tenant,
+                                                               const std::optional<std::string>& user_id,
                                                                const std::string& after_id, int limit) {
-  ASSIGN_OR_RETURN(auto sessions, inner_.list_sessions(tenant, after_id, limit));
+  ASSIGN_OR_RETURN(auto sessions, inner_.list_sessions(tenant, user_id, after_id, limit));
   for (auto& session : sessions) open_session_metadata(session);
   return sessions;
 }
@@ -233,6 +239,27 @@ Result<std::vector<RunRecord>> SealingStore::list_unfinished_runs() {
     }
   }
   return readable;
+}
+
+// Arguments that do not open (a shredded user, damage) read as null: the
+// approval stays listable and decidable (its hash still binds the call).
+void SealingStore::open_approval(ApprovalRecord& approval) {
+  auto opened = open(approval.tenant_id, "approvals", approval.id, "arguments", approval.arguments_json);
+  approval.arguments_json = opened.is_ok() ? std::move(*opened) : "null";
+}
+
+Result<ApprovalRecord> SealingStore::get_approval(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto approval, inner_.get_approval(tenant, id));
+  open_approval(approval);
+  return approval;
+}
+
+Result<std::vector<ApprovalRecord>> SealingStore::list_approvals(const std::string& tenant, const std::string& status,
+                                                                 int64_t now_ms, const std::string& after_id,
+                                                                 int limit) {
+  ASSIGN_OR_RETURN(auto approvals, inner_.list_approvals(tenant, status, now_ms, after_id, limit));
+  for (auto& approval : approvals) open_approval(approval);
+  return approvals;
 }
 
 Result<SecretRecord> SealingStore::get_secret(const std::string& tenant, const std::string& name) {

@@ -39,8 +39,9 @@ class SealingStore final : public ForwardingStore {
                                 std::optional<int64_t> version) override;
   Result<std::vector<AgentRecord>> list_agents(const std::string& tenant) override;
   Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) override;
-  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant, const std::string& after_id,
-                                                   int limit) override;
+  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant,
+                                                   const std::optional<std::string>& user_id,
+                                                   const std::string& after_id, int limit) override;
   Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
                                              int64_t after_seq, int limit) override;
   Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
@@ -57,6 +58,10 @@ class SealingStore final : public ForwardingStore {
   Result<std::vector<RunRecord>> list_unfinished_runs() override;
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run, int64_t after_seq,
                                              int limit) override;
+  Result<ApprovalRecord> get_approval(const std::string& tenant, const std::string& id) override;
+  Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
+                                                     int64_t now_ms, const std::string& after_id,
+                                                     int limit) override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
 
@@ -69,6 +74,7 @@ class SealingStore final : public ForwardingStore {
   // A session whose metadata does not open (shredded user, damage) keeps its
   // plain fields and gets metadata null.
   void open_session_metadata(SessionRecord& session);
+  void open_approval(ApprovalRecord& approval);
   Status open_run(RunRecord& run);
   Result<std::vector<RunRecord>> open_runs(Result<std::vector<RunRecord>> runs);
   Result<std::vector<ItemRecord>> open_items(Result<std::vector<ItemRecord>> items);

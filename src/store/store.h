@@ -35,7 +35,9 @@ class Store {
 
   virtual Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) = 0;
   // Newest first; `after_id` is the cursor (the last id of the previous page).
+  // With `user_id`, only that end user's sessions.
   virtual Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant,
+                                                           const std::optional<std::string>& user_id,
                                                            const std::string& after_id, int limit) = 0;
 
   // Oldest first, items with seq > after_seq.
@@ -63,6 +65,23 @@ class Store {
   virtual Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) = 0;
   // By name; `value` is left empty (listing never reads secret values).
   virtual Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) = 0;
+
+  // The authentication lookup: by id across tenants (the key names its tenant).
+  virtual Result<ApiKeyRecord> get_api_key(const std::string& id) = 0;
+  // Oldest first, revoked ones included.
+  virtual Result<std::vector<ApiKeyRecord>> list_api_keys(const std::string& tenant) = 0;
+
+  // The newest version when `version` is empty; kNotFound when the tenant has none.
+  virtual Result<PolicyRecord> get_policy(const std::string& tenant, std::optional<int64_t> version) = 0;
+  // Newest first.
+  virtual Result<std::vector<PolicyRecord>> list_policies(const std::string& tenant, int limit) = 0;
+
+  virtual Result<ApprovalRecord> get_approval(const std::string& tenant, const std::string& id) = 0;
+  // Oldest first, after the approval `after_id` ("" = from the start); `status` "" = any. "pending" lists
+  // only those not yet expired at `now_ms`.
+  virtual Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
+                                                             int64_t now_ms, const std::string& after_id,
+                                                             int limit) = 0;
 
   // Every data key of `tenant`, or of all tenants if `tenant` is "".
   virtual Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) = 0;

@@ -169,7 +169,8 @@ class EncryptionTest(IntegrationTest):
         self.assertIn(canary["spec"], agent["instructions"])
         session = self.client.ok("GET", f"/v1/sessions/{session_id}", expect=200)
         self.assertEqual(session["metadata"], {"note": f"about {canary['meta']}"})
-        self.assertEqual(session["user"], "canary-user" if tag == "user" else None, session)
+        # Without "user", the session belongs to its creator (the admin key here).
+        self.assertEqual(session["user"], "canary-user" if tag == "user" else "admin", session)
         run = self.client.run(run_id)
         self.assertEqual(run["input"], f"please check {canary['input']}")
         self.assertEqual(run["output"], f"the answer is {canary['answer']}")
@@ -297,7 +298,7 @@ class EncryptionTest(IntegrationTest):
             if user:
                 body["user"] = user
             session = self.client.ok("POST", "/v1/sessions", body, expect=201)
-            self.assertEqual(session["user"], user, session)
+            self.assertEqual(session["user"], user or "admin", session)  # else its creator's
             run = self.client.start_run(session["id"], f"hello from {user or 'the tenant'}", wait=True)
             self.assertEqual(run["status"], "completed", run)
             sessions[user] = (session["id"], run["id"])
@@ -374,7 +375,7 @@ class EncryptionTest(IntegrationTest):
         old_steps = {user: self.client.steps(run) for user, run in first_runs.items()}
 
         before = self.keys_by_scope()
-        self.assertEqual(sorted(before), ["tenant", "user:carol"], before)
+        self.assertEqual(sorted(before), ["tenant", "user:admin", "user:carol"], before)
         for scope, keys in before.items():
             self.assertEqual([(k["version"], k["kek_version"], k["state"]) for k in keys], [(1, 1, "active")], scope)
 
@@ -408,7 +409,7 @@ class EncryptionTest(IntegrationTest):
         new_steps = {user: self.client.steps(run) for user, run in second_runs.items()}
 
         after = self.keys_by_scope()
-        self.assertEqual(sorted(after), ["tenant", "user:carol"], after)
+        self.assertEqual(sorted(after), ["tenant", "user:admin", "user:carol"], after)
         for scope, keys in after.items():
             self.assertEqual([(k["version"], k["kek_version"], k["state"]) for k in keys],
                              [(1, 2, "active"), (2, 2, "active")], scope)

@@ -71,6 +71,26 @@ CREATE TABLE secrets (
   created_at_ms BIGINT NOT NULL, updated_at_ms BIGINT NOT NULL,
   PRIMARY KEY (tenant_id, name));
 )sql",
+      R"sql(
+CREATE TABLE api_keys (
+  id TEXT PRIMARY KEY, tenant_id TEXT NOT NULL, user_id TEXT NOT NULL, roles TEXT NOT NULL,
+  name TEXT NOT NULL, secret_hash TEXT NOT NULL, created_at_ms BIGINT NOT NULL,
+  revoked_at_ms BIGINT NOT NULL, created_by TEXT NOT NULL);
+CREATE INDEX api_keys_by_tenant ON api_keys (tenant_id, created_at_ms);
+CREATE TABLE policies (
+  tenant_id TEXT NOT NULL, version BIGINT NOT NULL, document TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL, created_by TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, version));
+CREATE INDEX sessions_by_user ON sessions (tenant_id, user_id, position);
+CREATE TABLE approvals (
+  tenant_id TEXT NOT NULL, id TEXT NOT NULL, run_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  seq BIGINT NOT NULL, tool TEXT NOT NULL, arguments BYTEA NOT NULL, arguments_hash TEXT NOT NULL,
+  statement TEXT NOT NULL, requested_by TEXT NOT NULL, agent TEXT NOT NULL, status TEXT NOT NULL,
+  created_at_ms BIGINT NOT NULL, expires_at_ms BIGINT NOT NULL, decided_at_ms BIGINT NOT NULL,
+  decided_by TEXT NOT NULL, comment TEXT NOT NULL,
+  PRIMARY KEY (tenant_id, id));
+CREATE INDEX approvals_by_status ON approvals (tenant_id, status, created_at_ms, id);
+)sql",
   };
   return kMigrations;
 }

@@ -41,6 +41,41 @@ DataKeyRecord read_data_key(const PgResult& rows, int row) {
   return DataKeyRecord{rows.text(row, 0),  rows.text(row, 1), rows.int64(row, 2), rows.int64(row, 3),
                        rows.text(row, 4),  rows.int64(row, 5), rows.int64(row, 6)};
 }
+ApiKeyRecord read_api_key(const PgResult& rows, int row) {
+  return ApiKeyRecord{rows.text(row, 0), rows.text(row, 1),  rows.text(row, 2),  rows.text(row, 3),
+                      rows.text(row, 4), rows.text(row, 5),  rows.int64(row, 6), rows.int64(row, 7),
+                      rows.text(row, 8)};
+}
+PolicyRecord read_policy(const PgResult& rows, int row) {
+  return PolicyRecord{rows.text(row, 0), rows.int64(row, 1), rows.text(row, 2), rows.int64(row, 3),
+                      rows.text(row, 4)};
+}
+ApprovalRecord read_approval(const PgResult& rows, int row) {
+  ApprovalRecord approval;
+  approval.tenant_id = rows.text(row, 0);
+  approval.id = rows.text(row, 1);
+  approval.run_id = rows.text(row, 2);
+  approval.session_id = rows.text(row, 3);
+  approval.seq = rows.int64(row, 4);
+  approval.tool = rows.text(row, 5);
+  approval.arguments_json = rows.text(row, 6);
+  approval.arguments_hash = rows.text(row, 7);
+  approval.statement = rows.text(row, 8);
+  approval.requested_by = rows.text(row, 9);
+  approval.agent = rows.text(row, 10);
+  approval.status = rows.text(row, 11);
+  approval.created_at_ms = rows.int64(row, 12);
+  approval.expires_at_ms = rows.int64(row, 13);
+  approval.decided_at_ms = rows.int64(row, 14);
+  approval.decided_by = rows.text(row, 15);
+  approval.comment = rows.text(row, 16);
+  return approval;
+}
+constexpr const char* kApprovalColumns =
+    "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
+    "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
+constexpr const char* kApiKeyColumns =
+    "id, tenant_id, user_id, roles, name, secret_hash, created_at_ms, revoked_at_ms, created_by";
 RunRecord read_run(const PgResult& rows, int row) {
   RunRecord run;
   run.tenant_id = rows.text(row, 0);
@@ -91,6 +126,43 @@ void compile_session_delete(const SessionRecord& session, std::vector<Statement>
   out.push_back(plain("DELETE FROM runs WHERE tenant_id = $1 AND session_id = $2", keys()));
   out.push_back(plain("DELETE FROM items WHERE tenant_id = $1 AND session_id = $2", keys()));
   out.push_back(plain("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2", keys()));
+}
+
+void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
+  for (const auto& key : batch.api_key_inserts) {
+    out.push_back(plain(std::string("INSERT INTO api_keys (") + kApiKeyColumns +
+                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                        PgParams().add(key.id).add(key.tenant_id).add(key.user_id).add(key.roles_json).add(key.name)
+                            .add(key.secret_hash).add(key.created_at_ms).add(key.revoked_at_ms).add(key.created_by)));
+  }
+  for (const auto& key : batch.api_key_revokes) {
+    out.push_back(expecting("UPDATE api_keys SET revoked_at_ms = $1 WHERE tenant_id = $2 AND id = $3 "
+                            "AND revoked_at_ms = 0",
+                            PgParams().add(key.revoked_at_ms).add(key.tenant_id).add(key.id), Expect::kOneRow,
+                            Code::kNotFound, "active API key '" + key.id + "' not found"));
+  }
+  for (const auto& policy : batch.policy_inserts) {
+    out.push_back(plain("INSERT INTO policies (tenant_id, version, document, created_at_ms, created_by) "
+                        "VALUES ($1, $2, $3, $4, $5)",
+                        PgParams().add(policy.tenant_id).add(policy.version).add(policy.document_json)
+                            .add(policy.created_at_ms).add(policy.created_by)));
+  }
+  for (const auto& a : batch.approval_inserts) {
+    out.push_back(plain(std::string("INSERT INTO approvals (") + kApprovalColumns +
+                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+                        PgParams().add(a.tenant_id).add(a.id).add(a.run_id).add(a.session_id).add(a.seq).add(a.tool)
+                            .add_bytes(a.arguments_json).add(a.arguments_hash).add(a.statement).add(a.requested_by)
+                            .add(a.agent).add(a.status).add(a.created_at_ms).add(a.expires_at_ms)
+                            .add(a.decided_at_ms).add(a.decided_by).add(a.comment)));
+  }
+  for (const auto& a : batch.approval_decisions) {
+    out.push_back(expecting("UPDATE approvals SET status = $1, decided_at_ms = $2, decided_by = $3, comment = $4 "
+                            "WHERE tenant_id = $5 AND id = $6 AND status = 'pending' "
+                            "AND ($1 = 'expired' OR expires_at_ms > $2)",
+                            PgParams().add(a.status).add(a.decided_at_ms).add(a.decided_by).add(a.comment)
+                                .add(a.tenant_id).add(a.id),
+                            Expect::kOneRow, Code::kConflict, "approval " + a.id + " is missing, decided or expired"));
+  }
 }
 
 std::vector<Statement> compile(const WriteBatch& batch) {
@@ -172,6 +244,7 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             Expect::kOneRow, Code::kNotFound,
                             "data key " + key.scope + " v" + std::to_string(key.version)));
   }
+  compile_governance(batch, out);
   return out;
 }
 
@@ -372,11 +445,14 @@ Result<SessionRecord> PostgresStore::get_session(const std::string& tenant, cons
 }
 
 Result<std::vector<SessionRecord>> PostgresStore::list_sessions(const std::string& tenant,
+                                                                const std::optional<std::string>& user_id,
                                                                 const std::string& after_id, int limit) {
   ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                                    "WHERE tenant_id = $1 AND ($2 = '' OR position < (SELECT position FROM sessions "
-                                   "WHERE tenant_id = $1 AND id = $2)) ORDER BY position DESC LIMIT $3",
-                                   PgParams().add(tenant).add(after_id).add(static_cast<int64_t>(limit))));
+                                   "WHERE tenant_id = $1 AND id = $2)) AND ($4 = 0 OR user_id = $5) "
+                                   "ORDER BY position DESC LIMIT $3",
+                                   PgParams().add(tenant).add(after_id).add(static_cast<int64_t>(limit))
+                                       .add(static_cast<int64_t>(user_id.has_value())).add(user_id.value_or(""))));
   return collect_rows(rows, read_session);
 }
 
@@ -471,6 +547,57 @@ Result<std::vector<SecretRecord>> PostgresStore::list_secrets(const std::string&
   return collect_rows(rows, [](const PgResult& result, int row) {
     return SecretRecord{result.text(row, 0), result.text(row, 1), "", result.int64(row, 2), result.int64(row, 3)};
   });
+}
+
+Result<ApiKeyRecord> PostgresStore::get_api_key(const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kApiKeyColumns + " FROM api_keys WHERE id = $1",
+                                   PgParams().add(id)));
+  if (rows.rows() == 1) return read_api_key(rows, 0);
+  return not_found("API key '" + id + "' not found");
+}
+
+Result<std::vector<ApiKeyRecord>> PostgresStore::list_api_keys(const std::string& tenant) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kApiKeyColumns +
+                                       " FROM api_keys WHERE tenant_id = $1 ORDER BY created_at_ms, id",
+                                   PgParams().add(tenant)));
+  return collect_rows(rows, read_api_key);
+}
+
+Result<PolicyRecord> PostgresStore::get_policy(const std::string& tenant, std::optional<int64_t> version) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, version, document, created_at_ms, created_by FROM policies "
+                                   "WHERE tenant_id = $1 AND ($2 = 0 OR version = $2) ORDER BY version DESC LIMIT 1",
+                                   PgParams().add(tenant).add(version.value_or(0))));
+  if (rows.rows() == 1) return read_policy(rows, 0);
+  return not_found(version ? "policy version " + std::to_string(*version) + " not found"
+                           : "the tenant has no policy document");
+}
+
+Result<std::vector<PolicyRecord>> PostgresStore::list_policies(const std::string& tenant, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, version, document, created_at_ms, created_by FROM policies "
+                                   "WHERE tenant_id = $1 ORDER BY version DESC LIMIT $2",
+                                   PgParams().add(tenant).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_policy);
+}
+
+Result<ApprovalRecord> PostgresStore::get_approval(const std::string& tenant, const std::string& id) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kApprovalColumns +
+                                       " FROM approvals WHERE tenant_id = $1 AND id = $2",
+                                   PgParams().add(tenant).add(id)));
+  if (rows.rows() == 1) return read_approval(rows, 0);
+  return not_found("approval '" + id + "' not found");
+}
+
+Result<std::vector<ApprovalRecord>> PostgresStore::list_approvals(const std::string& tenant, const std::string& status,
+                                                                  int64_t now_ms, const std::string& after_id,
+                                                                  int limit) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kApprovalColumns +
+                                       " FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR status = $2) "
+                                       "AND ($2 <> 'pending' OR expires_at_ms > $3) AND ($4 = '' OR "
+                                       "(created_at_ms, id) > (SELECT created_at_ms, id FROM approvals "
+                                       "WHERE tenant_id = $1 AND id = $4)) ORDER BY created_at_ms, id LIMIT $5",
+                                   PgParams().add(tenant).add(status).add(now_ms).add(after_id)
+                                       .add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_approval);
 }
 
 }  // namespace continuum

@@ -47,8 +47,9 @@ class PostgresStore final : public Store {
                                 std::optional<int64_t> version) override;
   Result<std::vector<AgentRecord>> list_agents(const std::string& tenant) override;
   Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) override;
-  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant, const std::string& after_id,
-                                                   int limit) override;
+  Result<std::vector<SessionRecord>> list_sessions(const std::string& tenant,
+                                                   const std::optional<std::string>& user_id,
+                                                   const std::string& after_id, int limit) override;
   Result<std::vector<ItemRecord>> list_items(const std::string& tenant, const std::string& session,
                                              int64_t after_seq, int limit) override;
   Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
@@ -63,6 +64,14 @@ class PostgresStore final : public Store {
   Result<std::vector<RunRecord>> list_unfinished_runs() override;
   Result<std::vector<StepRecord>> list_steps(const std::string& tenant, const std::string& run,
                                              int64_t after_seq, int limit) override;
+  Result<ApiKeyRecord> get_api_key(const std::string& id) override;
+  Result<std::vector<ApiKeyRecord>> list_api_keys(const std::string& tenant) override;
+  Result<PolicyRecord> get_policy(const std::string& tenant, std::optional<int64_t> version) override;
+  Result<std::vector<PolicyRecord>> list_policies(const std::string& tenant, int limit) override;
+  Result<ApprovalRecord> get_approval(const std::string& tenant, const std::string& id) override;
+  Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
+                                                     int64_t now_ms, const std::string& after_id,
+                                                     int limit) override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override;
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override;

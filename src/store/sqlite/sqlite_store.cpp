@@ -56,6 +56,41 @@ DataKeyRecord read_data_key(const SqliteStatement& row) {
   return DataKeyRecord{row.column_text(0), row.column_text(1), row.column_int(2), row.column_int(3),
                        row.column_text(4), row.column_int(5), row.column_int(6)};
 }
+ApiKeyRecord read_api_key(const SqliteStatement& row) {
+  return ApiKeyRecord{row.column_text(0), row.column_text(1), row.column_text(2), row.column_text(3),
+                      row.column_text(4), row.column_text(5), row.column_int(6),  row.column_int(7),
+                      row.column_text(8)};
+}
+PolicyRecord read_policy(const SqliteStatement& row) {
+  return PolicyRecord{row.column_text(0), row.column_int(1), row.column_text(2), row.column_int(3),
+                      row.column_text(4)};
+}
+ApprovalRecord read_approval(const SqliteStatement& row) {
+  ApprovalRecord approval;
+  approval.tenant_id = row.column_text(0);
+  approval.id = row.column_text(1);
+  approval.run_id = row.column_text(2);
+  approval.session_id = row.column_text(3);
+  approval.seq = row.column_int(4);
+  approval.tool = row.column_text(5);
+  approval.arguments_json = row.column_text(6);
+  approval.arguments_hash = row.column_text(7);
+  approval.statement = row.column_text(8);
+  approval.requested_by = row.column_text(9);
+  approval.agent = row.column_text(10);
+  approval.status = row.column_text(11);
+  approval.created_at_ms = row.column_int(12);
+  approval.expires_at_ms = row.column_int(13);
+  approval.decided_at_ms = row.column_int(14);
+  approval.decided_by = row.column_text(15);
+  approval.comment = row.column_text(16);
+  return approval;
+}
+constexpr const char* kApprovalColumns =
+    "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
+    "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
+constexpr const char* kApiKeyColumns =
+    "id, tenant_id, user_id, roles, name, secret_hash, created_at_ms, revoked_at_ms, created_by";
 RunRecord read_run(const SqliteStatement& row) {
   RunRecord run;
   run.tenant_id = row.column_text(0);
@@ -230,6 +265,56 @@ Status SqliteStore::apply(const WriteBatch& batch) {
     RETURN_IF_ERROR(update.run());
     if (write_db_.changes() != 1) return not_found("data key " + key.scope + " v" + std::to_string(key.version));
   }
+  return apply_governance(batch);
+}
+
+Status SqliteStore::apply_governance(const WriteBatch& batch) {
+  for (const auto& key : batch.api_key_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO api_keys (") + kApiKeyColumns +
+                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, key.id).bind(2, key.tenant_id).bind(3, key.user_id).bind(4, key.roles_json).bind(5, key.name)
+        .bind(6, key.secret_hash).bind(7, key.created_at_ms).bind(8, key.revoked_at_ms).bind(9, key.created_by);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& key : batch.api_key_revokes) {
+    ASSIGN_OR_RETURN(auto revoke, write_db_.prepare_cached(
+                                      "UPDATE api_keys SET revoked_at_ms = ? WHERE tenant_id = ? AND id = ? "
+                                      "AND revoked_at_ms = 0"));
+    revoke.bind(1, key.revoked_at_ms).bind(2, key.tenant_id).bind(3, key.id);
+    RETURN_IF_ERROR(revoke.run());
+    if (write_db_.changes() != 1) return not_found("active API key '" + key.id + "' not found");
+  }
+  for (const auto& policy : batch.policy_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO policies (tenant_id, version, document, created_at_ms, created_by) "
+                                      "VALUES (?, ?, ?, ?, ?)"));
+    insert.bind(1, policy.tenant_id).bind(2, policy.version).bind(3, policy.document_json)
+        .bind(4, policy.created_at_ms).bind(5, policy.created_by);
+    RETURN_IF_ERROR(insert.run());
+  }
+  return apply_approvals(batch);
+}
+
+Status SqliteStore::apply_approvals(const WriteBatch& batch) {
+  for (const auto& a : batch.approval_inserts) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO approvals (") + kApprovalColumns +
+                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, a.tenant_id).bind(2, a.id).bind(3, a.run_id).bind(4, a.session_id).bind(5, a.seq)
+        .bind(6, a.tool).bind(7, a.arguments_json).bind(8, a.arguments_hash).bind(9, a.statement)
+        .bind(10, a.requested_by).bind(11, a.agent).bind(12, a.status).bind(13, a.created_at_ms)
+        .bind(14, a.expires_at_ms).bind(15, a.decided_at_ms).bind(16, a.decided_by).bind(17, a.comment);
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& a : batch.approval_decisions) {
+    ASSIGN_OR_RETURN(auto decide, write_db_.prepare_cached(
+                                      "UPDATE approvals SET status = ?1, decided_at_ms = ?2, decided_by = ?3, "
+                                      "comment = ?4 WHERE tenant_id = ?5 AND id = ?6 AND status = 'pending' "
+                                      "AND (?1 = 'expired' OR expires_at_ms > ?2)"));
+    decide.bind(1, a.status).bind(2, a.decided_at_ms).bind(3, a.decided_by).bind(4, a.comment).bind(5, a.tenant_id)
+        .bind(6, a.id);
+    RETURN_IF_ERROR(decide.run());
+    if (write_db_.changes() != 1) return conflict("approval " + a.id + " is missing, decided or expired");
+  }
   return Status::ok();
 }
 
@@ -297,14 +382,17 @@ Result<SessionRecord> SqliteStore::get_session(const std::string& tenant, const 
 }
 
 Result<std::vector<SessionRecord>> SqliteStore::list_sessions(const std::string& tenant,
+                                                              const std::optional<std::string>& user_id,
                                                               const std::string& after_id, int limit) {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query,
                    read_db_.prepare_cached(
                        "SELECT tenant_id, id, agent_name, metadata, created_at_ms, user_id FROM sessions "
                        "WHERE tenant_id = ?1 AND (?2 = '' OR rowid < (SELECT rowid FROM sessions "
-                       "WHERE tenant_id = ?1 AND id = ?2)) ORDER BY rowid DESC LIMIT ?3"));
-  query.bind(1, tenant).bind(2, after_id).bind(3, static_cast<int64_t>(limit));
+                       "WHERE tenant_id = ?1 AND id = ?2)) AND (?4 = 0 OR user_id = ?5) "
+                       "ORDER BY rowid DESC LIMIT ?3"));
+  query.bind(1, tenant).bind(2, after_id).bind(3, static_cast<int64_t>(limit))
+      .bind(4, static_cast<int64_t>(user_id.has_value())).bind(5, user_id.value_or(""));
   return collect_rows(query, read_session);
 }
 
@@ -420,6 +508,70 @@ Result<std::vector<SecretRecord>> SqliteStore::list_secrets(const std::string& t
   return collect_rows(query, [](const SqliteStatement& row) {
     return SecretRecord{row.column_text(0), row.column_text(1), "", row.column_int(2), row.column_int(3)};
   });
+}
+
+Result<ApiKeyRecord> SqliteStore::get_api_key(const std::string& id) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kApiKeyColumns +
+                                                       " FROM api_keys WHERE id = ?"));
+  query.bind(1, id);
+  if (query.step()) return read_api_key(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("API key '" + id + "' not found");
+}
+
+Result<std::vector<ApiKeyRecord>> SqliteStore::list_api_keys(const std::string& tenant) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kApiKeyColumns +
+                                                       " FROM api_keys WHERE tenant_id = ? "
+                                                       "ORDER BY created_at_ms, id"));
+  query.bind(1, tenant);
+  return collect_rows(query, read_api_key);
+}
+
+Result<PolicyRecord> SqliteStore::get_policy(const std::string& tenant, std::optional<int64_t> version) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, version, document, created_at_ms, created_by FROM policies "
+                                   "WHERE tenant_id = ?1 AND (?2 = 0 OR version = ?2) ORDER BY version DESC LIMIT 1"));
+  query.bind(1, tenant).bind(2, version.value_or(0));
+  if (query.step()) return read_policy(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found(version ? "policy version " + std::to_string(*version) + " not found"
+                           : "the tenant has no policy document");
+}
+
+Result<std::vector<PolicyRecord>> SqliteStore::list_policies(const std::string& tenant, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
+                                   "SELECT tenant_id, version, document, created_at_ms, created_by FROM policies "
+                                   "WHERE tenant_id = ? ORDER BY version DESC LIMIT ?"));
+  query.bind(1, tenant).bind(2, static_cast<int64_t>(limit));
+  return collect_rows(query, read_policy);
+}
+
+Result<ApprovalRecord> SqliteStore::get_approval(const std::string& tenant, const std::string& id) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kApprovalColumns +
+                                                       " FROM approvals WHERE tenant_id = ? AND id = ?"));
+  query.bind(1, tenant).bind(2, id);
+  if (query.step()) return read_approval(query);
+  RETURN_IF_ERROR(query.step_status());
+  return not_found("approval '" + id + "' not found");
+}
+
+Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::string& tenant, const std::string& status,
+                                                                int64_t now_ms, const std::string& after_id,
+                                                                int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query,
+                   read_db_.prepare_cached(std::string("SELECT ") + kApprovalColumns +
+                                           " FROM approvals WHERE tenant_id = ?1 AND (?2 = '' OR status = ?2) "
+                                           "AND (?2 <> 'pending' OR expires_at_ms > ?3) AND (?4 = '' OR "
+                                           "(created_at_ms, id) > (SELECT created_at_ms, id FROM approvals "
+                                           "WHERE tenant_id = ?1 AND id = ?4)) ORDER BY created_at_ms, id LIMIT ?5"));
+  query.bind(1, tenant).bind(2, status).bind(3, now_ms).bind(4, after_id).bind(5, static_cast<int64_t>(limit));
+  return collect_rows(query, read_approval);
 }
 
 }  // namespace continuum

@@ -266,13 +266,13 @@ TEST_P(StoreConformanceTest, PayloadsRoundTripByteForByte) {
 TEST_P(StoreConformanceTest, SessionPaginationNewestFirstAndDeleteCascades) {
   for (int i = 0; i < 5; ++i) add_session("t1", "s" + std::to_string(i));
   add_session("t2", "s9");
-  auto page1 = store_->list_sessions("t1", "", 2);
+  auto page1 = store_->list_sessions("t1", std::nullopt, "", 2);
   ASSERT_EQ(page1->size(), 2u);
   EXPECT_EQ((*page1)[0].id, "s4");
-  auto page2 = store_->list_sessions("t1", (*page1)[1].id, 2);
+  auto page2 = store_->list_sessions("t1", std::nullopt, (*page1)[1].id, 2);
   ASSERT_EQ(page2->size(), 2u);
   EXPECT_EQ((*page2)[0].id, "s2");
-  EXPECT_EQ(store_->list_sessions("t1", "", 100)->size(), 5u) << "other tenant's session not listed";
+  EXPECT_EQ(store_->list_sessions("t1", std::nullopt, "", 100)->size(), 5u) << "other tenant's session not listed";
 
   add_run("t1", "s4", "r1", kRunCompleted);
   add_run("t1", "s3", "r0", kRunCompleted);
@@ -318,6 +318,156 @@ TEST_P(StoreConformanceTest, SecretsUpsertListWithoutValuesAndDelete) {
   WriteBatch again;
   again.secret_deletes.push_back(SecretRecord{"t1", "crm", "", 0, 0});
   EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, SessionsListedPerEndUser) {
+  WriteBatch batch;
+  batch.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1, "alice"});
+  batch.session_inserts.push_back(SessionRecord{"t1", "s2", "a", "{}", 2, "bob"});
+  batch.session_inserts.push_back(SessionRecord{"t1", "s3", "a", "{}", 3, "alice"});
+  batch.session_inserts.push_back(SessionRecord{"t2", "s4", "a", "{}", 4, "alice"});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  auto alice = store_->list_sessions("t1", std::string("alice"), "", 10);
+  ASSERT_TRUE(alice.is_ok()) << alice.status().to_string();
+  ASSERT_EQ(alice->size(), 2u) << "bob's session and the other tenant's are not listed";
+  EXPECT_EQ((*alice)[0].id, "s3");
+  auto next = store_->list_sessions("t1", std::string("alice"), "s3", 10);
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].id, "s1");
+  EXPECT_TRUE(store_->list_sessions("t1", std::string("carol"), "", 10)->empty());
+  EXPECT_EQ(store_->list_sessions("t1", std::nullopt, "", 10)->size(), 3u);
+}
+
+TEST_P(StoreConformanceTest, ApiKeysFoundByIdAcrossTenantsAndRevokedOnce) {
+  WriteBatch batch;
+  batch.api_key_inserts.push_back(
+      ApiKeyRecord{"key_a", "t1", "alice", R"(["member"])", "laptop", "hash-a", 10, 0, "admin"});
+  batch.api_key_inserts.push_back(ApiKeyRecord{"key_b", "t2", "bob", "[]", "", "hash-b", 11, 0, ""});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  WriteBatch duplicate;
+  duplicate.api_key_inserts.push_back(ApiKeyRecord{"key_a", "t2", "eve", "[]", "", "x", 12, 0, ""});
+  EXPECT_EQ(commit(std::move(duplicate)).code(), Code::kConflict) << "ids are unique across tenants";
+  reopen();
+  auto found = store_->get_api_key("key_a");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_EQ(found->tenant_id, "t1");
+  EXPECT_EQ(found->user_id, "alice");
+  EXPECT_EQ(found->roles_json, R"(["member"])");
+  EXPECT_EQ(found->secret_hash, "hash-a");
+  EXPECT_EQ(found->created_by, "admin");
+  EXPECT_EQ(store_->get_api_key("key_z").status().code(), Code::kNotFound);
+  ASSERT_EQ(store_->list_api_keys("t1")->size(), 1u);
+
+  WriteBatch wrong_tenant;
+  wrong_tenant.api_key_revokes.push_back(ApiKeyRecord{"key_a", "t2", "", "", "", "", 0, 50, ""});
+  EXPECT_EQ(commit(std::move(wrong_tenant)).code(), Code::kNotFound) << "a tenant cannot revoke another's key";
+  WriteBatch revoke;
+  revoke.api_key_revokes.push_back(ApiKeyRecord{"key_a", "t1", "", "", "", "", 0, 50, ""});
+  ASSERT_TRUE(commit(std::move(revoke)).is_ok());
+  EXPECT_EQ(store_->get_api_key("key_a")->revoked_at_ms, 50);
+  WriteBatch again;
+  again.api_key_revokes.push_back(ApiKeyRecord{"key_a", "t1", "", "", "", "", 0, 60, ""});
+  EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound) << "revoked once";
+  EXPECT_EQ(store_->get_api_key("key_a")->revoked_at_ms, 50);
+}
+
+TEST_P(StoreConformanceTest, PolicyVersionsNewestInForce) {
+  EXPECT_EQ(store_->get_policy("t1", std::nullopt).status().code(), Code::kNotFound);
+  WriteBatch batch;
+  batch.policy_inserts.push_back(PolicyRecord{"t1", 1, R"({"statements":[]})", 10, "admin"});
+  batch.policy_inserts.push_back(PolicyRecord{"t1", 2, R"({"statements":[{"effect":"allow"}]})", 20, "admin"});
+  batch.policy_inserts.push_back(PolicyRecord{"t2", 1, "{}", 30, ""});
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  WriteBatch same_version;
+  same_version.policy_inserts.push_back(PolicyRecord{"t1", 2, "{}", 40, ""});
+  EXPECT_EQ(commit(std::move(same_version)).code(), Code::kConflict) << "versions are immutable";
+  reopen();
+  auto newest = store_->get_policy("t1", std::nullopt);
+  ASSERT_TRUE(newest.is_ok()) << newest.status().to_string();
+  EXPECT_EQ(newest->version, 2);
+  EXPECT_EQ(newest->document_json, R"({"statements":[{"effect":"allow"}]})");
+  EXPECT_EQ(store_->get_policy("t1", 1)->created_at_ms, 10);
+  EXPECT_EQ(store_->get_policy("t1", 3).status().code(), Code::kNotFound);
+  auto listed = store_->list_policies("t1", 10);
+  ASSERT_EQ(listed->size(), 2u);
+  EXPECT_EQ((*listed)[0].version, 2);
+  EXPECT_EQ(store_->list_policies("t1", 1)->size(), 1u);
+}
+
+ApprovalRecord approval_for_test(const std::string& id, int64_t created, int64_t expires) {
+  ApprovalRecord approval;
+  approval.tenant_id = "t1";
+  approval.id = id;
+  approval.run_id = "r1";
+  approval.session_id = "s1";
+  approval.seq = 3;
+  approval.tool = "refund";
+  approval.arguments_json = R"({"amount":2500})";
+  approval.arguments_hash = "hash";
+  approval.statement = "big-refunds";
+  approval.requested_by = "alice";
+  approval.agent = "support";
+  approval.created_at_ms = created;
+  approval.expires_at_ms = expires;
+  return approval;
+}
+
+ApprovalRecord decision_for_test(const std::string& id, const char* status, int64_t at, const std::string& by) {
+  ApprovalRecord decision;
+  decision.tenant_id = "t1";
+  decision.id = id;
+  decision.status = status;
+  decision.decided_at_ms = at;
+  decision.decided_by = by;
+  decision.comment = "ok";
+  return decision;
+}
+
+TEST_P(StoreConformanceTest, ApprovalsDecidedOnceAndNotAfterExpiry) {
+  add_session("t1", "s1");
+  add_run("t1", "s1", "r1", kRunRunning);
+  WriteBatch batch;
+  batch.approval_inserts.push_back(approval_for_test("apr_b", 10, 1000));
+  batch.approval_inserts.push_back(approval_for_test("apr_a", 20, 1000));
+  batch.approval_inserts.push_back(approval_for_test("apr_c", 30, 100));
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  WriteBatch duplicate;
+  duplicate.approval_inserts.push_back(approval_for_test("apr_a", 40, 1000));
+  EXPECT_EQ(commit(std::move(duplicate)).code(), Code::kConflict) << "one approval per call";
+  reopen();
+  auto found = store_->get_approval("t1", "apr_a");
+  ASSERT_TRUE(found.is_ok()) << found.status().to_string();
+  EXPECT_EQ(found->arguments_json, R"({"amount":2500})");
+  EXPECT_EQ(found->status, kApprovalPending);
+  EXPECT_EQ(found->requested_by, "alice");
+  EXPECT_EQ(store_->get_approval("t2", "apr_a").status().code(), Code::kNotFound) << "other tenant";
+
+  auto pending = store_->list_approvals("t1", kApprovalPending, 200, "", 10);
+  ASSERT_TRUE(pending.is_ok()) << pending.status().to_string();
+  ASSERT_EQ(pending->size(), 2u) << "apr_c expired at 100";
+  EXPECT_EQ((*pending)[0].id, "apr_b") << "oldest first";
+  auto next = store_->list_approvals("t1", kApprovalPending, 200, "apr_b", 10);
+  ASSERT_EQ(next->size(), 1u);
+  EXPECT_EQ((*next)[0].id, "apr_a");
+
+  WriteBatch approve;
+  approve.approval_decisions.push_back(decision_for_test("apr_a", kApprovalApproved, 500, "bob"));
+  ASSERT_TRUE(commit(std::move(approve)).is_ok());
+  WriteBatch again;
+  again.approval_decisions.push_back(decision_for_test("apr_a", kApprovalDenied, 501, "carol"));
+  EXPECT_EQ(commit(std::move(again)).code(), Code::kConflict) << "decided once";
+  auto decided = store_->get_approval("t1", "apr_a");
+  EXPECT_EQ(decided->status, kApprovalApproved);
+  EXPECT_EQ(decided->decided_by, "bob");
+  EXPECT_EQ(decided->decided_at_ms, 500);
+
+  WriteBatch late;
+  late.approval_decisions.push_back(decision_for_test("apr_c", kApprovalApproved, 200, "bob"));
+  EXPECT_EQ(commit(std::move(late)).code(), Code::kConflict) << "not after expiry";
+  WriteBatch expire;
+  expire.approval_decisions.push_back(decision_for_test("apr_c", kApprovalExpired, 200, "system"));
+  EXPECT_TRUE(commit(std::move(expire)).is_ok()) << "an expiry is recorded after the deadline";
+  EXPECT_EQ(store_->list_approvals("t1", "", 200, "", 10)->size(), 3u);
 }
 
 // Regression: a run submitted between the API's "no unfinished runs" check and

@@ -1,0 +1,97 @@
+#include "api/access.h"
+
+#include "api/errors.h"
+#include "auth/authorizer.h"
+
+namespace continuum {
+
+const Principal& caller(const HttpRequest& request) {
+  // server_app.cpp authenticates every routed request before dispatch; a
+  // handler reached without a principal is a wiring bug.
+  static const Principal kNobody{"", "", {}, ""};
+  if (!request.context) return kNobody;
+  return *static_cast<const Principal*>(request.context.get());
+}
+
+namespace {
+
+Result<policy::Decision> decide(ApiContext& ctx, const Principal& who, const std::string& action,
+                                const std::string& resource, json::object resource_fields) {
+  if (who.tenant.empty()) return Status(Code::kUnauthenticated, "missing or invalid API key");
+  size_t colon = resource.find(':');
+  resource_fields["type"] = colon == std::string::npos ? resource : resource.substr(0, colon);
+  resource_fields["id"] = colon == std::string::npos ? "" : resource.substr(colon + 1);
+  policy::Request request;
+  request.identities = who.identities();
+  request.action = action;
+  request.resource = resource;
+  request.context = api_request_context(who, std::move(resource_fields));
+  request.context["action"] = action;
+  return ctx.authorizer->decide(who.tenant, request);
+}
+
+}  // namespace
+
+Result<bool> permits(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
+                     json::object resource_fields) {
+  ASSIGN_OR_RETURN(auto decision, decide(ctx, who, action, resource, std::move(resource_fields)));
+  return decision.effect == policy::Effect::kAllow;
+}
+
+bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
+             json::object resource_fields, const std::shared_ptr<ResponseWriter>& writer) {
+  auto decision = decide(ctx, who, action, resource, std::move(resource_fields));
+  if (!decision.is_ok()) {
+    writer->send(error_response(decision.status()));
+    return false;
+  }
+  if (decision->effect == policy::Effect::kAllow) return true;
+  std::string why;
+  if (decision->effect == policy::Effect::kRequireApproval) {
+    why = " (statement '" + decision->statement_id + "' requires approval, which applies only to effects in runs)";
+  } else if (!decision->statement_id.empty()) {
+    why = " (denied by statement '" + decision->statement_id + "')";
+  }
+  writer->send(error_response(
+      Status(Code::kPermissionDenied, "'" + who.user_id + "' may not " + action + " on " + resource + why)));
+  return false;
+}
+
+RouteHandler guarded(ApiContext& ctx, std::string action, RouteHandler handler) {
+  return [&ctx, action = std::move(action), handler = std::move(handler)](
+             HttpRequest& request, const PathParams& params, std::shared_ptr<ResponseWriter> writer) {
+    std::string type = action.substr(0, action.find(':'));
+    std::string resource = type + ":" + (params.empty() ? std::string("*") : params.begin()->second);
+    if (!allowed(ctx, caller(request), action, resource, {}, writer)) return;
+    handler(request, params, std::move(writer));
+  };
+}
+
+std::optional<SessionRecord> authorized_session(ApiContext& ctx, const Principal& who, const std::string& id,
+                                                const std::string& action,
+                                                const std::shared_ptr<ResponseWriter>& writer) {
+  auto session = ctx.store->get_session(who.tenant, id);
+  if (!session.is_ok()) {
+    writer->send(error_response(session.status()));
+    return std::nullopt;
+  }
+  json::object fields{{"owner", session->user_id}, {"agent", session->agent_name}};
+  if (!allowed(ctx, who, action, "session:" + session->id, std::move(fields), writer)) return std::nullopt;
+  return std::move(*session);
+}
+
+std::optional<RunRecord> authorized_run(ApiContext& ctx, const Principal& who, const std::string& id,
+                                        const std::string& action, const std::shared_ptr<ResponseWriter>& writer) {
+  auto run = ctx.store->get_run(who.tenant, id);
+  if (!run.is_ok()) {
+    writer->send(error_response(run.status()));
+    return std::nullopt;
+  }
+  auto session = ctx.store->get_session(who.tenant, run->session_id);
+  std::string owner = session.is_ok() ? session->user_id : "";
+  json::object fields{{"owner", owner}, {"agent", run->agent_name}, {"session", run->session_id}};
+  if (!allowed(ctx, who, action, "run:" + run->id, std::move(fields), writer)) return std::nullopt;
+  return std::move(*run);
+}
+
+}  // namespace continuum

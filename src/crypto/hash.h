@@ -1,0 +1,18 @@
+// Digests and their text forms (OpenSSL underneath).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+namespace continuum {
+
+// The 32-byte SHA-256 digest of `data`.
+std::string sha256(std::string_view data);
+// Lowercase hex of raw bytes.
+std::string to_hex(std::string_view raw);
+// Lowercase hex of the SHA-256 of `data`.
+inline std::string sha256_hex(std::string_view data) { return to_hex(sha256(data)); }
+// Constant-time comparison (for secrets and their digests).
+bool constant_time_equal(std::string_view a, std::string_view b);
+
+}  // namespace continuum
