@@ -1,7 +1,10 @@
 #include "api/access.h"
 
 #include "api/errors.h"
+#include "audit/audit_log.h"
 #include "auth/authorizer.h"
+#include "core/log.h"
+#include "crypto/hash.h"
 
 namespace continuum {
 
@@ -16,7 +19,7 @@ const Principal& caller(const HttpRequest& request) {
 namespace {
 
 Result<policy::Decision> decide(ApiContext& ctx, const Principal& who, const std::string& action,
-                                const std::string& resource, json::object resource_fields) {
+                                const std::string& resource, json::object resource_fields, bool audited) {
   if (who.tenant.empty()) return Status(Code::kUnauthenticated, "missing or invalid API key");
   size_t colon = resource.find(':');
   resource_fields["type"] = colon == std::string::npos ? resource : resource.substr(0, colon);
@@ -27,20 +30,29 @@ Result<policy::Decision> decide(ApiContext& ctx, const Principal& who, const std
   request.resource = resource;
   request.context = api_request_context(who, std::move(resource_fields));
   request.context["action"] = action;
-  return ctx.authorizer->decide(who.tenant, request);
+  ASSIGN_OR_RETURN(auto decision, ctx.authorizer->decide(who.tenant, request));
+  bool allow = decision.effect == policy::Effect::kAllow;
+  if (audited && audit_api_decision(action, allow)) {
+    json::object details{{"statement", decision.statement_id},
+                         {"inputs_hash", sha256_hex(policy::canonical_request_json(request))},
+                         {"credential", who.credential}};
+    record_audit(ctx, audit_event(who.tenant, ctx.clock->now_ms(), who.label(), action, resource,
+                                  policy::effect_name(decision.effect), std::move(details)));
+  }
+  return decision;
 }
 
 }  // namespace
 
 Result<bool> permits(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
                      json::object resource_fields) {
-  ASSIGN_OR_RETURN(auto decision, decide(ctx, who, action, resource, std::move(resource_fields)));
+  ASSIGN_OR_RETURN(auto decision, decide(ctx, who, action, resource, std::move(resource_fields), /*audited=*/false));
   return decision.effect == policy::Effect::kAllow;
 }
 
 bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
              json::object resource_fields, const std::shared_ptr<ResponseWriter>& writer) {
-  auto decision = decide(ctx, who, action, resource, std::move(resource_fields));
+  auto decision = decide(ctx, who, action, resource, std::move(resource_fields), /*audited=*/true);
   if (!decision.is_ok()) {
     writer->send(error_response(decision.status()));
     return false;
@@ -55,6 +67,14 @@ bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, c
   writer->send(error_response(
       Status(Code::kPermissionDenied, "'" + who.user_id + "' may not " + action + " on " + resource + why)));
   return false;
+}
+
+void record_audit(ApiContext& ctx, AuditEventRecord event) {
+  WriteBatch batch;
+  batch.audit_events.push_back(std::move(event));
+  ctx.store->commit(std::move(batch), [](Status status) {
+    if (!status.is_ok()) log::error("cannot append an audit event", {{"error", status.to_string()}});
+  });
 }
 
 RouteHandler guarded(ApiContext& ctx, std::string action, RouteHandler handler) {

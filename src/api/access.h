@@ -11,6 +11,7 @@
 
 #include "api/handlers.h"
 #include "auth/principal.h"
+#include "store/records.h"
 
 namespace continuum {
 
@@ -28,6 +29,9 @@ bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, c
 // between views, e.g. everyone's sessions or only the caller's).
 Result<bool> permits(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
                      json::object resource_fields);
+
+// Appends one audit event on its own (fire and forget; a failure is logged).
+void record_audit(ApiContext& ctx, AuditEventRecord event);
 
 // Wraps a route handler with a check of `action` on the route's resource:
 // "<type>:<path param>" when the route has one ("secret:crm" for

@@ -2,6 +2,7 @@
 // rotate; destroy = crypto-shredding; keys are the tenant's), the cluster,
 // and the vault of tool credentials (values are write-only).
 #include "api/access.h"
+#include "audit/audit_log.h"
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "core/json.h"
@@ -46,6 +47,8 @@ void rotate_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
   }
   auto report = ctx.keyring->rotate(caller(request).tenant);
   if (!report.is_ok()) return writer->send(error_response(report.status()));
+  record_audit(ctx, audit_event(caller(request).tenant, ctx.clock->now_ms(), caller(request).label(), "key:rotate",
+                                "key:*", "ok", {{"kek_version", report->kek_version}}));
   writer->send(json_response(200, json::object{{"object", "key_rotation"},
                                                {"kek_version", report->kek_version},
                                                {"data_keys_created", report->data_keys_created},
@@ -74,6 +77,9 @@ void shred_keys(ApiContext& ctx, HttpRequest& request, Writer writer) {
   }
   auto report = ctx.keyring->shred(own_tenant, *user ? "user:" + **user : "");
   if (!report.is_ok()) return writer->send(error_response(report.status()));
+  record_audit(ctx, audit_event(own_tenant, ctx.clock->now_ms(), caller(request).label(), "key:shred",
+                                *user ? "key:user:" + **user : "key:*", "ok",
+                                {{"destroyed_count", static_cast<int64_t>(report->destroyed.size())}}));
   json::array destroyed;
   for (const auto& key : report->destroyed) destroyed.push_back(key_view(key));
   writer->send(json_response(200, json::object{{"object", "key_shred"},
@@ -146,6 +152,7 @@ void put_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   }
   WriteBatch batch;
   batch.secret_upserts.push_back(secret);
+  batch.audit_events.push_back(audit_event(tenant, now, caller(request).label(), "secret:write", "secret:" + name, "ok"));
   secret.value.clear();  // the response never carries it
   ctx.store->commit(std::move(batch), [&ctx, secret, writer](Status status) {
     ctx.loop->post([secret, writer, status] {
@@ -174,6 +181,8 @@ void get_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params,
 void delete_secret(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   WriteBatch batch;
   batch.secret_deletes.push_back(SecretRecord{caller(request).tenant, params.at("name"), "", 0, 0});
+  batch.audit_events.push_back(audit_event(caller(request).tenant, ctx.clock->now_ms(), caller(request).label(),
+                                           "secret:delete", "secret:" + params.at("name"), "ok"));
   std::string name = params.at("name");
   ctx.store->commit(std::move(batch), [&ctx, name, writer](Status status) {
     ctx.loop->post([name, writer, status] {

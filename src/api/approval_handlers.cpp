@@ -6,6 +6,7 @@
 // request (separation of duties; config approvals_allow_self). A decision is
 // recorded at most once: a second one, or one after expiry, is 409.
 #include "api/access.h"
+#include "audit/audit_log.h"
 #include "api/errors.h"
 #include "api/handlers.h"
 
@@ -131,6 +132,11 @@ void decide_approval(ApiContext& ctx, HttpRequest& request, const PathParams& pa
   decided.comment = comment->value_or("");
   WriteBatch batch;
   batch.approval_decisions.push_back(decided);
+  batch.audit_events.push_back(audit_event(who.tenant, decided.decided_at_ms, who.label(), "approval:decide",
+                                           "tool:" + decided.tool, decision,
+                                           {{"approval_id", decided.id}, {"arguments_hash", decided.arguments_hash},
+                                            {"requested_by", decided.requested_by}},
+                                           decided.run_id));
   ctx.store->commit(std::move(batch), [&ctx, decided, writer](Status result) {
     ctx.loop->post([&ctx, decided, writer, result] {
       if (result.code() == Code::kConflict) {

@@ -5,6 +5,8 @@
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "auth/api_keys.h"
+#include "audit/audit_log.h"
+#include "crypto/hash.h"
 
 namespace continuum {
 
@@ -73,6 +75,9 @@ void create_api_key(ApiContext& ctx, HttpRequest& request, Writer writer) {
   json::object view = api_key_view(issued.record);
   view["token"] = issued.token;  // the only time it is shown
   WriteBatch batch;
+  batch.audit_events.push_back(audit_event(who.tenant, issued.record.created_at_ms, who.label(), "apikey:create",
+                                           "apikey:" + issued.record.id, "ok",
+                                           {{"tenant", target}, {"user", *user}, {"roles", view["roles"]}}));
   batch.api_key_inserts.push_back(std::move(issued.record));
   answer_after_commit(ctx, std::move(batch), 201, std::move(view), writer);
 }
@@ -93,6 +98,8 @@ void revoke_api_key(ApiContext& ctx, HttpRequest& request, const PathParams& par
   revoke.revoked_at_ms = ctx.clock->now_ms();
   json::object view{{"object", "api_key"}, {"id", revoke.id}, {"revoked", true}};
   WriteBatch batch;
+  batch.audit_events.push_back(audit_event(who.tenant, revoke.revoked_at_ms, who.label(), "apikey:revoke",
+                                           "apikey:" + revoke.id, "ok"));
   batch.api_key_revokes.push_back(std::move(revoke));
   answer_after_commit(ctx, std::move(batch), 200, std::move(view), writer);
 }
@@ -147,6 +154,10 @@ void put_policy(ApiContext& ctx, HttpRequest& request, Writer writer) {
   PolicyInForce in_force{record.version, std::make_shared<const policy::PolicyDocument>(std::move(*document))};
   json::object view = policy_view(in_force, &record);
   WriteBatch batch;
+  batch.audit_events.push_back(audit_event(who.tenant, record.created_at_ms, who.label(), "policy:write",
+                                           "policy:" + std::to_string(record.version), "ok",
+                                           {{"version", record.version},
+                                            {"document_hash", sha256_hex(record.document_json)}}));
   batch.policy_inserts.push_back(std::move(record));
   std::string tenant = who.tenant;
   ctx.store->commit(std::move(batch), [&ctx, tenant, view = std::move(view), writer](Status result) {

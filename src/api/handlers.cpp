@@ -2,6 +2,7 @@
 
 #include "agent/agent_spec.h"
 #include "api/access.h"
+#include "audit/audit_log.h"
 #include "api/errors.h"
 #include "engine/snapshot.h"
 
@@ -91,6 +92,8 @@ void put_agent(ApiContext& ctx, const Principal& who, json::object body, const s
   int status = record.version == 1 ? 201 : 200;
   WriteBatch batch;
   batch.agent_inserts.push_back(record);
+  batch.audit_events.push_back(audit_event(who.tenant, record.created_at_ms, who.label(), "agent:write",
+                                           "agent:" + name, "ok", {{"version", record.version}}));
   ctx.store->commit(std::move(batch), [&ctx, record, status, writer](Status result) {
     ctx.loop->post([record, status, writer, result] {
       if (!result.is_ok()) {
@@ -245,6 +248,8 @@ void delete_session(ApiContext& ctx, HttpRequest& request, const PathParams& par
   }
   WriteBatch batch;
   batch.session_deletes.push_back(*record);
+  batch.audit_events.push_back(audit_event(record->tenant_id, ctx.clock->now_ms(), caller(request).label(),
+                                           "session:delete", "session:" + record->id, "ok"));
   std::string id = record->id;
   ctx.store->commit(std::move(batch), [&ctx, id, writer](Status result) {
     ctx.loop->post([id, writer, result] {

@@ -53,6 +53,8 @@ void add_key_routes(Router& router, ApiContext& context);
 void add_governance_routes(Router& router, ApiContext& context);
 // /v1/approvals... (approval_handlers.cpp).
 void add_approval_routes(Router& router, ApiContext& context);
+// /v1/audit, /v1/audit/export, /v1/audit/verify (audit_handlers.cpp).
+void add_audit_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);
 

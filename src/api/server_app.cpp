@@ -8,6 +8,8 @@
 #include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
+#include "audit/audit_log.h"
+#include "audit/checkpointer.h"
 #include "auth/api_keys.h"
 #include "auth/authorizer.h"
 #include "auth/policy_gate.h"
@@ -49,6 +51,8 @@ struct App {
   Store* store = nullptr;                      // what the engine and API use
   std::unique_ptr<Authorizer> authorizer;
   std::unique_ptr<PolicyEffectGate> gate;      // policy over the effects of runs
+  std::unique_ptr<Ed25519Key> audit_key;       // signs audit checkpoints (<data>/audit-signing.key)
+  std::unique_ptr<AuditCheckpointer> checkpointer;
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
@@ -78,7 +82,17 @@ Result<Principal> authenticate(App& app, const HttpRequest& head) {
 std::optional<HttpResponse> check_head(App& app, HttpRequest& head) {
   if (is_public_path(head.path)) return std::nullopt;
   auto principal = authenticate(app, head);
-  if (!principal.is_ok()) return error_response(principal.status());
+  if (!principal.is_ok()) {
+    if (principal.status().code() == Code::kUnauthenticated) {
+      // The system tenant's chain: an unknown credential names no tenant.
+      std::string token = bearer_token(head);
+      json::object details{{"path", head.path}, {"remote", head.remote_address},
+                           {"credential", token.empty() ? "none" : token.starts_with("ck_") ? "api_key" : "other"}};
+      record_audit(app.api, audit_event(kSystemTenant, SystemClock::instance().now_ms(), "anonymous", "auth:fail",
+                                        "route:" + head.method + " " + head.path, "deny", std::move(details)));
+    }
+    return error_response(principal.status());
+  }
   head.context = std::make_shared<const Principal>(std::move(*principal));
   return std::nullopt;
 }
@@ -228,6 +242,9 @@ Status build(App& app) {
     return nullptr;
   };
   app.authorizer = std::make_unique<Authorizer>(*app.store, SystemClock::instance());
+  ASSIGN_OR_RETURN(auto audit_key, Ed25519Key::load_or_create(app.config.data_dir + "/audit-signing.key"));
+  app.audit_key = std::make_unique<Ed25519Key>(std::move(audit_key));
+  app.checkpointer = std::make_unique<AuditCheckpointer>(*app.store, *app.audit_key, SystemClock::instance());
   app.gate = std::make_unique<PolicyEffectGate>(*app.store, *app.authorizer, SystemClock::instance());
   EngineOptions engine_options;
   engine_options.cluster = app.cluster.get();
@@ -257,6 +274,7 @@ Status build(App& app) {
   add_secret_routes(app.router, app.api);
   add_governance_routes(app.router, app.api);
   add_approval_routes(app.router, app.api);
+  add_audit_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
@@ -270,6 +288,15 @@ Status build(App& app) {
   int port = 0;
   RETURN_IF_ERROR(parse_listen(app.config.listen, &host, &port));
   return app.server->listen(host, port);
+}
+
+// Signs checkpoints of the audit chains every audit_checkpoint_ms.
+void schedule_checkpoints(App& app) {
+  app.loop.post_after(app.config.audit_checkpoint_ms, [&app] {
+    Status status = app.checkpointer->checkpoint(/*wait=*/false);
+    if (!status.is_ok()) log::error("cannot sign audit checkpoints", {{"error", status.to_string()}});
+    schedule_checkpoints(app);
+  });
 }
 
 void shut_down(App& app, int signal_number) {
@@ -336,6 +363,7 @@ int run_server(const ServerConfig& config) {
       return;
     }
     app.cluster->start(app.engine->cluster_handlers());  // from here on, it may hand sessions over
+    schedule_checkpoints(app);
     app.ready = true;
     log::info("ready", {{"listen", app.config.listen}, {"port", std::to_string(app.server->bound_port())},
                         {"node_id", app.cluster->node_id()},
@@ -346,6 +374,9 @@ int run_server(const ServerConfig& config) {
   });
   app->loop.run();
   app->cluster->stop();  // no more hand-overs; the loop no longer runs what it would post
+  if (Status signed_last = app->checkpointer->checkpoint(/*wait=*/true); !signed_last.is_ok()) {
+    log::error("cannot sign the final audit checkpoints", {{"error", signed_last.to_string()}});
+  }
   app->server.reset();
   app->sealing.reset();
   app->backend.reset();  // drains queued commits (their callbacks only post to the loop), then closes

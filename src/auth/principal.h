@@ -20,6 +20,8 @@ struct Principal {
   bool has_role(const std::string& role) const;
   // The identity chain policy statements match against: "user:<id>", "role:<r>"...
   std::vector<std::string> identities() const;
+  // "user:<id>": how audit events name it.
+  std::string label() const { return "user:" + user_id; }
   // What `when` expressions see as `principal`.
   json::object to_context() const;
 };

@@ -137,6 +137,7 @@ int main(int argc, char** argv) {
 
   if (serve_cmd->parsed()) return serve(serve_flags);
   if (keys_new_kek_cmd->parsed()) return cli::keys_new_kek(kek_file);
+  if (auto code = governance.run_offline()) return *code;
   cli::ApiClient client(client_options(server, api_key, data));
   if (auto code = governance.run(client)) return *code;
   if (secrets_set_cmd->parsed()) return cli::secrets_set(client, secret_name);

@@ -43,6 +43,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
     ASSIGN_OR_RETURN(config.approval_ttl_ms, parse_int(value, key));
   } else if (key == "approval_poll_ms") {
     ASSIGN_OR_RETURN(config.approval_poll_ms, parse_int(value, key));
+  } else if (key == "audit_checkpoint_ms") {
+    ASSIGN_OR_RETURN(config.audit_checkpoint_ms, parse_int(value, key));
   } else if (key == "approvals_allow_self") {
     ASSIGN_OR_RETURN(config.approvals_allow_self, parse_bool(value, key));
   }
@@ -70,7 +72,7 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
-                             "approvals_allow_self", "approval_webhook_url"};
+                             "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms"};
 
 }  // namespace
 
@@ -117,6 +119,9 @@ Status validate_config(const ServerConfig& config) {
   }
   if (config.cluster_poll_ms < 10 || config.cluster_poll_ms > 60'000) {
     return invalid_argument("cluster_poll_ms must be 10-60000", "cluster_poll_ms");
+  }
+  if (config.audit_checkpoint_ms < 100 || config.audit_checkpoint_ms > 3'600'000) {
+    return invalid_argument("audit_checkpoint_ms must be 100-3600000", "audit_checkpoint_ms");
   }
   if (config.approval_ttl_ms < 1'000) return invalid_argument("approval_ttl_ms must be >= 1000", "approval_ttl_ms");
   if (config.approval_poll_ms < 10 || config.approval_poll_ms > 600'000) {

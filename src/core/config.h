@@ -33,6 +33,7 @@ struct ServerConfig {
   int64_t approval_poll_ms = 2'000;       // how often a waiting run looks for a decision made elsewhere
   bool approvals_allow_self = false;      // may the requesting user decide their own approval
   std::string approval_webhook_url;       // "" = none; POSTed when an approval is requested
+  int64_t audit_checkpoint_ms = 10'000;   // how often audit chains get a signed checkpoint
 };
 
 using EnvReader = std::function<std::string(const std::string&)>;

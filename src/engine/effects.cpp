@@ -1,6 +1,8 @@
 // Performing effects: model calls and tool calls, with retries, and
 // committing their results as journal steps.
 #include "agent/context.h"
+#include "audit/audit_log.h"
+#include "crypto/hash.h"
 #include "core/log.h"
 #include "core/utf8.h"
 #include "engine/engine_internal.h"
@@ -83,7 +85,17 @@ EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string acti
   }
   EffectRequest request{run.record.tenant_id, run.record.session_id, *run.session_user, run.record.agent_name,
                         run.record.id, seq, std::move(action), std::move(resource), std::move(arguments)};
-  return options_.gate->check(request);
+  EffectVerdict verdict = options_.gate->check(request);
+  const char* outcome = verdict.kind == EffectVerdictKind::kAllow  ? "allow"
+                        : verdict.kind == EffectVerdictKind::kDeny ? "deny"
+                                                                   : "require_approval";
+  json::object details{{"statement", verdict.statement}, {"seq", seq}, {"on_behalf_of", *run.session_user},
+                       {"inputs_hash", sha256_hex(to_json(request.arguments))}};
+  if (verdict.kind != EffectVerdictKind::kAllow) details["reason"] = verdict.reason;
+  run.audit_backlog.push_back(audit_event(run.record.tenant_id, clock_.now_ms(), "agent:" + run.record.agent_name,
+                                          request.action, request.resource, outcome, std::move(details),
+                                          run.record.id));
+  return verdict;
 }
 
 void Engine::start_model_call(ActiveRun& run, int64_t seq) {

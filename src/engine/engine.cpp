@@ -1,5 +1,7 @@
 #include "engine/engine.h"
 
+#include "audit/audit_log.h"
+
 #include "agent/decider.h"
 #include "core/log.h"
 #include "engine/engine_internal.h"
@@ -117,6 +119,10 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   WriteBatch batch;
   batch.run_inserts.push_back(run);
   batch.steps.push_back(created);
+  batch.audit_events.push_back(audit_event(run.tenant_id, run.created_at_ms, "agent:" + run.agent_name, "run:create",
+                                           "run:" + run.id, kRunQueued,
+                                           {{"session", run.session_id}, {"agent_version", run.agent_version}},
+                                           run.id));
   ++commits_in_flight_;
   store_.commit(std::move(batch), [this, loop = &loop_, run, done = std::move(done)](Status status) mutable {
     loop->post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
@@ -236,11 +242,35 @@ void Engine::advance(const std::string& run_id) {
   }
 }
 
+// Run lifecycle events and the run's pending policy decisions go into the
+// audit chain in the same transaction as the step.
+void Engine::record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch) {
+  for (auto& event : run.audit_backlog) batch.audit_events.push_back(std::move(event));
+  run.audit_backlog.clear();
+  static const std::map<std::string, std::string> kAudited = {
+      {kStepRunStarted, "run:start"},       {kStepRunCompleted, "run:complete"},
+      {kStepRunFailed, "run:fail"},         {kStepRunCancelled, "run:cancel"},
+      {kStepApprovalRequested, "approval:request"}, {kStepApprovalDecided, "approval:record"}};
+  auto audited = kAudited.find(step.kind);
+  if (audited == kAudited.end()) return;
+  json::object details{{"seq", step.seq}, {"session", run.record.session_id}};
+  auto payload = parse_json_object(step.payload_json);
+  if (payload.is_ok()) {
+    for (const char* key : {"code", "approval_id", "tool", "decision", "statement", "arguments_hash"}) {
+      if (const json::value* value = payload->if_contains(key)) details[key] = *value;
+    }
+  }
+  batch.audit_events.push_back(audit_event(run.record.tenant_id, step.created_at_ms, "agent:" + run.record.agent_name,
+                                           audited->second, "run:" + run.record.id, run.projected.status,
+                                           std::move(details), run.record.id));
+}
+
 void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                          std::function<void(ActiveRun&)> after_commit, WriteBatch extra) {
   Status folded = fold_step(run.projected, step);
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
+  record_lifecycle(run, step, batch);
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
@@ -419,6 +449,8 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
   update.updated_at_ms = now;
   batch.run_updates.push_back(std::move(update));
   batch.steps.push_back(step);
+  batch.audit_events.push_back(audit_event(tenant, now, "system", "run:cancel", "run:" + run_id, kRunCancelled,
+                                           {{"seq", step.seq}, {"while", "queued"}}, run_id));
   ++commits_in_flight_;
   store_.commit(std::move(batch), [this, loop = &loop_, step, done = std::move(done)](Status status) mutable {
     loop->post([this, step = std::move(step), status = std::move(status), done = std::move(done)] {

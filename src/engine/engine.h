@@ -116,6 +116,7 @@ class Engine {
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
   void advance(const std::string& run_id);
+  void record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch);
   // `extra` is written in the same transaction (e.g. an approval record).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {});

@@ -35,6 +35,8 @@ struct Engine::ActiveRun {
   bool terminal_requested = false;
   bool cancel_requested = false;
   std::optional<std::string> session_user;  // the session's end user, read at the first policy check
+  // Audit events (policy decisions on effects) written with the run's next commit.
+  std::vector<AuditEventRecord> audit_backlog;
 };
 
 struct Engine::Metrics {

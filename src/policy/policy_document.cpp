@@ -119,6 +119,8 @@ Result<json::value> parse_yaml(std::string_view text) {
     }
   } catch (const std::exception& error) {
     return invalid_argument(std::string("policy is not valid YAML: ") + error.what());
+  } catch (...) {
+    return invalid_argument("policy is not valid YAML");
   }
   if (!builder.status().is_ok()) return builder.status();
   return builder.take_root();

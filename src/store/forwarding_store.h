@@ -72,6 +72,15 @@ class ForwardingStore : public Store {
                                                      int limit) override {
     return inner_.list_approvals(tenant, status, now_ms, after_id, limit);
   }
+  Result<std::vector<AuditEventRecord>> list_audit_events(const std::string& tenant,
+                                                          const AuditQuery& query) override {
+    return inner_.list_audit_events(tenant, query);
+  }
+  Result<std::vector<AuditCheckpointRecord>> list_audit_checkpoints(const std::string& tenant, int64_t after_seq,
+                                                                   int limit) override {
+    return inner_.list_audit_checkpoints(tenant, after_seq, limit);
+  }
+  Result<std::vector<AuditEventRecord>> list_audit_heads() override { return inner_.list_audit_heads(); }
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override {
     return inner_.get_secret(tenant, name);
   }

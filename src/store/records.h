@@ -157,6 +157,38 @@ struct ApprovalRecord {
   std::string comment;
 };
 
+// One audit event. The store appends it to its tenant's hash chain in the
+// same transaction as the rest of its batch: it assigns seq (1, 2, ... per
+// tenant), prev_hash and hash (audit/chain.h). Events are plaintext (audit
+// verification works offline, without keys) and never hold secrets or tool
+// arguments: only names, ids and hashes.
+struct AuditEventRecord {
+  std::string tenant_id;
+  int64_t seq = 0;            // assigned by the store
+  int64_t at_ms = 0;
+  std::string principal;      // "user:alice", "agent:support (for user:alice)", "anonymous", "system"
+  std::string action;         // "auth:fail", "run:create", "tool:invoke", "policy:write", ...
+  std::string resource;       // "run:run_…", "tool:refund", ...
+  std::string run_id;         // "" when not about a run
+  std::string outcome;        // "allow" | "deny" | "require_approval" | "ok" | "fail" | a status
+  std::string details_json = "{}";  // statement, inputs_hash, reason, ...
+  std::string prev_hash;      // raw 32 bytes; assigned by the store
+  std::string hash;           // raw 32 bytes; assigned by the store
+  std::string canonical;      // reads only: the stored canonical_event() the hash covers
+};
+
+// A signed statement that a tenant's chain had `hash` at `seq`: a truncation
+// below it, or any change, is detectable against the signature.
+struct AuditCheckpointRecord {
+  std::string tenant_id;
+  int64_t seq = 0;
+  std::string hash;           // raw 32 bytes
+  int64_t at_ms = 0;
+  std::string key_id;         // hex SHA-256 prefix of the public key
+  std::string public_key;     // raw 32-byte Ed25519 public key
+  std::string signature;      // raw 64 bytes over audit_checkpoint_message()
+};
+
 // What one logical change writes; applied atomically. Many batches share one
 // transaction and one fsync (group commit), each under its own savepoint.
 struct WriteBatch {
@@ -178,13 +210,16 @@ struct WriteBatch {
   // status, decided_at, decided_by, comment; only from pending, and (except
   // to expired) only before expires_at: otherwise kConflict.
   std::vector<ApprovalRecord> approval_decisions;
+  std::vector<AuditEventRecord> audit_events;   // appended to their tenants' chains, in order
+  std::vector<AuditCheckpointRecord> audit_checkpoints;  // conflict if (tenant, seq) exists
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
            run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
            secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
-           policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty();
+           policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty() &&
+           audit_events.empty() && audit_checkpoints.empty();
   }
 };
 

@@ -19,6 +19,16 @@
 
 namespace continuum {
 
+struct AuditQuery {
+  int64_t after_seq = 0;
+  int64_t since_ms = 0;       // at_ms >= since_ms
+  int64_t until_ms = 0;       // at_ms < until_ms (0 = no bound)
+  std::string principal;
+  std::string action;
+  std::string run_id;
+  int limit = 100;
+};
+
 struct StoreStats {
   int64_t batches_committed = 0;
   int64_t transactions_committed = 0;
@@ -82,6 +92,14 @@ class Store {
   virtual Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
                                                              int64_t now_ms, const std::string& after_id,
                                                              int limit) = 0;
+
+  // Audit events of a tenant in seq order, filtered (empty fields = any).
+  virtual Result<std::vector<AuditEventRecord>> list_audit_events(const std::string& tenant,
+                                                                  const AuditQuery& query) = 0;
+  virtual Result<std::vector<AuditCheckpointRecord>> list_audit_checkpoints(const std::string& tenant,
+                                                                           int64_t after_seq, int limit) = 0;
+  // The newest event of each tenant's chain (seq and hash only), for checkpointing.
+  virtual Result<std::vector<AuditEventRecord>> list_audit_heads() = 0;
 
   // Every data key of `tenant`, or of all tenants if `tenant` is "".
   virtual Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) = 0;

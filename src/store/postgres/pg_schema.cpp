@@ -91,6 +91,19 @@ CREATE TABLE approvals (
   PRIMARY KEY (tenant_id, id));
 CREATE INDEX approvals_by_status ON approvals (tenant_id, status, created_at_ms, id);
 )sql",
+      R"sql(
+CREATE TABLE audit_events (
+  tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, at_ms BIGINT NOT NULL, principal TEXT NOT NULL,
+  action TEXT NOT NULL, resource TEXT NOT NULL, run_id TEXT NOT NULL, outcome TEXT NOT NULL,
+  event TEXT NOT NULL, prev_hash BYTEA NOT NULL, hash BYTEA NOT NULL,
+  PRIMARY KEY (tenant_id, seq));
+CREATE INDEX audit_events_by_run ON audit_events (tenant_id, run_id, seq);
+CREATE INDEX audit_events_by_time ON audit_events (tenant_id, at_ms);
+CREATE TABLE audit_checkpoints (
+  tenant_id TEXT NOT NULL, seq BIGINT NOT NULL, hash BYTEA NOT NULL, at_ms BIGINT NOT NULL,
+  key_id TEXT NOT NULL, public_key BYTEA NOT NULL, signature BYTEA NOT NULL,
+  PRIMARY KEY (tenant_id, seq));
+)sql",
   };
   return kMigrations;
 }

@@ -1,5 +1,7 @@
 #include "store/postgres/pg_store.h"
 
+#include "audit/chain.h"
+
 #include <thread>
 
 #include "core/log.h"
@@ -71,6 +73,29 @@ ApprovalRecord read_approval(const PgResult& rows, int row) {
   approval.comment = rows.text(row, 16);
   return approval;
 }
+AuditEventRecord read_audit_event(const PgResult& rows, int row) {
+  AuditEventRecord event;
+  event.tenant_id = rows.text(row, 0);
+  event.seq = rows.int64(row, 1);
+  event.at_ms = rows.int64(row, 2);
+  event.principal = rows.text(row, 3);
+  event.action = rows.text(row, 4);
+  event.resource = rows.text(row, 5);
+  event.run_id = rows.text(row, 6);
+  event.outcome = rows.text(row, 7);
+  event.canonical = rows.text(row, 8);
+  event.prev_hash = rows.text(row, 9);
+  event.hash = rows.text(row, 10);
+  AuditEventRecord parsed;
+  if (parse_canonical_event(event.canonical, parsed).is_ok()) event.details_json = parsed.details_json;
+  return event;
+}
+AuditCheckpointRecord read_audit_checkpoint(const PgResult& rows, int row) {
+  return AuditCheckpointRecord{rows.text(row, 0), rows.int64(row, 1), rows.text(row, 2), rows.int64(row, 3),
+                               rows.text(row, 4), rows.text(row, 5),  rows.text(row, 6)};
+}
+constexpr const char* kAuditColumns =
+    "tenant_id, seq, at_ms, principal, action, resource, run_id, outcome, event, prev_hash, hash";
 constexpr const char* kApprovalColumns =
     "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
     "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
@@ -128,6 +153,31 @@ void compile_session_delete(const SessionRecord& session, std::vector<Statement>
   out.push_back(plain("DELETE FROM sessions WHERE tenant_id = $1 AND id = $2", keys()));
 }
 
+// Appends after the tenant's newest event, computed in SQL. Nodes sharing the
+// database serialize appends per tenant with a transaction-scoped advisory
+// lock; under READ COMMITTED the insert then sees the newest committed head.
+void compile_audit(const WriteBatch& batch, std::vector<Statement>& out) {
+  for (const auto& event : batch.audit_events) {
+    out.push_back(plain("SELECT pg_advisory_xact_lock(hashtextextended('continuum-audit/' || $1, 0))",
+                        PgParams().add(event.tenant_id)));
+    out.push_back(expecting(std::string("INSERT INTO audit_events (") + kAuditColumns +
+                                ") SELECT $1, h.seq + 1, $2, $3, $4, $5, $6, $7, $8, h.hash, "
+                                "sha256(h.hash || int8send(h.seq + 1) || convert_to($8, 'UTF8')) FROM "
+                                "(SELECT seq, hash FROM audit_events WHERE tenant_id = $1 UNION ALL "
+                                "SELECT 0, '\\x0000000000000000000000000000000000000000000000000000000000000000'::bytea "
+                                "ORDER BY seq DESC LIMIT 1) h",
+                            PgParams().add(event.tenant_id).add(event.at_ms).add(event.principal).add(event.action)
+                                .add(event.resource).add(event.run_id).add(event.outcome).add(canonical_event(event)),
+                            Expect::kOneRow, Code::kInternal, "audit event not appended"));
+  }
+  for (const auto& c : batch.audit_checkpoints) {
+    out.push_back(plain("INSERT INTO audit_checkpoints (tenant_id, seq, hash, at_ms, key_id, public_key, signature) "
+                        "VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                        PgParams().add(c.tenant_id).add(c.seq).add_bytes(c.hash).add(c.at_ms).add(c.key_id)
+                            .add_bytes(c.public_key).add_bytes(c.signature)));
+  }
+}
+
 void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
   for (const auto& key : batch.api_key_inserts) {
     out.push_back(plain(std::string("INSERT INTO api_keys (") + kApiKeyColumns +
@@ -163,6 +213,7 @@ void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
                                 .add(a.tenant_id).add(a.id),
                             Expect::kOneRow, Code::kConflict, "approval " + a.id + " is missing, decided or expired"));
   }
+  compile_audit(batch, out);
 }
 
 std::vector<Statement> compile(const WriteBatch& batch) {
@@ -598,6 +649,40 @@ Result<std::vector<ApprovalRecord>> PostgresStore::list_approvals(const std::str
                                    PgParams().add(tenant).add(status).add(now_ms).add(after_id)
                                        .add(static_cast<int64_t>(limit))));
   return collect_rows(rows, read_approval);
+}
+
+Result<std::vector<AuditEventRecord>> PostgresStore::list_audit_events(const std::string& tenant,
+                                                                       const AuditQuery& query) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kAuditColumns +
+                                       " FROM audit_events WHERE tenant_id = $1 AND seq > $2 AND at_ms >= $3 "
+                                       "AND ($4 = 0 OR at_ms < $4) AND ($5 = '' OR principal = $5) "
+                                       "AND ($6 = '' OR action = $6) AND ($7 = '' OR run_id = $7) "
+                                       "ORDER BY seq LIMIT $8",
+                                   PgParams().add(tenant).add(query.after_seq).add(query.since_ms).add(query.until_ms)
+                                       .add(query.principal).add(query.action).add(query.run_id)
+                                       .add(static_cast<int64_t>(query.limit))));
+  return collect_rows(rows, read_audit_event);
+}
+
+Result<std::vector<AuditCheckpointRecord>> PostgresStore::list_audit_checkpoints(const std::string& tenant,
+                                                                                int64_t after_seq, int limit) {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT tenant_id, seq, hash, at_ms, key_id, public_key, signature FROM "
+                                   "audit_checkpoints WHERE tenant_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+                                   PgParams().add(tenant).add(after_seq).add(static_cast<int64_t>(limit))));
+  return collect_rows(rows, read_audit_checkpoint);
+}
+
+Result<std::vector<AuditEventRecord>> PostgresStore::list_audit_heads() {
+  ASSIGN_OR_RETURN(auto rows, read("SELECT DISTINCT ON (tenant_id) tenant_id, seq, hash FROM audit_events "
+                                   "ORDER BY tenant_id, seq DESC",
+                                   PgParams()));
+  return collect_rows(rows, [](const PgResult& result, int row) {
+    AuditEventRecord head;
+    head.tenant_id = result.text(row, 0);
+    head.seq = result.int64(row, 1);
+    head.hash = result.text(row, 2);
+    return head;
+  });
 }
 
 }  // namespace continuum

@@ -72,6 +72,11 @@ class PostgresStore final : public Store {
   Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
                                                      int64_t now_ms, const std::string& after_id,
                                                      int limit) override;
+  Result<std::vector<AuditEventRecord>> list_audit_events(const std::string& tenant,
+                                                          const AuditQuery& query) override;
+  Result<std::vector<AuditCheckpointRecord>> list_audit_checkpoints(const std::string& tenant, int64_t after_seq,
+                                                                   int limit) override;
+  Result<std::vector<AuditEventRecord>> list_audit_heads() override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override;
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override;

@@ -70,6 +70,19 @@ CREATE TABLE approvals (
   PRIMARY KEY (tenant_id, id)) WITHOUT ROWID;
 CREATE INDEX approvals_by_status ON approvals (tenant_id, status, created_at_ms, id);
 )sql",
+      R"sql(
+CREATE TABLE audit_events (
+  tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, at_ms INTEGER NOT NULL, principal TEXT NOT NULL,
+  action TEXT NOT NULL, resource TEXT NOT NULL, run_id TEXT NOT NULL, outcome TEXT NOT NULL,
+  event TEXT NOT NULL, prev_hash BLOB NOT NULL, hash BLOB NOT NULL,
+  PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;
+CREATE INDEX audit_events_by_run ON audit_events (tenant_id, run_id, seq);
+CREATE INDEX audit_events_by_time ON audit_events (tenant_id, at_ms);
+CREATE TABLE audit_checkpoints (
+  tenant_id TEXT NOT NULL, seq INTEGER NOT NULL, hash BLOB NOT NULL, at_ms INTEGER NOT NULL,
+  key_id TEXT NOT NULL, public_key BLOB NOT NULL, signature BLOB NOT NULL,
+  PRIMARY KEY (tenant_id, seq)) WITHOUT ROWID;
+)sql",
   };
   return kMigrations;
 }

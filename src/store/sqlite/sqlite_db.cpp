@@ -73,6 +73,13 @@ Status SqliteDb::open(const std::string& path) {
   return Status::ok();
 }
 
+Status SqliteDb::open_read_only(const std::string& path) {
+  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) return sqlite_status(db_, rc, "open " + path);
+  sqlite3_busy_timeout(db_, 5000);
+  return Status::ok();
+}
+
 Status SqliteDb::exec(const std::string& sql) {
   char* error = nullptr;
   int rc = sqlite3_exec(db_, sql.c_str(), nullptr, nullptr, &error);

@@ -50,6 +50,8 @@ class SqliteDb {
   ~SqliteDb();
 
   Status open(const std::string& path);
+  // For offline tools (audit verify): fails if the file does not exist.
+  Status open_read_only(const std::string& path);
   Status exec(const std::string& sql);
   Result<SqliteStatement> prepare(std::string_view sql);
   // Prepared once per db and reused; the returned statement resets on destruction.

@@ -1,5 +1,7 @@
 #include "store/sqlite/sqlite_store.h"
 
+#include "audit/chain.h"
+
 #include "core/log.h"
 #include "store/sqlite/schema.h"
 
@@ -86,6 +88,29 @@ ApprovalRecord read_approval(const SqliteStatement& row) {
   approval.comment = row.column_text(16);
   return approval;
 }
+AuditEventRecord read_audit_event(const SqliteStatement& row) {
+  AuditEventRecord event;
+  event.tenant_id = row.column_text(0);
+  event.seq = row.column_int(1);
+  event.at_ms = row.column_int(2);
+  event.principal = row.column_text(3);
+  event.action = row.column_text(4);
+  event.resource = row.column_text(5);
+  event.run_id = row.column_text(6);
+  event.outcome = row.column_text(7);
+  event.canonical = row.column_text(8);
+  event.prev_hash = row.column_text(9);
+  event.hash = row.column_text(10);
+  AuditEventRecord parsed;
+  if (parse_canonical_event(event.canonical, parsed).is_ok()) event.details_json = parsed.details_json;
+  return event;
+}
+AuditCheckpointRecord read_audit_checkpoint(const SqliteStatement& row) {
+  return AuditCheckpointRecord{row.column_text(0), row.column_int(1),  row.column_text(2), row.column_int(3),
+                               row.column_text(4), row.column_text(5), row.column_text(6)};
+}
+constexpr const char* kAuditColumns =
+    "tenant_id, seq, at_ms, principal, action, resource, run_id, outcome, event, prev_hash, hash";
 constexpr const char* kApprovalColumns =
     "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
     "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
@@ -314,6 +339,39 @@ Status SqliteStore::apply_approvals(const WriteBatch& batch) {
         .bind(6, a.id);
     RETURN_IF_ERROR(decide.run());
     if (write_db_.changes() != 1) return conflict("approval " + a.id + " is missing, decided or expired");
+  }
+  return apply_audit(batch);
+}
+
+// Appends to each tenant's chain after its newest event, read inside this
+// transaction (the single writer), so the chain has no gaps or forks.
+Status SqliteStore::apply_audit(const WriteBatch& batch) {
+  for (const auto& event : batch.audit_events) {
+    ASSIGN_OR_RETURN(auto head, write_db_.prepare_cached(
+                                    "SELECT seq, hash FROM audit_events WHERE tenant_id = ? ORDER BY seq DESC LIMIT 1"));
+    head.bind(1, event.tenant_id);
+    int64_t seq = 1;
+    std::string prev = audit_genesis_hash();
+    if (head.step()) {
+      seq = head.column_int(0) + 1;
+      prev = head.column_text(1);
+    }
+    RETURN_IF_ERROR(head.step_status());
+    std::string canonical = canonical_event(event);
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO audit_events (") + kAuditColumns +
+                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, event.tenant_id).bind(2, seq).bind(3, event.at_ms).bind(4, event.principal).bind(5, event.action)
+        .bind(6, event.resource).bind(7, event.run_id).bind(8, event.outcome).bind(9, canonical).bind(10, prev)
+        .bind(11, audit_chain_hash(prev, seq, canonical));
+    RETURN_IF_ERROR(insert.run());
+  }
+  for (const auto& c : batch.audit_checkpoints) {
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
+                                      "INSERT INTO audit_checkpoints (tenant_id, seq, hash, at_ms, key_id, public_key, "
+                                      "signature) VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, c.tenant_id).bind(2, c.seq).bind(3, c.hash).bind(4, c.at_ms).bind(5, c.key_id)
+        .bind(6, c.public_key).bind(7, c.signature);
+    RETURN_IF_ERROR(insert.run());
   }
   return Status::ok();
 }
@@ -572,6 +630,50 @@ Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::strin
                                            "WHERE tenant_id = ?1 AND id = ?4)) ORDER BY created_at_ms, id LIMIT ?5"));
   query.bind(1, tenant).bind(2, status).bind(3, now_ms).bind(4, after_id).bind(5, static_cast<int64_t>(limit));
   return collect_rows(query, read_approval);
+}
+
+Result<std::vector<AuditEventRecord>> SqliteStore::list_audit_events(const std::string& tenant,
+                                                                     const AuditQuery& query) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto statement,
+                   read_db_.prepare_cached(std::string("SELECT ") + kAuditColumns +
+                                           " FROM audit_events WHERE tenant_id = ?1 AND seq > ?2 AND at_ms >= ?3 "
+                                           "AND (?4 = 0 OR at_ms < ?4) AND (?5 = '' OR principal = ?5) "
+                                           "AND (?6 = '' OR action = ?6) AND (?7 = '' OR run_id = ?7) "
+                                           "ORDER BY seq LIMIT ?8"));
+  statement.bind(1, tenant).bind(2, query.after_seq).bind(3, query.since_ms).bind(4, query.until_ms)
+      .bind(5, query.principal).bind(6, query.action).bind(7, query.run_id)
+      .bind(8, static_cast<int64_t>(query.limit));
+  return collect_rows(statement, read_audit_event);
+}
+
+Result<std::vector<AuditCheckpointRecord>> SqliteStore::list_audit_checkpoints(const std::string& tenant,
+                                                                              int64_t after_seq, int limit) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto statement, read_db_.prepare_cached(
+                                       "SELECT tenant_id, seq, hash, at_ms, key_id, public_key, signature FROM "
+                                       "audit_checkpoints WHERE tenant_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
+  statement.bind(1, tenant).bind(2, after_seq).bind(3, static_cast<int64_t>(limit));
+  return collect_rows(statement, read_audit_checkpoint);
+}
+
+Result<std::vector<AuditEventRecord>> SqliteStore::list_audit_heads() {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto statement, read_db_.prepare_cached(
+                                       "SELECT tenant_id, MAX(seq) FROM audit_events GROUP BY tenant_id"));
+  ASSIGN_OR_RETURN(auto tenants, collect_rows(statement, [](const SqliteStatement& row) {
+                     AuditEventRecord head;
+                     head.tenant_id = row.column_text(0);
+                     head.seq = row.column_int(1);
+                     return head;
+                   }));
+  for (auto& head : tenants) {
+    ASSIGN_OR_RETURN(auto hash, read_db_.prepare_cached("SELECT hash FROM audit_events WHERE tenant_id = ? AND seq = ?"));
+    hash.bind(1, head.tenant_id).bind(2, head.seq);
+    if (hash.step()) head.hash = hash.column_text(0);
+    RETURN_IF_ERROR(hash.step_status());
+  }
+  return tenants;
 }
 
 }  // namespace continuum

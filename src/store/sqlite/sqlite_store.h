@@ -58,6 +58,11 @@ class SqliteStore final : public Store {
   Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
                                                      int64_t now_ms, const std::string& after_id,
                                                      int limit) override;
+  Result<std::vector<AuditEventRecord>> list_audit_events(const std::string& tenant,
+                                                          const AuditQuery& query) override;
+  Result<std::vector<AuditCheckpointRecord>> list_audit_checkpoints(const std::string& tenant, int64_t after_seq,
+                                                                   int limit) override;
+  Result<std::vector<AuditEventRecord>> list_audit_heads() override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override;
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override;
@@ -72,6 +77,7 @@ class SqliteStore final : public Store {
   Status apply_session_delete(const SessionRecord& session);
   Status apply_governance(const WriteBatch& batch);  // API keys and policies
   Status apply_approvals(const WriteBatch& batch);
+  Status apply_audit(const WriteBatch& batch);
 
   SqliteStoreOptions options_;
   SqliteDb write_db_;  // writer thread only

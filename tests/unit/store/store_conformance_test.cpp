@@ -13,6 +13,7 @@
 #include "store/postgres/pg_connection.h"
 #include "crypto/keyring.h"
 #include "store/postgres/pg_store.h"
+#include "audit/chain.h"
 #include "store/sealing_store.h"
 #include "store/sqlite/sqlite_store.h"
 #include "tests/unit/store/store_test_env.h"
@@ -468,6 +469,61 @@ TEST_P(StoreConformanceTest, ApprovalsDecidedOnceAndNotAfterExpiry) {
   expire.approval_decisions.push_back(decision_for_test("apr_c", kApprovalExpired, 200, "system"));
   EXPECT_TRUE(commit(std::move(expire)).is_ok()) << "an expiry is recorded after the deadline";
   EXPECT_EQ(store_->list_approvals("t1", "", 200, "", 10)->size(), 3u);
+}
+
+TEST_P(StoreConformanceTest, AuditEventsChainPerTenantInCommitOrder) {
+  auto event = [](const std::string& tenant, const std::string& action) {
+    AuditEventRecord record;
+    record.tenant_id = tenant;
+    record.at_ms = 7;
+    record.principal = "user:alice";
+    record.action = action;
+    record.resource = "run:r1";
+    record.outcome = "ok";
+    record.details_json = R"({"b":1,"a":2})";
+    return record;
+  };
+  WriteBatch first;
+  first.audit_events = {event("t1", "a1"), event("t2", "b1"), event("t1", "a2")};
+  ASSERT_TRUE(commit(std::move(first)).is_ok());
+  WriteBatch failing;  // its events must not take seqs
+  failing.audit_events = {event("t1", "lost")};
+  failing.secret_deletes.push_back(SecretRecord{"t1", "absent", "", 0, 0});
+  EXPECT_FALSE(commit(std::move(failing)).is_ok());
+  WriteBatch second;
+  second.audit_events = {event("t1", "a3")};
+  ASSERT_TRUE(commit(std::move(second)).is_ok());
+  reopen();
+  AuditQuery query;
+  auto events = store_->list_audit_events("t1", query);
+  ASSERT_TRUE(events.is_ok()) << events.status().to_string();
+  ASSERT_EQ(events->size(), 3u);
+  std::string prev = audit_genesis_hash();
+  for (size_t i = 0; i < events->size(); ++i) {
+    const auto& stored = (*events)[i];
+    EXPECT_EQ(stored.seq, static_cast<int64_t>(i + 1));
+    EXPECT_EQ(stored.action, "a" + std::to_string(i + 1));
+    EXPECT_EQ(stored.prev_hash, prev) << "linked to the record before";
+    EXPECT_EQ(stored.canonical, canonical_event(stored)) << "stored canonically";
+    EXPECT_EQ(stored.hash, audit_chain_hash(prev, stored.seq, stored.canonical));
+    EXPECT_EQ(stored.details_json, R"({"a":2,"b":1})");
+    prev = stored.hash;
+  }
+  EXPECT_EQ(store_->list_audit_events("t2", query)->size(), 1u) << "each tenant its own chain";
+  query.action = "a2";
+  EXPECT_EQ(store_->list_audit_events("t1", query)->size(), 1u);
+  auto heads = store_->list_audit_heads();
+  ASSERT_EQ(heads->size(), 2u);
+  EXPECT_EQ((*heads)[0].seq, 3);
+  EXPECT_EQ((*heads)[0].hash, prev);
+  WriteBatch checkpoint;
+  checkpoint.audit_checkpoints.push_back(AuditCheckpointRecord{"t1", 3, prev, 9, "kid", std::string(32, 'k'),
+                                                               std::string(64, 's')});
+  ASSERT_TRUE(commit(std::move(checkpoint)).is_ok());
+  auto checkpoints = store_->list_audit_checkpoints("t1", 0, 10);
+  ASSERT_EQ(checkpoints->size(), 1u);
+  EXPECT_EQ((*checkpoints)[0].hash, prev);
+  EXPECT_EQ((*checkpoints)[0].signature, std::string(64, 's'));
 }
 
 // Regression: a run submitted between the API's "no unfinished runs" check and

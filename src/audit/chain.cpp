@@ -1,0 +1,73 @@
+#include "audit/chain.h"
+
+#include <algorithm>
+
+#include "crypto/hash.h"
+
+namespace continuum {
+
+namespace {
+
+json::value sorted_keys(const json::value& value) {
+  if (value.is_object()) {
+    std::vector<std::pair<std::string, json::value>> entries;
+    for (const auto& entry : value.as_object()) entries.emplace_back(std::string(entry.key()), sorted_keys(entry.value()));
+    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+    json::object sorted;
+    for (auto& [key, child] : entries) sorted[key] = std::move(child);
+    return sorted;
+  }
+  if (value.is_array()) {
+    json::array sorted;
+    for (const auto& element : value.as_array()) sorted.push_back(sorted_keys(element));
+    return sorted;
+  }
+  return value;
+}
+
+}  // namespace
+
+std::string audit_genesis_hash() { return std::string(kAuditHashBytes, '\0'); }
+
+std::string canonical_event(const AuditEventRecord& event) {
+  auto details = parse_json(event.details_json);
+  return to_json(json::object{{"tenant", event.tenant_id},
+                              {"at_ms", event.at_ms},
+                              {"principal", event.principal},
+                              {"action", event.action},
+                              {"resource", event.resource},
+                              {"run_id", event.run_id},
+                              {"outcome", event.outcome},
+                              {"details", details.is_ok() ? sorted_keys(*details) : json::value(event.details_json)}});
+}
+
+std::string audit_chain_hash(const std::string& prev_hash, int64_t seq, const std::string& canonical) {
+  std::string input = prev_hash;
+  for (int shift = 56; shift >= 0; shift -= 8) input.push_back(static_cast<char>((static_cast<uint64_t>(seq) >> shift) & 0xff));
+  input += canonical;
+  return sha256(input);
+}
+
+std::string audit_checkpoint_message(const std::string& tenant, int64_t seq, const std::string& hash, int64_t at_ms) {
+  return "continuum-audit-checkpoint/v1\n" + tenant + "\n" + std::to_string(seq) + "\n" + to_hex(hash) + "\n" +
+         std::to_string(at_ms);
+}
+
+Status parse_canonical_event(const std::string& canonical, AuditEventRecord& event) {
+  ASSIGN_OR_RETURN(auto object, parse_json_object(canonical));
+  if (object.size() != 8) return invalid_argument("an audit event has 8 fields");
+  ASSIGN_OR_RETURN(event.tenant_id, get_string(object, "tenant", "tenant"));
+  ASSIGN_OR_RETURN(auto at, get_optional_int(object, "at_ms", "at_ms"));
+  event.at_ms = at.value_or(0);
+  ASSIGN_OR_RETURN(event.principal, get_string(object, "principal", "principal"));
+  ASSIGN_OR_RETURN(event.action, get_string(object, "action", "action"));
+  ASSIGN_OR_RETURN(event.resource, get_string(object, "resource", "resource"));
+  ASSIGN_OR_RETURN(event.run_id, get_string(object, "run_id", "run_id"));
+  ASSIGN_OR_RETURN(event.outcome, get_string(object, "outcome", "outcome"));
+  const json::value* details = object.if_contains("details");
+  if (details == nullptr) return invalid_argument("an audit event has details");
+  event.details_json = to_json(*details);
+  return Status::ok();
+}
+
+}  // namespace continuum

@@ -1,0 +1,414 @@
+"""Human approvals of tool calls against the real binary (policy effect
+require_approval): a held call is parked durably, the run waits, an approver decides
+through the API, and the call runs exactly once with exactly the approved arguments,
+or the model is told no.
+
+  approve       the run waits; the approval is listed (to approvers only) with the
+                exact arguments and their hash; the SSE stream shows
+                approval_requested; the requesting user may not decide it; an approver
+                approves, the tool server gets exactly one call with those arguments,
+                the run completes; a second decision is 409
+  deny          the model sees "not approved" with the approver and the comment;
+                the tool is never called
+  expiry        with a short TTL the run goes on with a result saying the approval
+                expired; deciding afterwards is 409; the status is "expired"
+  crashes       kill -9 while waiting: still pending after restart, approve, one
+                call; approve then kill -9 at once: still exactly one applied call
+  webhook       approval.requested reaches CONTINUUM_APPROVAL_WEBHOOK_URL, without
+                the arguments
+  rules         separation of duties (CONTINUUM_APPROVALS_ALLOW_SELF), a decision after
+                the run ended is 409, tenants and members see none of the approvals"""
+
+import json
+import threading
+import unittest
+from http.server import BaseHTTPRequestHandler
+
+from harness import (Client, InProcessServer, IntegrationTest, http_tool, read_sse, result_for, tool_steps,
+                     wait_until)
+from test_governance import (ERROR_TYPES, LARGE_REFUNDS, GovernanceHelpers, issue_key, sha256_hex,
+                             wait_for_approval)
+
+APPROVAL_FIELDS = sorted(["object", "id", "run_id", "session_id", "seq", "tool", "arguments", "arguments_hash",
+                          "statement", "requested_by", "agent", "status", "created_at_ms", "expires_at_ms",
+                          "decided_at_ms", "decided_by", "comment"])
+SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+
+
+class WebhookListener(InProcessServer):
+    """Records every POST it gets: (path, headers, body bytes)."""
+
+    def __init__(self):
+        self.requests = []
+        self.lock = threading.Lock()
+        listener = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                with listener.lock:
+                    listener.requests.append((self.path, dict(self.headers.items()), body))
+                self.send_response(204)
+                self.send_header("Connection", "close")
+                self.end_headers()
+                self.close_connection = True
+
+        self._serve(Handler)
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hooks/approvals"
+
+    def received(self):
+        with self.lock:
+            return list(self.requests)
+
+
+class ApprovalsBase(GovernanceHelpers, IntegrationTest):
+    """Setup and helpers: a policy that holds refunds over 1000 for approval (the
+    built-in one plus LARGE_REFUNDS), agents calling refund with 2500 and 500, and keys
+    for alice and bob (members), paula (approver) and carol (admin of tenant acme)."""
+
+    SCRIPTS = {
+        "refund_big": {"steps": [{"tool_calls": [{"name": "refund", "arguments": {
+                           "amount": 2500, "currency": "EUR", "note": "{{input}}"}}]},
+                                 {"content": "refund said {{tool_results}}"}]},
+        "refund_small": {"steps": [{"tool_calls": [{"name": "refund", "arguments": {
+                             "amount": 500, "currency": "EUR", "note": "{{input}}"}}]},
+                                   {"content": "refund said {{tool_results}}"}]},
+    }
+    SERVER_ENV = {}  # extra server environment, applied by a restart in setUp
+
+    def setUp(self):
+        super().setUp()
+        if self.SERVER_ENV:
+            self.restart_with(self.SERVER_ENV)
+        document = self.built_in_document()
+        document["statements"].append(LARGE_REFUNDS)
+        self.put_policy(document)
+        refund = http_tool(self.tools, "refund", {"type": "object",
+                                                  "properties": {"amount": {"type": "number"},
+                                                                 "currency": {"type": "string"},
+                                                                 "note": {"type": "string"}},
+                                                  "required": ["amount"]})
+        self.make_agent("refunder", "refund_big", tools=[refund])
+        self.make_agent("small-refunder", "refund_small", tools=[refund])
+        self.tokens = {"alice": issue_key(self.client, "alice")["token"],
+                       "bob": issue_key(self.client, "bob")["token"],
+                       "paula": issue_key(self.client, "paula", ["approver"])["token"],
+                       "carol": issue_key(self.client, "carol", ["admin"], tenant="acme")["token"]}
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def restart_with(self, env):
+        self.server.extra_env.update(env)
+        self.server.restart()
+        self.client = self.server.client()
+
+    def who(self, name):
+        return Client(self.server.base_url, self.tokens[name])
+
+    def start_waiting_run(self, note="refund order 1234", agent="refunder", user="alice"):
+        """A run of `user`'s that waits on an approval: (run id, its approval_requested step)."""
+        client = self.who(user)
+        session = client.ok("POST", "/v1/sessions", {"agent": agent}, expect=201)["id"]
+        run = client.ok("POST", f"/v1/sessions/{session}/runs", {"input": note}, expect=202)
+        return run["id"], wait_for_approval(self.client, run["id"])
+
+    def approval(self, approval_id, client=None):
+        return (client or self.who("paula")).ok("GET", f"/v1/approvals/{approval_id}", expect=200)
+
+    def decide(self, approval_id, decision, client=None, comment=None, expect=200):
+        body = {"comment": comment} if comment is not None else None
+        resp = (client or self.who("paula")).post(f"/v1/approvals/{approval_id}/{decision}", body)
+        self.assert_status(resp, expect)
+        return resp.body
+
+    def listed(self, client, query="status=pending"):
+        page = client.ok("GET", f"/v1/approvals?{query}", expect=200)
+        self.assertEqual(page["object"], "list")
+        return page["data"]
+
+    def kinds(self, run_id):
+        return [s["kind"] for s in self.client.steps(run_id)]
+
+
+
+class ApprovalsTest(ApprovalsBase):
+    # --- approve ---------------------------------------------------------------------
+
+    def test_large_refund_waits_and_runs_once_after_approval(self):
+        note = "refund order 1234"
+        run_id, requested = self.start_waiting_run(note)
+        alice, bob, paula = self.who("alice"), self.who("bob"), self.who("paula")
+        self.assertEqual(alice.ok("GET", f"/v1/runs/{run_id}", expect=200)["status"], "waiting")
+        self.assertEqual(self.tools.stats()["deliveries"], 0, "nothing is called before the decision")
+
+        payload = requested["payload"]
+        approval_id = payload["approval_id"]
+        self.assertEqual((payload["tool"], payload["statement"], payload["requested_by"], payload["agent"]),
+                         ("refund", "large-refunds", "alice", "refunder"), payload)
+        self.assertTrue(payload["reason"], payload)
+
+        # The approver's list shows it, with exactly the arguments the model gave.
+        (listed,) = self.listed(paula)
+        self.assertEqual(sorted(listed), APPROVAL_FIELDS, listed)
+        arguments = {"amount": 2500, "currency": "EUR", "note": note}
+        self.assertEqual((listed["object"], listed["id"], listed["run_id"], listed["tool"], listed["arguments"],
+                          listed["arguments_hash"], listed["statement"], listed["requested_by"], listed["agent"],
+                          listed["status"], listed["decided_at_ms"], listed["decided_by"], listed["comment"]),
+                         ("approval", approval_id, run_id, "refund", arguments, payload["arguments_hash"],
+                          "large-refunds", "alice", "refunder", "pending", None, None, None), listed)
+        self.assertEqual(listed["seq"], payload["tool_seq"])
+        self.assertEqual(listed["expires_at_ms"] - listed["created_at_ms"], SEVEN_DAYS_MS, "the default TTL")
+        self.assertEqual(listed["expires_at_ms"], payload["expires_at_ms"])
+        self.assertEqual(self.approval(approval_id), listed)
+
+        # The run's event stream shows the request.
+        events = read_sse(self.server.base_url, f"/v1/runs/{run_id}/events", api_key=self.tokens["alice"],
+                          until=lambda e: e.event == "approval_requested", timeout_s=30)
+        self.assertEqual(events[-1].event, "approval_requested", [e.event for e in events])
+        self.assertEqual(events[-1].json()["payload"], payload)
+
+        # Nobody decides their own request; members and other tenants may not decide at all.
+        self.decide(approval_id, "approve", client=alice, expect=403)
+        self.decide(approval_id, "deny", client=alice, expect=403)
+        self.decide(approval_id, "approve", client=bob, expect=403)
+        self.decide(approval_id, "approve", client=self.who("carol"), expect=404)
+        self.assertEqual(self.approval(approval_id)["status"], "pending", "refused decisions change nothing")
+
+        decided = self.decide(approval_id, "approve", comment="checked the order")
+        self.assertEqual((decided["status"], decided["decided_by"], decided["comment"]),
+                         ("approved", "paula", "checked the order"), decided)
+        self.assertIsInstance(decided["decided_at_ms"], int)
+
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        self.assertEqual(run["output"], "refund said " + result_for("refund", arguments))
+        (tool_step,) = tool_steps(self.client.steps(run_id))
+        self.assertFalse(tool_step["payload"]["is_error"], tool_step)
+        self.assertEqual(tool_step["seq"], payload["tool_seq"])
+        self.assertEqual(sha256_hex(tool_step["payload"]["arguments"]), payload["arguments_hash"],
+                         "the hash is of the arguments exactly as the model gave them")
+        ledger = self.tools.ledger()
+        self.assertEqual(list(ledger), [tool_step["payload"]["idempotency_key"]], "exactly one call")
+        record = ledger[tool_step["payload"]["idempotency_key"]]
+        self.assertEqual((record["tool"], record["args"], record["applied"], record["deliveries"]),
+                         ("refund", arguments, 1, 1), record)
+        self.assertEqual(self.tools.stats()["deliveries"], 1)
+
+        kinds = self.kinds(run_id)
+        i = kinds.index("approval_requested")
+        self.assertEqual(kinds[i:], ["approval_requested", "approval_decided", "tool_call", "model_call",
+                                     "run_completed"], kinds)
+        (decided_step,) = [s for s in self.client.steps(run_id) if s["kind"] == "approval_decided"]
+        self.assertEqual({k: decided_step["payload"][k] for k in ("approval_id", "tool_seq", "decision",
+                                                                  "decided_by", "decided_at_ms")},
+                         {"approval_id": approval_id, "tool_seq": payload["tool_seq"], "decision": "approved",
+                          "decided_by": "paula", "decided_at_ms": decided["decided_at_ms"]})
+
+        # Decided once: a second decision either way is a conflict, and nothing runs again.
+        self.decide(approval_id, "approve", expect=409)
+        self.decide(approval_id, "deny", expect=409)
+        self.assertEqual(self.approval(approval_id)["status"], "approved")
+        self.assertEqual(self.listed(paula), [])
+        self.assertEqual([a["id"] for a in self.listed(paula, "status=approved")], [approval_id])
+        self.assertEqual(self.tools.stats()["deliveries"], 1)
+
+    def test_small_refund_needs_no_approval(self):
+        session = self.who("alice").ok("POST", "/v1/sessions", {"agent": "small-refunder"}, expect=201)["id"]
+        run = self.who("alice").ok("POST", f"/v1/sessions/{session}/runs", {"input": "small", "wait": True},
+                                   expect=200)
+        self.assertEqual(run["status"], "completed", run)
+        self.assertNotIn("approval_requested", self.kinds(run["id"]))
+        self.assertEqual(self.tools.stats()["tools"]["refund"]["applied"], 1)
+        self.assertEqual(self.listed(self.who("paula"), "limit=100"), [])
+
+    # --- deny --------------------------------------------------------------------------
+
+    def test_denied_call_is_never_made_and_the_model_hears_why(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        decided = self.decide(approval_id, "deny", comment="amount exceeds the order total")
+        self.assertEqual((decided["status"], decided["decided_by"]), ("denied", "paula"))
+
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        (step,) = tool_steps(self.client.steps(run_id))
+        output = step["payload"]["output"]
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertTrue(output.startswith("error: the call was not approved"), output)
+        self.assertIn("paula", output)
+        self.assertIn("amount exceeds the order total", output)
+        self.assertEqual(run["output"], "refund said " + output, "the model saw the refusal")
+        self.assertEqual(self.tools.stats()["deliveries"], 0, "the tool was never called")
+        self.assertEqual(self.tools.ledger(), {})
+        self.decide(approval_id, "approve", expect=409)
+        self.assertEqual(self.approval(approval_id)["status"], "denied")
+        self.assertEqual([a["id"] for a in self.listed(self.who("paula"), "status=denied")], [approval_id])
+
+    # --- the run ended -----------------------------------------------------------------
+
+    def test_decision_after_the_run_ended_is_a_conflict(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        resp = self.who("alice").post(f"/v1/runs/{run_id}/cancel")
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual(resp.body["status"], "cancelled", resp)
+        self.decide(approval_id, "approve", expect=409)
+        self.decide(approval_id, "deny", expect=409)
+        self.assertEqual(self.tools.stats()["deliveries"], 0)
+
+    # --- separation of duties ------------------------------------------------------------
+
+    def test_requester_may_decide_only_when_self_approval_is_allowed(self):
+        self.tokens["alice"] = issue_key(self.client, "alice", ["member", "approver"])["token"]
+        _, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        resp = self.who("alice").post(f"/v1/approvals/{approval_id}/approve")
+        self.assert_status(resp, 403)
+        self.assertIn("own", resp.body["error"]["message"])
+        self.assertEqual(self.approval(approval_id, client=self.who("alice"))["status"], "pending",
+                         "an approver reads their own request")
+
+        self.restart_with({"CONTINUUM_APPROVALS_ALLOW_SELF": "true"})
+        run_id, requested = self.start_waiting_run("second order")
+        decided = self.decide(requested["payload"]["approval_id"], "approve", client=self.who("alice"))
+        self.assertEqual((decided["status"], decided["decided_by"]), ("approved", "alice"))
+        self.assertEqual(self.client.wait_run(run_id)["status"], "completed")
+
+    # --- who sees approvals ----------------------------------------------------------------
+
+    def test_approvals_are_listed_only_to_who_may_read_them(self):
+        ids = [self.start_waiting_run(f"order {n}")[1]["payload"]["approval_id"] for n in range(3)]
+        paula, admin = self.who("paula"), self.client
+        self.assertEqual([a["id"] for a in self.listed(paula)], ids, "oldest first")
+        self.assertEqual([a["id"] for a in self.listed(admin, "")], ids)
+        for name in ("alice", "bob", "carol"):
+            with self.subTest(principal=name):
+                self.assertEqual(self.listed(self.who(name)), [], f"{name} may not read these approvals")
+                self.assertEqual(self.listed(self.who(name), ""), [])
+        self.assert_status(self.who("carol").get(f"/v1/approvals/{ids[0]}"), 404)
+
+        first = paula.ok("GET", "/v1/approvals?status=pending&limit=2", expect=200)
+        self.assertEqual(([a["id"] for a in first["data"]], first["has_more"]), (ids[:2], True), first)
+        rest = paula.ok("GET", f"/v1/approvals?status=pending&limit=2&after={first['next_cursor']}", expect=200)
+        self.assertEqual(([a["id"] for a in rest["data"]], rest["has_more"], rest["next_cursor"]),
+                         (ids[2:], False, None), rest)
+        for query, param in (("status=maybe", "status"), ("limit=0", "limit"), ("limit=x", "limit")):
+            with self.subTest(query=query):
+                self.assert_error(paula.get(f"/v1/approvals?{query}"), 400, "invalid_request_error", param)
+        self.assert_status(paula.get("/v1/approvals/apr_000000000000000000000000"), 404)
+
+        # A tenant's approvers see their tenant's only; acme's admin sees acme's.
+        carol = self.who("carol")
+        definition = {k: v for k, v in self.client.ok("GET", "/v1/agents/refunder", expect=200).items()
+                      if k not in ("object", "version", "created_at_ms")}
+        carol.ok("POST", "/v1/agents", definition, expect=201)
+        acme_document = self.built_in_document()
+        acme_document["statements"].append(LARGE_REFUNDS)
+        self.put_policy(acme_document, client=carol)
+        self.tokens["acme-alice"] = issue_key(carol, "alice")["token"]
+        _, acme_requested = self.start_waiting_run("acme order", user="acme-alice")
+        acme_id = acme_requested["payload"]["approval_id"]
+        self.assertEqual([a["id"] for a in self.listed(carol)], [acme_id])
+        self.assertEqual([a["id"] for a in self.listed(paula)], ids, "default's approver sees none of acme's")
+        self.assert_status(paula.get(f"/v1/approvals/{acme_id}"), 404)
+        self.assert_status(paula.post(f"/v1/approvals/{acme_id}/approve"), 404)
+        self.assertEqual(self.decide(acme_id, "approve", client=carol)["status"], "approved")
+
+    # --- the webhook -----------------------------------------------------------------------
+
+    def test_webhook_is_told_without_the_arguments(self):
+        hook = WebhookListener()
+        self.addCleanup(hook.stop)
+        self.restart_with({"CONTINUUM_APPROVAL_WEBHOOK_URL": hook.url})
+        canary = "canary-note-7f3a9c"
+        run_id, requested = self.start_waiting_run(canary)
+        payload = requested["payload"]
+        (path, headers, body) = wait_until(lambda: hook.received(), timeout_s=30, message="the webhook")[0]
+        self.assertEqual(path, "/hooks/approvals")
+        self.assertTrue(headers.get("Content-Type", "").startswith("application/json"), headers)
+        event = json.loads(body)
+        self.assertEqual(event, {"type": "approval.requested", "tenant": "default",
+                                 "approval_id": payload["approval_id"], "run_id": run_id,
+                                 "session_id": self.approval(payload["approval_id"])["session_id"],
+                                 "tool": "refund", "arguments_hash": payload["arguments_hash"],
+                                 "requested_by": "alice", "agent": "refunder",
+                                 "expires_at_ms": payload["expires_at_ms"]})
+        self.assertNotIn(canary.encode(), body, "the arguments are never sent")
+        self.assertNotIn(b"2500", body)
+        self.assertEqual(len(hook.received()), 1)
+
+
+class ApprovalExpiryTest(ApprovalsBase):
+    SERVER_ENV = {"CONTINUUM_APPROVAL_TTL_MS": "1500", "CONTINUUM_APPROVAL_POLL_MS": "100"}
+
+    def test_unanswered_approval_expires(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        self.assertEqual(requested["payload"]["expires_at_ms"] - self.approval(approval_id)["created_at_ms"], 1500)
+
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        (step,) = tool_steps(self.client.steps(run_id))
+        self.assertTrue(step["payload"]["is_error"], step)
+        self.assertTrue(step["payload"]["output"].startswith("error: "), step)
+        self.assertIn("expired", step["payload"]["output"])
+        self.assertEqual(run["output"], "refund said " + step["payload"]["output"])
+        (decided,) = [s for s in self.client.steps(run_id) if s["kind"] == "approval_decided"]
+        self.assertEqual((decided["payload"]["decision"], decided["payload"]["decided_by"]), ("expired", "system"))
+
+        self.assertEqual(self.approval(approval_id)["status"], "expired")
+        self.decide(approval_id, "approve", expect=409)
+        self.decide(approval_id, "deny", expect=409)
+        self.assertEqual([a["id"] for a in self.listed(self.who("paula"), "status=expired")], [approval_id])
+        self.assertEqual(self.listed(self.who("paula")), [])
+        self.assertEqual(self.tools.stats()["deliveries"], 0, "the tool was never called")
+
+
+class ApprovalCrashTest(ApprovalsBase):
+    """kill -9 around a decision."""
+
+    def test_waiting_run_survives_kill_9(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        self.server.crash_restart()
+        self.client = self.server.client()
+        self.assertEqual(self.approval(approval_id)["status"], "pending")
+        self.assertEqual(self.client.wait_run(run_id, statuses=("waiting",))["status"], "waiting")
+        self.decide(approval_id, "approve")
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        stats = self.tools.stats()
+        self.assertEqual((stats["applied"], stats["multiply_applied"]), (1, []), stats)
+        self.assertEqual(self.kinds(run_id).count("approval_requested"), 1, "asked once, not again at restart")
+        self.assertEqual(self.kinds(run_id).count("tool_call"), 1)
+
+    def test_approval_then_kill_9_still_runs_the_tool_once(self):
+        self.tools.control(tools={"refund": {"delay_ms": 300}})  # the kill likely lands mid-call
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        self.decide(approval_id, "approve")
+        self.server.crash_restart()
+        self.client = self.server.client()
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        stats = self.tools.stats()
+        self.assertEqual((stats["keys"], stats["applied"], stats["multiply_applied"], stats["mismatches"]),
+                         (1, 1, [], []), stats)
+        kinds = self.kinds(run_id)
+        self.assertEqual((kinds.count("approval_requested"), kinds.count("approval_decided"), kinds.count("tool_call")),
+                         (1, 1, 1), kinds)
+        (step,) = tool_steps(self.client.steps(run_id))
+        self.assertFalse(step["payload"]["is_error"], step)
+        self.assertEqual(self.approval(approval_id)["status"], "approved")
+
+
+if __name__ == "__main__":
+    unittest.main()
