@@ -9,7 +9,7 @@ PACKAGES=(
   libsqlite3-dev libpq-dev postgresql libssl-dev libyaml-cpp-dev libcli11-dev libvalijson-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
-  python3 sqlite3 procps
+  python3 python3-cryptography sqlite3 procps
 )
 
 missing=()

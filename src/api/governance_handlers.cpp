@@ -225,6 +225,14 @@ void add_governance_routes(Router& router, ApiContext& ctx) {
                get_policy_version(ctx, r, p, w);
              }));
   add_policy_test_route(router, ctx);
+  router.add("POST", "/v1/identity/rotate",
+             guarded(ctx, "identity:write", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               auto kid = ctx.tool_identity->rotate();
+               if (!kid.is_ok()) return w->send(error_response(kid.status()));
+               record_audit(ctx, audit_event(caller(r).tenant, ctx.clock->now_ms(), caller(r).label(),
+                                             "identity:rotate", "identity:" + *kid, "ok"));
+               w->send(json_response(200, json::object{{"object", "identity_key"}, {"kid", *kid}, {"current", true}}));
+             }));
 }
 
 }  // namespace continuum

@@ -7,6 +7,7 @@
 
 #include "api/router.h"
 #include "auth/authorizer.h"
+#include "auth/tool_identity.h"
 #include "core/clock.h"
 #include "engine/engine.h"
 #include "crypto/keyring.h"
@@ -23,6 +24,7 @@ struct ApiContext {
   const Clock* clock = nullptr;
   Random* random = nullptr;
   Authorizer* authorizer = nullptr;
+  ToolIdentity* tool_identity = nullptr;
   bool approvals_allow_self = false;  // may a requesting user decide their own approval
   int64_t sse_keepalive_ms = 15'000;
   size_t sse_queued_bytes_max = 8 * 1024 * 1024;

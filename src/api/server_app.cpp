@@ -12,6 +12,8 @@
 #include "audit/checkpointer.h"
 #include "auth/api_keys.h"
 #include "auth/authorizer.h"
+#include "auth/oidc.h"
+#include "auth/tool_identity.h"
 #include "auth/policy_gate.h"
 #include "crypto/hash.h"
 #include "core/log.h"
@@ -53,6 +55,8 @@ struct App {
   std::unique_ptr<PolicyEffectGate> gate;      // policy over the effects of runs
   std::unique_ptr<Ed25519Key> audit_key;       // signs audit checkpoints (<data>/audit-signing.key)
   std::unique_ptr<AuditCheckpointer> checkpointer;
+  std::unique_ptr<OidcAuthenticator> oidc;     // null without oidc_issuers_file
+  std::unique_ptr<ToolIdentity> tool_identity; // signs the identity tokens tools receive
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
@@ -65,7 +69,12 @@ struct App {
   Counter* requests_total = nullptr;
 };
 
-bool is_public_path(const std::string& path) { return path == "/healthz" || path == "/readyz"; }
+constexpr const char* kJwksPath = "/.well-known/jwks.json";
+constexpr int64_t kJwksRefreshMs = 600'000;
+
+bool is_public_path(const std::string& path) {
+  return path == "/healthz" || path == "/readyz" || path == kJwksPath;
+}
 
 // The configured api_key (if any) is an admin of the system tenant; any
 // other token must be a stored API key.
@@ -74,6 +83,9 @@ Result<Principal> authenticate(App& app, const HttpRequest& head) {
   if (token.empty()) return Status(Code::kUnauthenticated, "missing or invalid API key");
   if (!app.api_key.empty() && constant_time_equal(token, app.api_key)) {
     return Principal{kSystemTenant, "admin", {"admin"}, "config"};
+  }
+  if (app.oidc && !token.starts_with("ck_") && OidcAuthenticator::looks_like_jwt(token)) {
+    return app.oidc->authenticate(token);
   }
   return authenticate_api_key(*app.store, token);
 }
@@ -100,6 +112,9 @@ std::optional<HttpResponse> check_head(App& app, HttpRequest& head) {
 void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWriter> writer) {
   app.requests_total->inc();
   if (request.path == "/healthz") return writer->send(json_response(200, json::object{{"status", "ok"}}));
+  if (request.path == kJwksPath && request.method == "GET") {
+    return writer->send(json_response(200, app.tool_identity->jwks()));
+  }
   if (request.path == "/readyz") {
     return writer->send(app.ready ? json_response(200, json::object{{"status", "ready"}})
                                   : error_response(Status(Code::kUnavailable, "not ready")));
@@ -169,6 +184,7 @@ Status open_storage(App& app) {
 
 Result<std::string> load_or_create_line(const std::string& path, const std::string& prefix, int random_bytes);
 Status write_private_line(const std::string& path, const std::string& value);
+Status open_identity(App& app);
 
 // Without a configured api_key, <data>/api-key holds an admin key of the
 // system tenant. If it is missing or no longer valid, a new one is issued,
@@ -219,11 +235,16 @@ Status build(App& app) {
   if (app.api_key.empty()) RETURN_IF_ERROR(ensure_bootstrap_key(app));
   RETURN_IF_ERROR(open_cluster(app));
   app.http_client = make_http_client(app.loop, app.config.tls_verify);
+  RETURN_IF_ERROR(open_identity(app));
   ToolRunnerOptions tool_options;
   tool_options.allow_private_addresses = app.config.allow_private_tool_addresses;
   tool_options.secrets = [&app](const std::string& tenant, const std::string& name) -> Result<std::string> {
     ASSIGN_OR_RETURN(auto secret, app.store->get_secret(tenant, name));
     return std::move(secret.value);
+  };
+  tool_options.identity_token = [&app](const ToolCall& call) {
+    return app.tool_identity->token_for(ToolIdentityClaims{call.tenant, call.user_id, call.agent->name,
+                                                           call.spec->url, call.run_id, call.session_id, call.seq});
   };
   app.tools = std::make_unique<DefaultToolRunner>(app.loop, *app.http_client, tool_options);
   std::string base_url = app.config.model_base_url.empty() ? kDefaultOpenAiBaseUrl : app.config.model_base_url;
@@ -264,6 +285,7 @@ Status build(App& app) {
   app.api.clock = &SystemClock::instance();
   app.api.random = &SystemRandom::instance();
   app.api.authorizer = app.authorizer.get();
+  app.api.tool_identity = app.tool_identity.get();
   app.api.approvals_allow_self = app.config.approvals_allow_self;
   add_agent_routes(app.router, app.api);
   add_session_routes(app.router, app.api);
@@ -290,12 +312,47 @@ Status build(App& app) {
   return app.server->listen(host, port);
 }
 
+// Fetches the keys of OIDC issuers configured with jwks_url, now and every
+// kJwksRefreshMs. A failed fetch keeps the keys it had.
+void refresh_oidc_keys(App& app) {
+  for (const auto& issuer : app.oidc->issuers()) {
+    if (issuer.jwks_url.empty()) continue;
+    HttpClientRequest request;
+    request.method = "GET";
+    request.url = issuer.jwks_url;
+    request.timeout_ms = 10'000;
+    request.response_bytes_max = 1024 * 1024;
+    std::string name = issuer.issuer;
+    app.http_client->send(std::move(request), nullptr, [&app, name](Result<HttpClientResponse> response) {
+      Status loaded = !response.is_ok()         ? response.status()
+                      : response->status != 200 ? Status(Code::kUnavailable, "HTTP " + std::to_string(response->status))
+                                                : app.oidc->set_keys_from_jwks(name, response->body);
+      if (!loaded.is_ok()) log::warn("cannot fetch an OIDC issuer's keys", {{"issuer", name}, {"error", loaded.to_string()}});
+    });
+  }
+  app.loop.post_after(kJwksRefreshMs, [&app] { refresh_oidc_keys(app); });
+}
+
+Status open_identity(App& app) {
+  ASSIGN_OR_RETURN(app.tool_identity, ToolIdentity::open(app.config.data_dir + "/tool-identity.keys",
+                                                         app.config.identity_issuer, app.config.tool_token_ttl_s,
+                                                         SystemClock::instance(), SystemRandom::instance()));
+  if (app.config.oidc_issuers_file.empty()) return Status::ok();
+  std::ifstream file(app.config.oidc_issuers_file);
+  if (!file) return invalid_argument("cannot read " + app.config.oidc_issuers_file, "oidc_issuers_file");
+  std::string text((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  ASSIGN_OR_RETURN(auto issuers, parse_oidc_issuers(text));
+  app.oidc = std::make_unique<OidcAuthenticator>(std::move(issuers), SystemClock::instance());
+  return app.oidc->load_key_files();
+}
+
 // Signs checkpoints of the audit chains every audit_checkpoint_ms.
 void schedule_checkpoints(App& app) {
   app.loop.post_after(app.config.audit_checkpoint_ms, [&app] {
     Status status = app.checkpointer->checkpoint(/*wait=*/false);
     if (!status.is_ok()) log::error("cannot sign audit checkpoints", {{"error", status.to_string()}});
     schedule_checkpoints(app);
+    if (app.oidc) refresh_oidc_keys(app);
   });
 }
 

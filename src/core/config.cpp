@@ -39,6 +39,11 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   else if (key == "model_api_key_env") config.model_api_key_env = value;
   else if (key == "scripted_model_file") config.scripted_model_file = value;
   else if (key == "approval_webhook_url") config.approval_webhook_url = value;
+  else if (key == "oidc_issuers_file") config.oidc_issuers_file = value;
+  else if (key == "identity_issuer") config.identity_issuer = value;
+  else if (key == "tool_token_ttl_s") {
+    ASSIGN_OR_RETURN(config.tool_token_ttl_s, parse_int(value, key));
+  }
   else if (key == "approval_ttl_ms") {
     ASSIGN_OR_RETURN(config.approval_ttl_ms, parse_int(value, key));
   } else if (key == "approval_poll_ms") {
@@ -72,7 +77,8 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "log_level",       "model_base_url",    "model_api_key_env",
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
-                             "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms"};
+                             "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms",
+                             "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s"};
 
 }  // namespace
 
@@ -120,6 +126,10 @@ Status validate_config(const ServerConfig& config) {
   if (config.cluster_poll_ms < 10 || config.cluster_poll_ms > 60'000) {
     return invalid_argument("cluster_poll_ms must be 10-60000", "cluster_poll_ms");
   }
+  if (config.tool_token_ttl_s < 1 || config.tool_token_ttl_s > 300) {
+    return invalid_argument("tool_token_ttl_s must be 1-300", "tool_token_ttl_s");
+  }
+  if (config.identity_issuer.empty()) return invalid_argument("identity_issuer must not be empty", "identity_issuer");
   if (config.audit_checkpoint_ms < 100 || config.audit_checkpoint_ms > 3'600'000) {
     return invalid_argument("audit_checkpoint_ms must be 100-3600000", "audit_checkpoint_ms");
   }

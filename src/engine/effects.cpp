@@ -73,15 +73,21 @@ void Engine::remember_context_items(ActiveRun& run, const std::vector<std::strin
   }
 }
 
+std::string Engine::session_user_of(ActiveRun& run) {
+  if (!run.session_user) {
+    auto session = store_.get_session(run.record.tenant_id, run.record.session_id);
+    if (!session.is_ok()) return "";  // not cached: read again next time
+    run.session_user = session->user_id;
+  }
+  return *run.session_user;
+}
+
 EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
                                    json::value arguments) {
   if (options_.gate == nullptr) return EffectVerdict{};
+  session_user_of(run);
   if (!run.session_user) {
-    auto session = store_.get_session(run.record.tenant_id, run.record.session_id);
-    if (!session.is_ok()) {
-      return EffectVerdict{EffectVerdictKind::kDeny, "", "the session could not be read: " + session.status().message()};
-    }
-    run.session_user = session->user_id;
+    return EffectVerdict{EffectVerdictKind::kDeny, "", "the session could not be read"};
   }
   EffectRequest request{run.record.tenant_id, run.record.session_id, *run.session_user, run.record.agent_name,
                         run.record.id, seq, std::move(action), std::move(resource), std::move(arguments)};
@@ -237,6 +243,8 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   call->arguments_json = tool.arguments.empty() ? "{}" : tool.arguments;
   call->run_id = run.record.id;
   call->tenant = run.record.tenant_id;
+  call->session_id = run.record.session_id;
+  call->user_id = session_user_of(run);
   call->seq = tool.seq;
   call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
   attempt_tool_call(run.record.id, run.generation, std::move(call), 1);

@@ -172,6 +172,8 @@ class Engine {
   void request_approval(ActiveRun& run, const PendingTool& tool, const EffectVerdict& verdict);
   void check_approval(const std::string& run_id, uint64_t generation, int64_t tool_seq, bool keep_polling);
   void record_decision(ActiveRun& run, int64_t tool_seq, const ApprovalRecord& approval, bool expire_now);
+  // The session's end user, read once per run ("" = none or unreadable).
+  std::string session_user_of(ActiveRun& run);
   // Asks the gate about an effect; the session's end user is read once per run.
   EffectVerdict check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
                              json::value arguments);

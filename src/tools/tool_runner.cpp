@@ -86,6 +86,16 @@ void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> don
                      {"Continuum-Run-Id", call.run_id},
                      {"Continuum-Step", std::to_string(call.seq)}};
   if (call.spec->auth) request.headers.emplace_back(call.spec->auth->header, call.spec->auth->prefix + credential);
+  if (options_.identity_token) {
+    auto token = options_.identity_token(call);
+    if (!token.is_ok()) {
+      ToolOutcome outcome;
+      outcome.error = EffectError{"identity_unavailable", "cannot sign the call's identity token", false, -1};
+      loop_.post([outcome = std::move(outcome), done = std::move(done)]() mutable { done(std::move(outcome)); });
+      return;
+    }
+    request.headers.emplace_back("Continuum-Identity", std::move(*token));
+  }
   http_.send(std::move(request), nullptr,
              [done = std::move(done), credential = std::move(credential)](Result<HttpClientResponse> result) {
                done(outcome_from_response(std::move(result), credential));

@@ -21,6 +21,8 @@ struct ToolCall {
   std::string run_id;
   int64_t seq = 0;
   std::string tenant;  // whose vault credentials the call may use
+  std::string session_id;
+  std::string user_id;  // the session's end user ("" = none), for the identity token
 };
 
 struct ToolOutcome {
@@ -43,10 +45,13 @@ struct ToolRunnerOptions {
   bool allow_private_addresses = false;  // tests and the local demo use loopback tools
   int64_t response_bytes_max = 4 * 1024 * 1024;
   SecretReader secrets;                  // for tools with `auth`; null = no vault
+  // Mints the call's identity token (header Continuum-Identity); null = none.
+  std::function<Result<std::string>(const ToolCall&)> identity_token;
 };
 
-// HTTP tools POST the arguments as JSON with Idempotency-Key, Continuum-Run-Id and
-// Continuum-Step headers, plus the tool's vault credential (auth) if it has
+// HTTP tools POST the arguments as JSON with Idempotency-Key, Continuum-Run-Id,
+// Continuum-Step and Continuum-Identity (a JWT naming the end user and the
+// agent; auth/tool_identity.h) headers, plus the tool's vault credential (auth) if it has
 // one; that credential is blanked out of whatever the tool answers, so it
 // cannot reach the model or the journal. Builtin tools ("noop", "echo")
 // answer in process.
