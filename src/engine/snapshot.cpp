@@ -138,8 +138,15 @@ Status fold_approval(RunSnapshot& snapshot, const std::string& kind, const json:
   int64_t tool_seq = int_field(payload, "tool_seq");
   bool pending = std::any_of(snapshot.pending_tools.begin(), snapshot.pending_tools.end(),
                              [&](const PendingTool& tool) { return tool.seq == tool_seq; });
-  if (!pending) return internal_error(kind + " for seq " + std::to_string(tool_seq) + " matches no pending tool call");
-  if (kind == kStepApprovalRequested) {
+  // A tool call's result takes its reserved seq, lower than its approval
+  // steps' (taken later, at next_seq). Folding in seq order therefore meets
+  // the result first: the approval steps of a call that has its result change
+  // nothing, which is where folding in commit order ends up too.
+  if (!pending) {
+    if (tool_seq <= 0 || tool_seq >= snapshot.next_seq) {
+      return internal_error(kind + " for seq " + std::to_string(tool_seq) + " matches no tool call");
+    }
+  } else if (kind == kStepApprovalRequested) {
     snapshot.approvals[tool_seq] =
         ApprovalState{string_field(payload, "approval_id"), string_field(payload, "arguments_hash"), ""};
   } else {

@@ -21,6 +21,7 @@ or the model is told no.
 
 import json
 import threading
+import time
 import unittest
 from http.server import BaseHTTPRequestHandler
 
@@ -81,6 +82,9 @@ class ApprovalsBase(GovernanceHelpers, IntegrationTest):
         "refund_small": {"steps": [{"tool_calls": [{"name": "refund", "arguments": {
                              "amount": 500, "currency": "EUR", "note": "{{input}}"}}]},
                                    {"content": "refund said {{tool_results}}"}]},
+        "refund_two": {"steps": [{"tool_calls": [{"name": "refund", "arguments": {"amount": 2500, "note": "a"}},
+                                                 {"name": "refund", "arguments": {"amount": 3000, "note": "b"}}]},
+                                 {"content": "refunds said {{tool_results}}"}]},
     }
     SERVER_ENV = {}  # extra server environment, applied by a restart in setUp
 
@@ -98,6 +102,7 @@ class ApprovalsBase(GovernanceHelpers, IntegrationTest):
                                                   "required": ["amount"]})
         self.make_agent("refunder", "refund_big", tools=[refund])
         self.make_agent("small-refunder", "refund_small", tools=[refund])
+        self.make_agent("double-refunder", "refund_two", tools=[refund])
         self.tokens = {"alice": issue_key(self.client, "alice")["token"],
                        "bob": issue_key(self.client, "bob")["token"],
                        "paula": issue_key(self.client, "paula", ["approver"])["token"],
@@ -245,11 +250,69 @@ class ApprovalsTest(ApprovalsBase):
         self.assertEqual(self.tools.stats()["tools"]["refund"]["applied"], 1)
         self.assertEqual(self.listed(self.who("paula"), "limit=100"), [])
 
+    def test_parallel_calls_wait_on_their_own_approvals(self):
+        alice, paula = self.who("alice"), self.who("paula")
+        session = alice.ok("POST", "/v1/sessions", {"agent": "double-refunder"}, expect=201)["id"]
+        run_id = alice.ok("POST", f"/v1/sessions/{session}/runs", {"input": "two"}, expect=202)["id"]
+        self.client.wait_run(run_id, statuses=("waiting",))
+        pending = wait_until(lambda: len(self.listed(paula)) == 2 and self.listed(paula), message="two approvals")
+        by_amount = {a["arguments"]["amount"]: a for a in pending}
+        self.assertEqual(sorted(by_amount), [2500, 3000])
+        self.assertNotEqual(by_amount[2500]["seq"], by_amount[3000]["seq"])
+
+        self.decide(by_amount[3000]["id"], "approve")
+        wait_until(lambda: self.tools.stats()["applied"] == 1, message="the approved call")
+        self.assertEqual(self.client.run(run_id)["status"], "waiting", "still waiting on the other approval")
+        self.decide(by_amount[2500]["id"], "deny", comment="one is enough")
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        outputs = {json.loads(s["payload"]["arguments"])["amount"]: s["payload"]["output"]
+                   for s in tool_steps(self.client.steps(run_id))}
+        self.assertEqual(outputs[3000], result_for("refund", {"amount": 3000, "note": "b"}))
+        self.assertTrue(outputs[2500].startswith("error: the call was not approved"), outputs)
+        self.assertIn("one is enough", outputs[2500])
+        (record,) = self.tools.ledger().values()
+        self.assertEqual((record["args"], record["applied"]), ({"amount": 3000, "note": "b"}, 1))
+
+    def test_concurrent_decisions_record_exactly_one(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        statuses = []
+        lock = threading.Lock()
+
+        def decide(decision):
+            resp = self.who("paula").post(f"/v1/approvals/{approval_id}/{decision}", {"comment": decision})
+            with lock:
+                statuses.append((decision, resp.status))
+
+        threads = [threading.Thread(target=decide, args=("approve" if n % 2 else "deny",)) for n in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        winners = [decision for decision, status in statuses if status == 200]
+        self.assertEqual(len(winners), 1, statuses)
+        self.assertEqual(sorted(status for _, status in statuses), [200] + [409] * 7, statuses)
+        approval = self.approval(approval_id)
+        expected = "approved" if winners[0] == "approve" else "denied"
+        self.assertEqual((approval["status"], approval["comment"]), (expected, winners[0]))
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        self.assertEqual(self.tools.stats()["applied"], 1 if expected == "approved" else 0)
+        self.assertEqual(self.kinds(run_id).count("approval_decided"), 1)
+
     # --- deny --------------------------------------------------------------------------
 
     def test_denied_call_is_never_made_and_the_model_hears_why(self):
         run_id, requested = self.start_waiting_run()
         approval_id = requested["payload"]["approval_id"]
+        paula = self.who("paula")
+        self.assert_error(paula.post(f"/v1/approvals/{approval_id}/deny", {"comment": "x" * 4097}), 400,
+                          "invalid_request_error", "comment")
+        self.assert_error(paula.post(f"/v1/approvals/{approval_id}/deny", {"reason": "x"}), 400,
+                          "invalid_request_error", "reason")
+        self.assert_error(paula.post(f"/v1/approvals/{approval_id}/deny", {"comment": 5}), 400,
+                          "invalid_request_error", "comment")
         decided = self.decide(approval_id, "deny", comment="amount exceeds the order total")
         self.assertEqual((decided["status"], decided["decided_by"]), ("denied", "paula"))
 
@@ -279,6 +342,10 @@ class ApprovalsTest(ApprovalsBase):
         self.decide(approval_id, "approve", expect=409)
         self.decide(approval_id, "deny", expect=409)
         self.assertEqual(self.tools.stats()["deliveries"], 0)
+        # It can never be decided now, so approvers should not be shown it as pending work.
+        with self.subTest(check="no stale pending approval after the run ended"):
+            self.assertNotEqual(self.approval(approval_id)["status"], "pending")
+            self.assertEqual(self.listed(self.who("paula")), [])
 
     # --- separation of duties ------------------------------------------------------------
 
@@ -362,6 +429,17 @@ class ApprovalsTest(ApprovalsBase):
         self.assertEqual(len(hook.received()), 1)
 
 
+    def test_a_webhook_that_is_down_does_not_hold_the_run(self):
+        hook = WebhookListener()
+        url = hook.url
+        hook.stop()  # nothing listens there now
+        self.restart_with({"CONTINUUM_APPROVAL_WEBHOOK_URL": url})
+        run_id, requested = self.start_waiting_run()
+        self.decide(requested["payload"]["approval_id"], "approve")
+        self.assertEqual(self.client.wait_run(run_id)["status"], "completed")
+        self.assertEqual(self.tools.stats()["applied"], 1)
+
+
 class ApprovalExpiryTest(ApprovalsBase):
     SERVER_ENV = {"CONTINUUM_APPROVAL_TTL_MS": "1500", "CONTINUUM_APPROVAL_POLL_MS": "100"}
 
@@ -386,6 +464,24 @@ class ApprovalExpiryTest(ApprovalsBase):
         self.assertEqual([a["id"] for a in self.listed(self.who("paula"), "status=expired")], [approval_id])
         self.assertEqual(self.listed(self.who("paula")), [])
         self.assertEqual(self.tools.stats()["deliveries"], 0, "the tool was never called")
+
+
+    def test_approval_expiring_while_the_server_is_down(self):
+        run_id, requested = self.start_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        self.server.stop()
+        deadline = requested["payload"]["expires_at_ms"] / 1000.0
+        while time.time() < deadline + 0.2:  # let the TTL pass while nothing runs
+            time.sleep(0.1)
+        self.server.start()
+        self.client = self.server.client()
+        run = self.client.wait_run(run_id)
+        self.assertEqual(run["status"], "completed", run)
+        (step,) = tool_steps(self.client.steps(run_id))
+        self.assertIn("expired", step["payload"]["output"])
+        self.assertEqual(self.approval(approval_id)["status"], "expired")
+        self.decide(approval_id, "approve", expect=409)
+        self.assertEqual(self.tools.stats()["deliveries"], 0)
 
 
 class ApprovalCrashTest(ApprovalsBase):

@@ -635,6 +635,22 @@ statements:
         self.assertEqual(alice.put("/v1/agents/team-bot", {"model": model_spec(self.mock, "hello")}).status, 201)
         self.assert_status(alice.put("/v1/agents/other-bot", {"model": model_spec(self.mock, "hello")}), 403)
 
+    def test_require_approval_or_deny_on_an_api_action_is_a_403_naming_the_statement(self):
+        document = self.built_in_document()
+        document["statements"] += [
+            {"id": "agent-changes-need-review", "effect": "require_approval", "principal": "*",
+             "action": "agent:write", "resource": "agent:prod-*"},
+            {"id": "no-secret-reads", "effect": "deny", "principal": "*", "action": "secret:read"}]
+        self.put_policy(document)
+        resp = self.client.post("/v1/agents", {"name": "prod-bot", "model": model_spec(self.mock, "hello")})
+        self.assert_status(resp, 403)
+        self.assertIn("agent-changes-need-review", resp.body["error"]["message"])
+        resp = self.client.get("/v1/secrets")
+        self.assert_status(resp, 403)
+        self.assertIn("no-secret-reads", resp.body["error"]["message"], "an explicit deny beats admins' allow")
+        self.assertEqual(self.client.post("/v1/agents", {"name": "dev-bot",
+                                                         "model": model_spec(self.mock, "hello")}).status, 201)
+
     # --- policy over the effects of runs -----------------------------------------------
 
     def agents_policy(self, *tool_statements, models=True):

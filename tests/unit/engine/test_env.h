@@ -74,6 +74,8 @@ class EngineTest : public ::testing::Test {
   void start_engine(Cluster* cluster = nullptr) {
     EngineOptions options;
     options.cluster = cluster;
+    options.gate = gate_;
+    options.approval_ttl_ms = approval_ttl_ms_;
     engine_ = std::make_unique<Engine>(
         *store_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
         tools_, nullptr, options);
@@ -171,6 +173,8 @@ class EngineTest : public ::testing::Test {
   std::unique_ptr<ScriptedProvider> provider_;
   RecordingToolRunner tools_{loop_};
   std::unique_ptr<Engine> engine_;
+  EffectGate* gate_ = nullptr;  // policy over effects (null = all allowed)
+  int64_t approval_ttl_ms_ = 3'600'000;
 };
 
 }  // namespace continuum::testing
