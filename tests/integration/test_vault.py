@@ -214,7 +214,9 @@ class VaultTest(IntegrationTest):
         self.assertEqual(self.client.ok("GET", f"/v1/secrets/{name}", expect=200), view)
         for path in ("/v1/agents/crm-agent", "/v1/agents", f"/v1/sessions/{session}",
                      f"/v1/sessions/{session}/items?limit=100", "/v1/sessions?limit=100", f"/v1/runs/{run['id']}",
-                     f"/v1/runs/{run['id']}/steps?limit=1000", "/v1/secrets", f"/v1/secrets/{name}", "/metrics"):
+                     f"/v1/runs/{run['id']}/steps?limit=1000", "/v1/secrets", f"/v1/secrets/{name}", "/metrics",
+                     "/v1/audit?limit=1000", "/v1/audit/export", f"/v1/approvals?status=", "/v1/api-keys",
+                     "/v1/policy"):
             resp = self.client.get(path)
             self.assertEqual(resp.status, 200, f"GET {path}: {resp}")
             exposures[f"GET {path}"] = resp.text
@@ -232,6 +234,9 @@ class VaultTest(IntegrationTest):
         shown = self.cli_ok("run", "steps", run["id"])
         self.assertIn(REDACTED, shown.stdout, describe(shown))
         exposures["continuum run steps"] = shown.stdout + shown.stderr
+        audit = self.cli_ok("audit", "list", "--limit", "1000")
+        self.assertIn("secret:write", audit.stdout, "the audit log records the credential's creation")
+        exposures["continuum audit list"] = audit.stdout + audit.stderr
         exposures["server log (running)"] = self.server.log_text(tail_bytes=1 << 30)
         exposures["mock model log"] = self.mock.log_text(tail_bytes=1 << 30)
         self.assertEqual(sorted(place for place, text in exposures.items() if canary in text), [],
