@@ -67,6 +67,13 @@ struct App {
   std::unique_ptr<HttpServer> server;
   bool ready = false;
   Counter* requests_total = nullptr;
+  Counter* auth_failures_total = nullptr;
+  Counter* auth_failures_unaudited_total = nullptr;
+  // Auth failures audited per second at most: a flood of bad tokens must not
+  // turn into a flood of writes. The rest are counted (metric) only.
+  static constexpr int kAuthFailuresAuditedPerSecond = 20;
+  int64_t auth_failure_second = 0;
+  int auth_failures_this_second = 0;
 };
 
 constexpr const char* kJwksPath = "/.well-known/jwks.json";
@@ -95,12 +102,20 @@ std::optional<HttpResponse> check_head(App& app, HttpRequest& head) {
   if (is_public_path(head.path)) return std::nullopt;
   auto principal = authenticate(app, head);
   if (!principal.is_ok()) {
-    if (principal.status().code() == Code::kUnauthenticated) {
+    app.auth_failures_total->inc();
+    int64_t now = SystemClock::instance().now_ms();
+    if (now / 1000 != app.auth_failure_second) {
+      app.auth_failure_second = now / 1000;
+      app.auth_failures_this_second = 0;
+    }
+    bool audited = ++app.auth_failures_this_second <= App::kAuthFailuresAuditedPerSecond;
+    if (!audited) app.auth_failures_unaudited_total->inc();
+    if (audited && principal.status().code() == Code::kUnauthenticated) {
       // The system tenant's chain: an unknown credential names no tenant.
       std::string token = bearer_token(head);
       json::object details{{"path", head.path}, {"remote", head.remote_address},
                            {"credential", token.empty() ? "none" : token.starts_with("ck_") ? "api_key" : "other"}};
-      record_audit(app.api, audit_event(kSystemTenant, SystemClock::instance().now_ms(), "anonymous", "auth:fail",
+      record_audit(app.api, audit_event(kSystemTenant, now, "anonymous", "auth:fail",
                                         "route:" + head.method + " " + head.path, "deny", std::move(details)));
     }
     return error_response(principal.status());
@@ -298,6 +313,9 @@ Status build(App& app) {
   add_approval_routes(app.router, app.api);
   add_audit_routes(app.router, app.api);
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
+  app.auth_failures_total = &app.metrics.counter("continuum_auth_failures_total", "Requests refused as unauthenticated.");
+  app.auth_failures_unaudited_total = &app.metrics.counter(
+      "continuum_auth_failures_unaudited_total", "Authentication failures over the audit rate limit (not recorded).");
   HttpServerOptions options;
   options.body_bytes_max = app.config.request_body_bytes_max;
   options.check_head = [&app](HttpRequest& head) { return check_head(app, head); };
