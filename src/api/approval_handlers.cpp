@@ -67,8 +67,6 @@ void list_approvals(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (has_more) approvals->pop_back();
   json::array data;
   for (const auto& approval : *approvals) {
-    // Stored "pending" past expiry is expired to the reader.
-    if (status == kApprovalExpired && approval.status != kApprovalExpired) continue;
     auto visible = permits(ctx, who, "approval:read", "tool:" + approval.tool, approval_fields(approval));
     if (!visible.is_ok()) return writer->send(error_response(visible.status()));
     if (*visible) data.push_back(approval_view(approval, now));

@@ -88,7 +88,7 @@ class Store {
 
   virtual Result<ApprovalRecord> get_approval(const std::string& tenant, const std::string& id) = 0;
   // Oldest first, after the approval `after_id` ("" = from the start); `status` "" = any. "pending" lists
-  // only those not yet expired at `now_ms`.
+  // only those not yet expired at `now_ms`; "expired" also those pending past their expiry.
   virtual Result<std::vector<ApprovalRecord>> list_approvals(const std::string& tenant, const std::string& status,
                                                              int64_t now_ms, const std::string& after_id,
                                                              int limit) = 0;

@@ -642,7 +642,8 @@ Result<std::vector<ApprovalRecord>> PostgresStore::list_approvals(const std::str
                                                                   int64_t now_ms, const std::string& after_id,
                                                                   int limit) {
   ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kApprovalColumns +
-                                       " FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR status = $2) "
+                                       " FROM approvals WHERE tenant_id = $1 AND ($2 = '' OR status = $2 OR ($2 = 'expired' AND "
+                                       "status = 'pending' AND expires_at_ms <= $3)) "
                                        "AND ($2 <> 'pending' OR expires_at_ms > $3) AND ($4 = '' OR "
                                        "(created_at_ms, id) > (SELECT created_at_ms, id FROM approvals "
                                        "WHERE tenant_id = $1 AND id = $4)) ORDER BY created_at_ms, id LIMIT $5",

@@ -624,7 +624,8 @@ Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::strin
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query,
                    read_db_.prepare_cached(std::string("SELECT ") + kApprovalColumns +
-                                           " FROM approvals WHERE tenant_id = ?1 AND (?2 = '' OR status = ?2) "
+                                           " FROM approvals WHERE tenant_id = ?1 AND (?2 = '' OR status = ?2 OR (?2 = 'expired' AND "
+                                           "status = 'pending' AND expires_at_ms <= ?3)) "
                                            "AND (?2 <> 'pending' OR expires_at_ms > ?3) AND (?4 = '' OR "
                                            "(created_at_ms, id) > (SELECT created_at_ms, id FROM approvals "
                                            "WHERE tenant_id = ?1 AND id = ?4)) ORDER BY created_at_ms, id LIMIT ?5"));

@@ -447,6 +447,9 @@ TEST_P(StoreConformanceTest, ApprovalsDecidedOnceAndNotAfterExpiry) {
   ASSERT_TRUE(pending.is_ok()) << pending.status().to_string();
   ASSERT_EQ(pending->size(), 2u) << "apr_c expired at 100";
   EXPECT_EQ((*pending)[0].id, "apr_b") << "oldest first";
+  auto expired = store_->list_approvals("t1", kApprovalExpired, 200, "", 10);
+  ASSERT_EQ(expired->size(), 1u) << "pending past its expiry counts as expired";
+  EXPECT_EQ((*expired)[0].id, "apr_c");
   auto next = store_->list_approvals("t1", kApprovalPending, 200, "apr_b", 10);
   ASSERT_EQ(next->size(), 1u);
   EXPECT_EQ((*next)[0].id, "apr_a");
