@@ -102,7 +102,11 @@ void add_key_routes(Router& router, ApiContext& ctx) {
 }
 
 void add_cluster_routes(Router& router, ApiContext& ctx) {
-  router.add("GET", "/v1/cluster", guarded(ctx, "cluster:read", [&ctx](HttpRequest&, const PathParams&, Writer w) {
+  router.add("GET", "/v1/cluster", guarded(ctx, "cluster:read", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               // Nodes and leases of every tenant: the system tenant's business only.
+               if (caller(r).tenant != kSystemTenant) {
+                 return w->send(error_response(not_found("no route for GET /v1/cluster")));
+               }
                auto view = ctx.cluster->describe();
                w->send(view.is_ok() ? json_response(200, *view) : error_response(view.status()));
              }));

@@ -49,9 +49,9 @@ void list_approvals(ApiContext& ctx, HttpRequest& request, Writer writer) {
   const Principal& who = caller(request);
   std::string status = request.query_param("status");
   if (!status.empty() && status != kApprovalPending && status != kApprovalApproved && status != kApprovalDenied &&
-      status != kApprovalExpired) {
+      status != kApprovalExpired && status != kApprovalWithdrawn) {
     return writer->send(error_response(
-        invalid_argument("status must be pending, approved, denied or expired", "status")));
+        invalid_argument("status must be pending, approved, denied, expired or withdrawn", "status")));
   }
   std::string limit_text = request.has_query_param("limit") ? request.query_param("limit") : "50";
   char* end = nullptr;

@@ -227,6 +227,11 @@ void add_governance_routes(Router& router, ApiContext& ctx) {
   add_policy_test_route(router, ctx);
   router.add("POST", "/v1/identity/rotate",
              guarded(ctx, "identity:write", [&ctx](HttpRequest& r, const PathParams&, Writer w) {
+               // One key set serves every tenant: only the system tenant rotates it.
+               if (caller(r).tenant != kSystemTenant) {
+                 return w->send(error_response(Status(Code::kPermissionDenied,
+                                                      "only the system tenant rotates the identity keys")));
+               }
                auto kid = ctx.tool_identity->rotate();
                if (!kid.is_ok()) return w->send(error_response(kid.status()));
                record_audit(ctx, audit_event(caller(r).tenant, ctx.clock->now_ms(), caller(r).label(),

@@ -102,15 +102,16 @@ std::optional<HttpResponse> check_head(App& app, HttpRequest& head) {
   if (is_public_path(head.path)) return std::nullopt;
   auto principal = authenticate(app, head);
   if (!principal.is_ok()) {
-    app.auth_failures_total->inc();
+    bool unauthenticated = principal.status().code() == Code::kUnauthenticated;
+    if (unauthenticated) app.auth_failures_total->inc();
     int64_t now = SystemClock::instance().now_ms();
     if (now / 1000 != app.auth_failure_second) {
       app.auth_failure_second = now / 1000;
       app.auth_failures_this_second = 0;
     }
-    bool audited = ++app.auth_failures_this_second <= App::kAuthFailuresAuditedPerSecond;
-    if (!audited) app.auth_failures_unaudited_total->inc();
-    if (audited && principal.status().code() == Code::kUnauthenticated) {
+    bool audited = unauthenticated && ++app.auth_failures_this_second <= App::kAuthFailuresAuditedPerSecond;
+    if (unauthenticated && !audited) app.auth_failures_unaudited_total->inc();
+    if (audited) {
       // The system tenant's chain: an unknown credential names no tenant.
       std::string token = bearer_token(head);
       json::object details{{"path", head.path}, {"remote", head.remote_address},
@@ -138,6 +139,10 @@ void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWrit
     return writer->send(error_response(Status(Code::kUnauthenticated, "missing or invalid API key")));
   }
   if (request.path == "/metrics" && request.method == "GET") {
+    // Server-wide numbers: the system tenant's business only.
+    if (caller(request).tenant != kSystemTenant) {
+      return writer->send(error_response(not_found("no route for GET /metrics")));
+    }
     if (!allowed(app.api, caller(request), "metrics:read", "metrics:*", {}, writer)) return;
     return writer->send(HttpResponse{200, "text/plain; version=0.0.4", app.metrics.render(), {}});
   }
@@ -278,7 +283,9 @@ Status build(App& app) {
     return nullptr;
   };
   app.authorizer = std::make_unique<Authorizer>(*app.store, SystemClock::instance());
-  ASSIGN_OR_RETURN(auto audit_key, Ed25519Key::load_or_create(app.config.data_dir + "/audit-signing.key"));
+  std::string audit_key_file = app.config.audit_signing_key_file.empty() ? app.config.data_dir + "/audit-signing.key"
+                                                                          : app.config.audit_signing_key_file;
+  ASSIGN_OR_RETURN(auto audit_key, Ed25519Key::load_or_create(audit_key_file));
   app.audit_key = std::make_unique<Ed25519Key>(std::move(audit_key));
   app.checkpointer = std::make_unique<AuditCheckpointer>(*app.store, *app.audit_key, SystemClock::instance());
   app.gate = std::make_unique<PolicyEffectGate>(*app.store, *app.authorizer, SystemClock::instance());
@@ -352,7 +359,9 @@ void refresh_oidc_keys(App& app) {
 }
 
 Status open_identity(App& app) {
-  ASSIGN_OR_RETURN(app.tool_identity, ToolIdentity::open(app.config.data_dir + "/tool-identity.keys",
+  std::string keys_file = app.config.identity_keys_file.empty() ? app.config.data_dir + "/tool-identity.keys"
+                                                                : app.config.identity_keys_file;
+  ASSIGN_OR_RETURN(app.tool_identity, ToolIdentity::open(keys_file,
                                                          app.config.identity_issuer, app.config.tool_token_ttl_s,
                                                          SystemClock::instance(), SystemRandom::instance()));
   if (app.config.oidc_issuers_file.empty()) return Status::ok();
@@ -370,7 +379,6 @@ void schedule_checkpoints(App& app) {
     Status status = app.checkpointer->checkpoint(/*wait=*/false);
     if (!status.is_ok()) log::error("cannot sign audit checkpoints", {{"error", status.to_string()}});
     schedule_checkpoints(app);
-    if (app.oidc) refresh_oidc_keys(app);
   });
 }
 
@@ -439,6 +447,7 @@ int run_server(const ServerConfig& config) {
     }
     app.cluster->start(app.engine->cluster_handlers());  // from here on, it may hand sessions over
     schedule_checkpoints(app);
+    if (app.oidc) refresh_oidc_keys(app);  // then every kJwksRefreshMs
     app.ready = true;
     log::info("ready", {{"listen", app.config.listen}, {"port", std::to_string(app.server->bound_port())},
                         {"node_id", app.cluster->node_id()},

@@ -7,6 +7,8 @@
 #include "api/access.h"
 #include "api/handlers.h"
 
+#include <set>
+
 namespace continuum {
 
 namespace {
@@ -31,17 +33,41 @@ Result<int64_t> resume_after(const HttpRequest& request) {
   return static_cast<int64_t>(value);
 }
 
-// Writes stored steps after *last_seq, in seq order, and advances *last_seq.
+// Where a stream is: the last step sent in order, and the approval requests
+// announced ahead of it.
+struct StreamPosition {
+  int64_t last_seq = -1;
+  std::set<int64_t> announced;
+};
+
+// An approval_requested step lies beyond the gap of the call it holds (the
+// call's result takes the lower, reserved seq): it is announced at once,
+// without an id (like text deltas), and sent again in order, with its id,
+// once the gap is filled.
+void announce_approvals(const std::vector<StepRecord>& steps, size_t from, StreamPosition& position,
+                        ResponseWriter& writer) {
+  for (size_t i = from; i < steps.size(); ++i) {
+    if (steps[i].kind != kStepApprovalRequested || !position.announced.insert(steps[i].seq).second) continue;
+    writer.write(sse_frame(-1, steps[i].kind, step_to_json_text(steps[i])));
+  }
+}
+
+// Writes stored steps after position.last_seq, in seq order, and advances it.
 // Parallel tool results may commit out of seq order: while the run is not
 // terminal, writing stops at the first gap, so a client resuming with
 // Last-Event-ID never skips a step that commits later. Returns true if the
 // terminal step was written.
 Result<bool> write_steps(ApiContext& ctx, const std::string& tenant, const std::string& run_id, bool run_terminal,
-                         int64_t* last_seq, ResponseWriter& writer) {
+                         StreamPosition& position, ResponseWriter& writer) {
+  int64_t* last_seq = &position.last_seq;
   for (;;) {
     ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(tenant, run_id, *last_seq, kReplayPage));
-    for (const auto& step : steps) {
-      if (!run_terminal && step.seq != *last_seq + 1) return false;
+    for (size_t i = 0; i < steps.size(); ++i) {
+      const StepRecord& step = steps[i];
+      if (!run_terminal && step.seq != *last_seq + 1) {
+        announce_approvals(steps, i, position, writer);
+        return false;
+      }
       writer.write(sse_frame(step.seq, step.kind, step_to_json_text(step)));
       *last_seq = step.seq;
       if (step.kind == kStepRunCompleted || step.kind == kStepRunFailed || step.kind == kStepRunCancelled) {
@@ -68,8 +94,9 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
   if (!run) return;
   std::string tenant = run->tenant_id;
   writer->start_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}});
-  auto last_seq = std::make_shared<int64_t>(*after);
-  auto ended = write_steps(ctx, tenant, run->id, is_terminal_status(run->status), last_seq.get(), *writer);
+  auto position = std::make_shared<StreamPosition>();
+  position->last_seq = *after;
+  auto ended = write_steps(ctx, tenant, run->id, is_terminal_status(run->status), *position, *writer);
   if (!ended.is_ok() || *ended || is_terminal_status(run->status)) return writer->end();
   std::weak_ptr<ResponseWriter> weak = writer;
   std::string run_id = run->id;
@@ -79,13 +106,13 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
   // Live events wake the stream; committed steps are then read back from the
   // store in order (cheap, indexed), so nothing published before this
   // subscription, or out of seq order, is missed or duplicated.
-  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, last_seq, tenant, run_id](const RunEvent& event) {
+  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, position, tenant, run_id](const RunEvent& event) {
     auto live = weak.lock();
     if (!live || live->closed()) return;
     if (event.seq < 0) {
       live->write(sse_frame(-1, event.type, event.data));
     } else {
-      auto done = write_steps(ctx, tenant, run_id, event.terminal, last_seq.get(), *live);
+      auto done = write_steps(ctx, tenant, run_id, event.terminal, *position, *live);
       if (!done.is_ok() || *done) return live->end();
     }
     // A reader this far behind is cut off; it resumes with Last-Event-ID.

@@ -34,19 +34,6 @@ std::string mismatched_column(const AuditEventRecord& stored, const AuditEventRe
   return "";
 }
 
-Result<std::string> from_hex(const std::string& hex) {
-  std::string raw;
-  if (hex.size() % 2 != 0) return invalid_argument("odd hex");
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    char* end = nullptr;
-    std::string pair = hex.substr(i, 2);
-    long value = std::strtol(pair.c_str(), &end, 16);
-    if (*end != '\0') return invalid_argument("not hex");
-    raw.push_back(static_cast<char>(value));
-  }
-  return raw;
-}
-
 }  // namespace
 
 AuditVerifyReport verify_audit_chain(const std::string& tenant, const std::vector<AuditEventRecord>& events,

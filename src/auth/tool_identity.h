@@ -5,10 +5,13 @@
 // Tools verify it with GET /.well-known/jwks.json. Inbound user tokens are
 // never forwarded: this token is minted here, per call.
 //
-// Keys are Ed25519, kept in <data>/tool-identity.keys ("<kid> <seed hex>"
-// per line, newest last, mode 0600). rotate() appends a new current key; the
-// newest kKeysPublished keys stay in the JWKS, so tokens signed just before a
-// rotation still verify. Thread-safe.
+// Keys are Ed25519, kept in a key file (config identity_keys_file, default
+// <data>/tool-identity.keys; "<kid> <seed hex>" per line, newest last, mode
+// 0600). rotate() appends a new current key; the newest kKeysPublished keys
+// stay in the JWKS, so tokens signed just before a rotation still verify.
+// Nodes of a cluster share the file: each re-reads it when it changes (checked
+// at most once a second), so a rotation on one node reaches the others.
+// Thread-safe.
 #pragma once
 
 #include <memory>
@@ -43,7 +46,9 @@ class ToolIdentity {
 
   Result<std::string> token_for(const ToolIdentityClaims& claims);
   json::object jwks();
-  // Makes a new key current; returns its kid.
+  // Makes a new key current; returns its kid. kConflict if the current key is
+  // younger than the token lifetime: with kKeysPublished keys published,
+  // every unexpired token then stays verifiable.
   Result<std::string> rotate();
   const std::string& issuer() const { return issuer_; }
 
@@ -51,8 +56,9 @@ class ToolIdentity {
   ToolIdentity(std::string key_file, std::string issuer, int64_t lifetime_s, const Clock& clock, Random& random)
       : key_file_(std::move(key_file)), issuer_(std::move(issuer)), lifetime_s_(lifetime_s), clock_(clock),
         random_(random) {}
-  Status load();
-  Status append_key();  // REQUIRES(mutex_)
+  Status load();         // REQUIRES(mutex_)
+  Status append_key();   // REQUIRES(mutex_)
+  void reload_if_changed();  // REQUIRES(mutex_)
 
   std::string key_file_;
   std::string issuer_;
@@ -61,6 +67,9 @@ class ToolIdentity {
   Random& random_;
   std::mutex mutex_;
   std::vector<std::pair<std::string, Ed25519Key>> keys_;  // GUARDED_BY(mutex_): (kid, key), oldest first
+  int64_t checked_at_ms_ = 0;                             // GUARDED_BY(mutex_)
+  int64_t file_size_ = -1;                                // GUARDED_BY(mutex_): when last read
+  int64_t current_since_ms_ = 0;                          // GUARDED_BY(mutex_): when the current key was made current
 };
 
 }  // namespace continuum

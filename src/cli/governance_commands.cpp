@@ -6,6 +6,7 @@
 
 #include "audit/verifier.h"
 #include "cli/commands.h"
+#include "crypto/hash.h"
 #include "crypto/signing.h"
 
 namespace continuum::cli {
@@ -59,17 +60,16 @@ int policy_test(ApiClient& client, json::object body, const std::string& args_js
 Result<std::vector<std::string>> trusted_keys(const std::vector<std::string>& hex_keys, const std::string& data_dir) {
   std::vector<std::string> keys;
   for (const auto& hex : hex_keys) {
-    std::string raw;
-    for (size_t i = 0; i + 1 < hex.size(); i += 2) raw.push_back(static_cast<char>(std::stoi(hex.substr(i, 2), nullptr, 16)));
-    if (raw.size() != 32 || hex.size() != 64) return invalid_argument("a public key is 64 hex digits");
-    keys.push_back(std::move(raw));
+    auto raw = from_hex(hex);
+    if (!raw.is_ok() || raw->size() != 32) return invalid_argument("a public key is 64 hex digits");
+    keys.push_back(std::move(*raw));
   }
   std::ifstream key_file(data_dir + "/audit-signing.key");
   std::string seed_hex;
   if (!data_dir.empty() && key_file && std::getline(key_file, seed_hex)) {
-    std::string seed;
-    for (size_t i = 0; i + 1 < seed_hex.size(); i += 2) seed.push_back(static_cast<char>(std::stoi(seed_hex.substr(i, 2), nullptr, 16)));
-    ASSIGN_OR_RETURN(auto key, Ed25519Key::from_seed(seed));
+    auto seed = from_hex(seed_hex);
+    if (!seed.is_ok()) return invalid_argument(data_dir + "/audit-signing.key is damaged");
+    ASSIGN_OR_RETURN(auto key, Ed25519Key::from_seed(*seed));
     keys.push_back(key.public_key());
   }
   return keys;

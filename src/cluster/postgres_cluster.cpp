@@ -135,7 +135,7 @@ Result<json::object> PostgresCluster::describe() {
                                        "AND l.expires_at_ms > NOW_MS), "
                                        "(SELECT COUNT(*) FROM session_leases l JOIN runs r ON r.tenant_id = "
                                        "l.tenant_id AND r.session_id = l.session_id WHERE l.node_id = n.node_id "
-                                       "AND l.expires_at_ms > NOW_MS AND r.status = 'running') "
+                                       "AND l.expires_at_ms > NOW_MS AND r.status IN ('running', 'waiting')) "
                                        "FROM nodes n ORDER BY n.node_id"),
                                    PgParams().add(options_.lease_ttl_ms)));
   // Which sessions each node holds (the first kLeasesShownMax of them).
@@ -274,7 +274,7 @@ void PostgresCluster::forget_what_is_done() {
 
 void PostgresCluster::sweep() {
   static const std::string kOrphans = sql(
-      "SELECT DISTINCT r.tenant_id, r.session_id FROM runs r WHERE r.status IN ('queued', 'running') "
+      "SELECT DISTINCT r.tenant_id, r.session_id FROM runs r WHERE r.status IN ('queued', 'running', 'waiting') "
       "AND NOT EXISTS (SELECT 1 FROM session_leases l WHERE l.tenant_id = r.tenant_id "
       "AND l.session_id = r.session_id AND l.expires_at_ms > NOW_MS) LIMIT $1");
   auto orphans = thread_connection_->exec(kOrphans, PgParams().add(int64_t{options_.claims_per_sweep_max}));
@@ -295,7 +295,7 @@ void PostgresCluster::report_cancel_requests() {
   static const std::string kCancels = sql(
       "SELECT c.tenant_id, c.run_id FROM cancel_requests c JOIN runs r ON r.tenant_id = c.tenant_id "
       "AND r.id = c.run_id JOIN session_leases l ON l.tenant_id = r.tenant_id AND l.session_id = r.session_id "
-      "WHERE l.node_id = $1 AND l.expires_at_ms > NOW_MS AND r.status IN ('queued', 'running')");
+      "WHERE l.node_id = $1 AND l.expires_at_ms > NOW_MS AND r.status IN ('queued', 'running', 'waiting')");
   auto cancels = thread_connection_->exec(kCancels, PgParams().add(options_.node_id));
   if (!cancels.is_ok()) return;
   for (int row = 0; row < cancels->rows(); ++row) {

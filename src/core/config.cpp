@@ -41,6 +41,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   else if (key == "approval_webhook_url") config.approval_webhook_url = value;
   else if (key == "oidc_issuers_file") config.oidc_issuers_file = value;
   else if (key == "identity_issuer") config.identity_issuer = value;
+  else if (key == "identity_keys_file") config.identity_keys_file = value;
+  else if (key == "audit_signing_key_file") config.audit_signing_key_file = value;
   else if (key == "tool_token_ttl_s") {
     ASSIGN_OR_RETURN(config.tool_token_ttl_s, parse_int(value, key));
   }
@@ -78,7 +80,8 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "scripted_model_file", "request_body_bytes_max", "shutdown_grace_ms",
                              "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
                              "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms",
-                             "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s"};
+                             "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s",
+                             "identity_keys_file", "audit_signing_key_file"};
 
 }  // namespace
 

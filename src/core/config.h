@@ -37,6 +37,8 @@ struct ServerConfig {
   std::string oidc_issuers_file;          // "" = no OIDC; else the issuers accepted (auth/oidc.h)
   std::string identity_issuer = "continuum";  // iss of the identity tokens given to tools
   int64_t tool_token_ttl_s = 300;         // their lifetime (1-300 s)
+  std::string identity_keys_file;         // "" = <data_dir>/tool-identity.keys; share it between the nodes of a cluster
+  std::string audit_signing_key_file;     // "" = <data_dir>/audit-signing.key; likewise
 };
 
 using EnvReader = std::function<std::string(const std::string&)>;

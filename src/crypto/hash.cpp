@@ -23,6 +23,24 @@ std::string to_hex(std::string_view raw) {
   return hex;
 }
 
+Result<std::string> from_hex(std::string_view hex) {
+  if (hex.size() % 2 != 0) return invalid_argument("hex text has an odd length");
+  auto digit = [](char c) -> int {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    return -1;
+  };
+  std::string raw;
+  raw.reserve(hex.size() / 2);
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int high = digit(hex[i]), low = digit(hex[i + 1]);
+    if (high < 0 || low < 0) return invalid_argument("not hex");
+    raw.push_back(static_cast<char>(high * 16 + low));
+  }
+  return raw;
+}
+
 bool constant_time_equal(std::string_view a, std::string_view b) {
   return a.size() == b.size() && CRYPTO_memcmp(a.data(), b.data(), a.size()) == 0;
 }

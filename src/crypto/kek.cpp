@@ -13,22 +13,10 @@ namespace continuum {
 
 namespace {
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
 Result<AeadKey> key_from_hex(const std::string& hex) {
-  if (hex.size() != 2 * kAeadKeyBytes) return invalid_argument("a key must be 64 hex digits");
-  std::string raw;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int high = hex_value(hex[i]), low = hex_value(hex[i + 1]);
-    if (high < 0 || low < 0) return invalid_argument("a key must be 64 hex digits");
-    raw.push_back(static_cast<char>(high * 16 + low));
-  }
-  return aead_key_from(raw);
+  auto raw = from_hex(hex);
+  if (hex.size() != 2 * kAeadKeyBytes || !raw.is_ok()) return invalid_argument("a key must be 64 hex digits");
+  return aead_key_from(*raw);
 }
 
 Result<std::string> read_file(const std::string& path) {

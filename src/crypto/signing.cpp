@@ -29,22 +29,6 @@ Pkey private_key(std::string_view seed) {
                                            reinterpret_cast<const unsigned char*>(seed.data()), seed.size()));
 }
 
-Result<std::string> hex_to_raw(const std::string& hex) {
-  if (hex.size() % 2 != 0) return invalid_argument("odd hex length");
-  std::string raw;
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    auto digit = [](char c) -> int {
-      if (c >= '0' && c <= '9') return c - '0';
-      if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-      return -1;
-    };
-    int high = digit(hex[i]), low = digit(hex[i + 1]);
-    if (high < 0 || low < 0) return invalid_argument("not lowercase hex");
-    raw.push_back(static_cast<char>(high * 16 + low));
-  }
-  return raw;
-}
-
 }  // namespace
 
 Result<Ed25519Key> Ed25519Key::from_seed(std::string_view seed) {
@@ -75,7 +59,7 @@ Result<Ed25519Key> Ed25519Key::load_or_create(const std::string& path) {
   std::ifstream existing(path);
   std::string hex;
   if (existing && std::getline(existing, hex) && !hex.empty()) {
-    auto seed = hex_to_raw(hex);
+    auto seed = from_hex(hex);
     if (!seed.is_ok()) return invalid_argument("key file " + path + " is damaged: " + seed.status().message());
     return from_seed(*seed);
   }

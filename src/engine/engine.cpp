@@ -343,8 +343,21 @@ void Engine::request_terminal(ActiveRun& run, const char* kind, json::object pay
     abandoned.push_back(json::object{{"seq", tool.seq}, {"call_id", tool.call_id}, {"name", tool.name}});
   }
   if (!abandoned.empty()) payload["abandoned_tool_calls"] = std::move(abandoned);
+  // Approvals still awaited are withdrawn with the run: nobody can decide them any more.
+  WriteBatch extra;
+  for (const auto& [seq, approval] : run.projected.approvals) {
+    if (!approval.decision.empty()) continue;
+    ApprovalRecord withdrawn;
+    withdrawn.tenant_id = run.record.tenant_id;
+    withdrawn.id = approval.approval_id;
+    withdrawn.status = kApprovalWithdrawn;
+    withdrawn.decided_at_ms = now;
+    withdrawn.decided_by = "system";
+    withdrawn.comment = std::string("the run ended (") + kind + ")";
+    extra.approval_decisions.push_back(std::move(withdrawn));
+  }
   StepRecord step{run.record.tenant_id, run.record.id, run.projected.next_seq, kind, to_json(payload), now};
-  commit_step(run, std::move(step), std::move(items), nullptr);
+  commit_step(run, std::move(step), std::move(items), nullptr, std::move(extra));
 }
 
 void Engine::finish_run(ActiveRun& run) {

@@ -259,6 +259,7 @@ asio::awaitable<void> AsioHttpServer::serve_connection(tcp::socket socket, HttpS
       // Before the body is read: a request that will be refused (no API key)
       // must not make the server buffer megabytes first.
       HttpRequest head;
+      head.remote_address = remote;
       if (fill_request(parser.get(), head).is_ok()) {
         if (auto refusal = options.check_head(head)) {
           co_await write_simple(stream, refusal->status, refusal->content_type, std::move(refusal->body),

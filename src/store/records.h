@@ -134,6 +134,7 @@ inline constexpr const char* kApprovalPending = "pending";
 inline constexpr const char* kApprovalApproved = "approved";
 inline constexpr const char* kApprovalDenied = "denied";
 inline constexpr const char* kApprovalExpired = "expired";
+inline constexpr const char* kApprovalWithdrawn = "withdrawn";  // its run ended first
 
 // A tool call that policy made wait for a person's decision. Bound to the
 // exact arguments by their hash; decided at most once.
@@ -208,7 +209,8 @@ struct WriteBatch {
   std::vector<PolicyRecord> policy_inserts;     // conflict if (tenant, version) exists
   std::vector<ApprovalRecord> approval_inserts;   // conflict if (tenant, id) exists
   // status, decided_at, decided_by, comment; only from pending, and (except
-  // to expired) only before expires_at: otherwise kConflict.
+  // to expired) only before expires_at: otherwise kConflict. To withdrawn:
+  // if still pending, else nothing (never a conflict).
   std::vector<ApprovalRecord> approval_decisions;
   std::vector<AuditEventRecord> audit_events;   // appended to their tenants' chains, in order
   std::vector<AuditCheckpointRecord> audit_checkpoints;  // conflict if (tenant, seq) exists

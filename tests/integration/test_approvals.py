@@ -5,19 +5,23 @@ or the model is told no.
 
   approve       the run waits; the approval is listed (to approvers only) with the
                 exact arguments and their hash; the SSE stream shows
-                approval_requested; the requesting user may not decide it; an approver
-                approves, the tool server gets exactly one call with those arguments,
-                the run completes; a second decision is 409
+                approval_requested while the run waits; the requesting user may not
+                decide it; an approver approves, the tool server gets exactly one call
+                with those arguments, the run completes; a second decision is 409;
+                parallel calls wait on one approval each; concurrent decisions: one
+                wins, the others are 409
   deny          the model sees "not approved" with the approver and the comment;
                 the tool is never called
   expiry        with a short TTL the run goes on with a result saying the approval
-                expired; deciding afterwards is 409; the status is "expired"
+                expired (also when it expired while the server was down); deciding
+                afterwards is 409; the status is "expired"
   crashes       kill -9 while waiting: still pending after restart, approve, one
                 call; approve then kill -9 at once: still exactly one applied call
   webhook       approval.requested reaches CONTINUUM_APPROVAL_WEBHOOK_URL, without
-                the arguments
+                the arguments; a webhook that is down holds nothing up
   rules         separation of duties (CONTINUUM_APPROVALS_ALLOW_SELF), a decision after
-                the run ended is 409, tenants and members see none of the approvals"""
+                the run ended is 409, tenants and members see none of the approvals
+                (the CLI has no approvals commands yet: not tested here)"""
 
 import json
 import threading
@@ -27,13 +31,15 @@ from http.server import BaseHTTPRequestHandler
 
 from harness import (Client, InProcessServer, IntegrationTest, http_tool, read_sse, result_for, tool_steps,
                      wait_until)
-from test_governance import (ERROR_TYPES, LARGE_REFUNDS, GovernanceHelpers, issue_key, sha256_hex,
-                             wait_for_approval)
+from test_governance import LARGE_REFUNDS, GovernanceHelpers, issue_key, sha256_hex, wait_for_approval
 
 APPROVAL_FIELDS = sorted(["object", "id", "run_id", "session_id", "seq", "tool", "arguments", "arguments_hash",
                           "statement", "requested_by", "agent", "status", "created_at_ms", "expires_at_ms",
                           "decided_at_ms", "decided_by", "comment"])
 SEVEN_DAYS_MS = 7 * 24 * 3600 * 1000
+# After a restart an approval-gated run finishes within a second or two; a run that
+# was not resumed at all should fail the test without waiting the harness's 120 s.
+RESUME_TIMEOUT_S = 15
 
 
 class WebhookListener(InProcessServer):
@@ -475,7 +481,7 @@ class ApprovalExpiryTest(ApprovalsBase):
             time.sleep(0.1)
         self.server.start()
         self.client = self.server.client()
-        run = self.client.wait_run(run_id)
+        run = self.client.wait_run(run_id, timeout_s=RESUME_TIMEOUT_S)
         self.assertEqual(run["status"], "completed", run)
         (step,) = tool_steps(self.client.steps(run_id))
         self.assertIn("expired", step["payload"]["output"])
@@ -493,9 +499,10 @@ class ApprovalCrashTest(ApprovalsBase):
         self.server.crash_restart()
         self.client = self.server.client()
         self.assertEqual(self.approval(approval_id)["status"], "pending")
-        self.assertEqual(self.client.wait_run(run_id, statuses=("waiting",))["status"], "waiting")
+        run = self.client.wait_run(run_id, statuses=("waiting",), timeout_s=RESUME_TIMEOUT_S)
+        self.assertEqual(run["status"], "waiting", run)
         self.decide(approval_id, "approve")
-        run = self.client.wait_run(run_id)
+        run = self.client.wait_run(run_id, timeout_s=RESUME_TIMEOUT_S)
         self.assertEqual(run["status"], "completed", run)
         stats = self.tools.stats()
         self.assertEqual((stats["applied"], stats["multiply_applied"]), (1, []), stats)
@@ -509,7 +516,7 @@ class ApprovalCrashTest(ApprovalsBase):
         self.decide(approval_id, "approve")
         self.server.crash_restart()
         self.client = self.server.client()
-        run = self.client.wait_run(run_id)
+        run = self.client.wait_run(run_id, timeout_s=RESUME_TIMEOUT_S)
         self.assertEqual(run["status"], "completed", run)
         stats = self.tools.stats()
         self.assertEqual((stats["keys"], stats["applied"], stats["multiply_applied"], stats["mismatches"]),

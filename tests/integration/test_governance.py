@@ -34,12 +34,11 @@ import secrets
 import stat
 import string
 import subprocess
-import time
 import unittest
 import urllib.parse
 
-from harness import (Client, ContinuumServer, IntegrationTest, describe, http_tool, model_spec, result_for,
-                     run_cli, clean_env, tool_steps, wait_until)
+from harness import (Client, ContinuumServer, IntegrationTest, clean_env, describe, http_tool, model_spec,
+                     result_for, run_cli, tool_steps, wait_until)
 
 TOKEN_RE = re.compile(r"^ck_([0-9a-f]{16})_([0-9a-f]{48})$")
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
@@ -137,7 +136,7 @@ class GovernanceHelpers:
 # token and a revoked key: each must be 401 (authentication_error).
 #
 # Paths and string values in bodies are format strings over the fixtures made in
-# AuthorizationMatrixTest.setUp: {alice_session}, {alice_run}, {approval}, ... A name
+# GovernanceTest.test_authorization_matrix: {alice_session}, {alice_run}, {approval}, ... A name
 # starting with "fresh_" makes a new one for each request (for rows that change
 # state), so rows do not depend on each other.
 #
@@ -179,14 +178,15 @@ MATRIX = [
     ("GET", "/v1/keys", None,                                                403, 403, 200, 200),
     ("POST", "/v1/keys/rotate", None,                                        403, 403, 200, 200),
     ("POST", "/v1/keys/shred", {"user": "nobody-in-particular"},             403, 403, 200, 200),
-    ("GET", "/v1/cluster", None,                                             403, 403, 200, 200),
-    ("GET", "/metrics", None,                                                403, 403, 200, 200),
+    # Server-wide: only the system tenant sees them (another tenant's admin gets 404).
+    ("GET", "/v1/cluster", None,                                             403, 403, 404, 200),
+    ("GET", "/metrics", None,                                                403, 403, 404, 200),
     # policy (setUp wrote versions 1 and 2 in "default"; acme has none)
     ("GET", "/v1/policy", None,                                              403, 403, 200, 200),
     ("GET", "/v1/policy/versions", None,                                     403, 403, 200, 200),
     ("GET", "/v1/policy/versions/2", None,                                   403, 403, 404, 200),
     ("POST", "/v1/policy/test", {"action": "agent:read", "resource": "agent:helper"}, 403, 403, 200, 200),
-    ("PUT", "/v1/policy", {"document": "{policy_yaml}"},                     403, 403, 201, 201),
+    ("PUT", "/v1/policy", {"document": "{policy_text}"},                     403, 403, 201, 201),
     # API keys (only admins of "default" issue keys for another tenant)
     ("GET", "/v1/api-keys", None,                                            403, 403, 200, 200),
     ("POST", "/v1/api-keys", {"user": "dave"},                               403, 403, 201, 201),
@@ -304,7 +304,7 @@ class GovernanceTest(GovernanceHelpers, IntegrationTest):
 
         fixtures = Fixtures(
             {"alice_session": alice_session["id"], "alice_run": alice_run["id"], "approval": approval,
-             "mock_base_url": self.mock.base_url, "policy_yaml": json.dumps(document)},
+             "mock_base_url": self.mock.base_url, "policy_text": json.dumps(document)},
             {"fresh_agent_name": lambda: self.next_name("new-agent"),
              "fresh_alice_session": fresh_alice_session,
              "fresh_alice_waiting_run": lambda: self.new_approval(alice)[0],

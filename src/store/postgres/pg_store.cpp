@@ -208,10 +208,11 @@ void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
   for (const auto& a : batch.approval_decisions) {
     out.push_back(expecting("UPDATE approvals SET status = $1, decided_at_ms = $2, decided_by = $3, comment = $4 "
                             "WHERE tenant_id = $5 AND id = $6 AND status = 'pending' "
-                            "AND ($1 = 'expired' OR expires_at_ms > $2)",
+                            "AND ($1 IN ('expired', 'withdrawn') OR expires_at_ms > $2)",
                             PgParams().add(a.status).add(a.decided_at_ms).add(a.decided_by).add(a.comment)
                                 .add(a.tenant_id).add(a.id),
-                            Expect::kOneRow, Code::kConflict, "approval " + a.id + " is missing, decided or expired"));
+                            a.status == kApprovalWithdrawn ? Expect::kAny : Expect::kOneRow, Code::kConflict,
+                            "approval " + a.id + " is missing, decided or expired"));
   }
   compile_audit(batch, out);
 }

@@ -27,6 +27,7 @@ class SqliteStatement {
 
   SqliteStatement& bind(int index, std::string_view text);
   SqliteStatement& bind(int index, int64_t number);
+  SqliteStatement& bind_blob(int index, std::string_view bytes);  // stored as a BLOB (raw hashes, keys)
   // Advances; true while a row is available. Errors become a Status via step_status().
   bool step();
   // Runs to completion (for writes).

@@ -334,11 +334,13 @@ Status SqliteStore::apply_approvals(const WriteBatch& batch) {
     ASSIGN_OR_RETURN(auto decide, write_db_.prepare_cached(
                                       "UPDATE approvals SET status = ?1, decided_at_ms = ?2, decided_by = ?3, "
                                       "comment = ?4 WHERE tenant_id = ?5 AND id = ?6 AND status = 'pending' "
-                                      "AND (?1 = 'expired' OR expires_at_ms > ?2)"));
+                                      "AND (?1 IN ('expired', 'withdrawn') OR expires_at_ms > ?2)"));
     decide.bind(1, a.status).bind(2, a.decided_at_ms).bind(3, a.decided_by).bind(4, a.comment).bind(5, a.tenant_id)
         .bind(6, a.id);
     RETURN_IF_ERROR(decide.run());
-    if (write_db_.changes() != 1) return conflict("approval " + a.id + " is missing, decided or expired");
+    if (write_db_.changes() != 1 && a.status != kApprovalWithdrawn) {
+      return conflict("approval " + a.id + " is missing, decided or expired");
+    }
   }
   return apply_audit(batch);
 }
@@ -361,16 +363,16 @@ Status SqliteStore::apply_audit(const WriteBatch& batch) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO audit_events (") + kAuditColumns +
                                                            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
     insert.bind(1, event.tenant_id).bind(2, seq).bind(3, event.at_ms).bind(4, event.principal).bind(5, event.action)
-        .bind(6, event.resource).bind(7, event.run_id).bind(8, event.outcome).bind(9, canonical).bind(10, prev)
-        .bind(11, audit_chain_hash(prev, seq, canonical));
+        .bind(6, event.resource).bind(7, event.run_id).bind(8, event.outcome).bind(9, canonical)
+        .bind_blob(10, prev).bind_blob(11, audit_chain_hash(prev, seq, canonical));
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& c : batch.audit_checkpoints) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
                                       "INSERT INTO audit_checkpoints (tenant_id, seq, hash, at_ms, key_id, public_key, "
                                       "signature) VALUES (?, ?, ?, ?, ?, ?, ?)"));
-    insert.bind(1, c.tenant_id).bind(2, c.seq).bind(3, c.hash).bind(4, c.at_ms).bind(5, c.key_id)
-        .bind(6, c.public_key).bind(7, c.signature);
+    insert.bind(1, c.tenant_id).bind(2, c.seq).bind_blob(3, c.hash).bind(4, c.at_ms).bind(5, c.key_id)
+        .bind_blob(6, c.public_key).bind_blob(7, c.signature);
     RETURN_IF_ERROR(insert.run());
   }
   return Status::ok();

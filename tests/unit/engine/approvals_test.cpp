@@ -135,6 +135,18 @@ TEST_F(ApprovalsTest, WaitingRunSurvivesACrashAndTheDecisionAppliesOnce) {
   EXPECT_EQ(run(run_id).status, kRunCompleted);
 }
 
+TEST_F(ApprovalsTest, CancellingAWaitingRunWithdrawsItsApproval) {
+  std::string run_id = start_waiting_run();
+  ApprovalRecord approval = pending_approval();
+  Status cancelled = conflict("not called");
+  engine_->cancel_run("t1", run_id, [&](Status status) { cancelled = status; });
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_TRUE(cancelled.is_ok()) << cancelled.to_string();
+  EXPECT_EQ(run(run_id).status, kRunCancelled);
+  EXPECT_EQ(store_->get_approval("t1", approval.id)->status, kApprovalWithdrawn) << "not pending forever";
+  EXPECT_EQ(refund_calls(), 0);
+}
+
 TEST_F(ApprovalsTest, DecisionMadeElsewhereIsFoundByPolling) {
   std::string run_id = start_waiting_run();
   ApprovalRecord decision = pending_approval();
