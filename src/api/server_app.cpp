@@ -247,15 +247,8 @@ Status open_cluster(App& app) {
   return Status::ok();
 }
 
-Status build(App& app) {
-  std::error_code fs_error;
-  std::filesystem::create_directories(app.config.data_dir, fs_error);
-  if (fs_error) return internal_error("cannot create data dir " + app.config.data_dir + ": " + fs_error.message());
-  RETURN_IF_ERROR(open_storage(app));
-  if (app.api_key.empty()) RETURN_IF_ERROR(ensure_bootstrap_key(app));
-  RETURN_IF_ERROR(open_cluster(app));
-  app.http_client = make_http_client(app.loop, app.config.tls_verify);
-  RETURN_IF_ERROR(open_identity(app));
+// The tool runner: HTTP tools with vault credentials and identity tokens.
+void open_tools(App& app) {
   ToolRunnerOptions tool_options;
   tool_options.allow_private_addresses = app.config.allow_private_tool_addresses;
   tool_options.secrets = [&app](const std::string& tenant, const std::string& name) -> Result<std::string> {
@@ -267,6 +260,9 @@ Status build(App& app) {
                                                            call.spec->url, call.run_id, call.session_id, call.seq});
   };
   app.tools = std::make_unique<DefaultToolRunner>(app.loop, *app.http_client, tool_options);
+}
+
+Status open_providers(App& app) {
   std::string base_url = app.config.model_base_url.empty() ? kDefaultOpenAiBaseUrl : app.config.model_base_url;
   app.openai = std::make_unique<OpenAiChatProvider>(*app.http_client, base_url,
                                                     read_process_env(app.config.model_api_key_env),
@@ -277,11 +273,11 @@ Status build(App& app) {
     ASSIGN_OR_RETURN(ScriptBook book, ScriptBook::parse(text));
     app.scripted = std::make_unique<ScriptedProvider>(app.loop, std::make_shared<ScriptBook>(std::move(book)));
   }
-  auto resolver = [&app](const ModelSpec& spec) -> ModelProvider* {
-    if (spec.provider == "openai") return app.openai.get();
-    if (spec.provider == "scripted") return app.scripted.get();
-    return nullptr;
-  };
+  return Status::ok();
+}
+
+// Policy (the authorizer and the gate over effects) and the audit checkpointer.
+Status open_governance(App& app) {
   app.authorizer = std::make_unique<Authorizer>(*app.store, SystemClock::instance());
   std::string audit_key_file = app.config.audit_signing_key_file.empty() ? app.config.data_dir + "/audit-signing.key"
                                                                           : app.config.audit_signing_key_file;
@@ -289,6 +285,15 @@ Status build(App& app) {
   app.audit_key = std::make_unique<Ed25519Key>(std::move(audit_key));
   app.checkpointer = std::make_unique<AuditCheckpointer>(*app.store, *app.audit_key, SystemClock::instance());
   app.gate = std::make_unique<PolicyEffectGate>(*app.store, *app.authorizer, SystemClock::instance());
+  return Status::ok();
+}
+
+void open_engine(App& app) {
+  auto resolver = [&app](const ModelSpec& spec) -> ModelProvider* {
+    if (spec.provider == "openai") return app.openai.get();
+    if (spec.provider == "scripted") return app.scripted.get();
+    return nullptr;
+  };
   EngineOptions engine_options;
   engine_options.cluster = app.cluster.get();
   engine_options.gate = app.gate.get();
@@ -299,6 +304,9 @@ Status build(App& app) {
   }
   app.engine = std::make_unique<Engine>(*app.store, app.loop, SystemClock::instance(), SystemRandom::instance(),
                                         resolver, *app.tools, &app.metrics, engine_options);
+}
+
+void add_routes(App& app) {
   app.api.store = app.store;
   app.api.keyring = app.keyring.get();
   app.api.cluster = app.cluster.get();
@@ -319,6 +327,9 @@ Status build(App& app) {
   add_governance_routes(app.router, app.api);
   add_approval_routes(app.router, app.api);
   add_audit_routes(app.router, app.api);
+}
+
+Status start_listening(App& app) {
   app.requests_total = &app.metrics.counter("continuum_http_requests_total", "HTTP requests received.");
   app.auth_failures_total = &app.metrics.counter("continuum_auth_failures_total", "Requests refused as unauthenticated.");
   app.auth_failures_unaudited_total = &app.metrics.counter(
@@ -335,6 +346,23 @@ Status build(App& app) {
   int port = 0;
   RETURN_IF_ERROR(parse_listen(app.config.listen, &host, &port));
   return app.server->listen(host, port);
+}
+
+Status build(App& app) {
+  std::error_code fs_error;
+  std::filesystem::create_directories(app.config.data_dir, fs_error);
+  if (fs_error) return internal_error("cannot create data dir " + app.config.data_dir + ": " + fs_error.message());
+  RETURN_IF_ERROR(open_storage(app));
+  if (app.api_key.empty()) RETURN_IF_ERROR(ensure_bootstrap_key(app));
+  RETURN_IF_ERROR(open_cluster(app));
+  app.http_client = make_http_client(app.loop, app.config.tls_verify);
+  RETURN_IF_ERROR(open_identity(app));
+  open_tools(app);
+  RETURN_IF_ERROR(open_providers(app));
+  RETURN_IF_ERROR(open_governance(app));
+  open_engine(app);
+  add_routes(app);
+  return start_listening(app);
 }
 
 // Fetches the keys of OIDC issuers configured with jwks_url, now and every

@@ -7,7 +7,7 @@
 #include "audit/chain.h"
 #include "crypto/hash.h"
 #include "crypto/signing.h"
-#include "store/sqlite/sqlite_db.h"
+#include "store/sqlite/sqlite_store.h"
 
 namespace continuum {
 
@@ -117,35 +117,17 @@ Result<AuditVerifyReport> verify_audit_sqlite(const std::string& db_path, const 
   RETURN_IF_ERROR(tenants.step_status());
   AuditVerifyReport total;
   for (const auto& tenant : names) {
-    ASSIGN_OR_RETURN(auto rows, db.prepare("SELECT tenant_id, seq, at_ms, principal, action, resource, run_id, "
-                                           "outcome, event, prev_hash, hash FROM audit_events WHERE tenant_id = ? "
-                                           "ORDER BY seq"));
+    ASSIGN_OR_RETURN(auto rows, db.prepare(std::string("SELECT ") + kSqliteAuditColumns +
+                                           " FROM audit_events WHERE tenant_id = ? ORDER BY seq"));
     rows.bind(1, tenant);
     std::vector<AuditEventRecord> events;
-    while (rows.step()) {
-      AuditEventRecord event;
-      event.tenant_id = rows.column_text(0);
-      event.seq = rows.column_int(1);
-      event.at_ms = rows.column_int(2);
-      event.principal = rows.column_text(3);
-      event.action = rows.column_text(4);
-      event.resource = rows.column_text(5);
-      event.run_id = rows.column_text(6);
-      event.outcome = rows.column_text(7);
-      event.canonical = rows.column_text(8);
-      event.prev_hash = rows.column_text(9);
-      event.hash = rows.column_text(10);
-      events.push_back(std::move(event));
-    }
+    while (rows.step()) events.push_back(read_audit_event(rows));
     RETURN_IF_ERROR(rows.step_status());
-    ASSIGN_OR_RETURN(auto marks, db.prepare("SELECT seq, hash, at_ms, key_id, public_key, signature FROM "
-                                            "audit_checkpoints WHERE tenant_id = ? ORDER BY seq"));
+    ASSIGN_OR_RETURN(auto marks, db.prepare("SELECT tenant_id, seq, hash, at_ms, key_id, public_key, signature "
+                                            "FROM audit_checkpoints WHERE tenant_id = ? ORDER BY seq"));
     marks.bind(1, tenant);
     std::vector<AuditCheckpointRecord> checkpoints;
-    while (marks.step()) {
-      checkpoints.push_back(AuditCheckpointRecord{tenant, marks.column_int(0), marks.column_text(1), marks.column_int(2),
-                                                  marks.column_text(3), marks.column_text(4), marks.column_text(5)});
-    }
+    while (marks.step()) checkpoints.push_back(read_audit_checkpoint(marks));
     RETURN_IF_ERROR(marks.step_status());
     add_report(total, verify_audit_chain(tenant, events, checkpoints, trusted_keys));
   }

@@ -46,6 +46,11 @@ class Cluster {
   // successful renewal is too old, e.g. after a pause): it must not start an
   // effect then, since another node may already own the session.
   virtual bool lease_fresh() const = 0;
+  // Whether this node still believes it holds the session's lease. A renewal
+  // drops the leases it lost before it makes the node fresh again, so an
+  // effect checked with lease_fresh() && holds() never starts under a lease
+  // another node has claimed (the engine hears of the loss asynchronously).
+  virtual bool holds(const std::string& /*tenant*/, const std::string& /*session*/) const { return true; }
   // Records that a run executing on another node should be cancelled.
   virtual Status request_cancel(const std::string& tenant, const std::string& run_id) = 0;
   // The nodes and what they own, for GET /v1/cluster.

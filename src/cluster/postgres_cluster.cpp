@@ -79,6 +79,11 @@ void PostgresCluster::remember(const std::string& tenant, const std::string& ses
   held = std::max(held, epoch);  // a sweep and an acquire of the same session may report out of order
 }
 
+bool PostgresCluster::holds(const std::string& tenant, const std::string& session) const {
+  std::lock_guard lock(held_mutex_);
+  return held_.count({tenant, session}) > 0;
+}
+
 bool PostgresCluster::lease_fresh() const {
   // Renewals come every TTL/3; a third of the TTL is left as margin for the
   // database's clock running apart from ours.
@@ -238,25 +243,34 @@ void PostgresCluster::renew() {
   (void)thread_connection_->exec(kHeartbeat, PgParams().add(options_.node_id).add(options_.address));
   forget_what_is_done();
   auto renewed = thread_connection_->exec(kRenew, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
+  // The renewal locks many lease rows; a writer's fenced updates lock some of
+  // them FOR SHARE, in another order: PostgreSQL may break that tie by
+  // aborting the renewal. Once more at once, rather than a TTL/3 later.
+  if (!renewed.is_ok() && renewed.status().message().find("deadlock detected") != std::string::npos) {
+    renewed = thread_connection_->exec(kRenew, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
+  }
   if (!renewed.is_ok()) {
     log::warn("cluster: cannot renew leases", {{"error", renewed.status().to_string()}});
     return;  // writes under leases that expire meanwhile are refused by the store
   }
-  renewed_at_ms_ = started_ms;  // every lease live now lives until the renewal's start + TTL
   std::map<SessionKey, int64_t> live;
   for (int row = 0; row < renewed->rows(); ++row) {
     live[{renewed->text(row, 0), renewed->text(row, 1)}] = renewed->int64(row, 2);
   }
+  // Lost leases leave held_ before the node is fresh again (holds()).
+  std::vector<std::pair<SessionKey, int64_t>> lost;
   for (const auto& [key, epoch] : believed) {
     // Still ours (at this or a newer epoch of our own): held. Another node's
     // claim changes the holder, an expiry drops the row: lost.
     if (live.count(key)) continue;
-    {
-      std::lock_guard lock(held_mutex_);
-      auto held = held_.find(key);
-      if (held == held_.end() || held->second != epoch) continue;  // released or re-acquired meanwhile
-      held_.erase(held);
-    }
+    std::lock_guard lock(held_mutex_);
+    auto held = held_.find(key);
+    if (held == held_.end() || held->second != epoch) continue;  // released or re-acquired meanwhile
+    held_.erase(held);
+    lost.emplace_back(key, epoch);
+  }
+  renewed_at_ms_ = started_ms;  // every lease live now lives until the renewal's start + TTL
+  for (const auto& [key, epoch] : lost) {
     log::warn("cluster: lease lost; stepping down", {{"session_id", key.second}, {"epoch", std::to_string(epoch)}});
     handlers_.on_lost(key.first, key.second);
   }

@@ -43,6 +43,7 @@ class PostgresCluster final : public Cluster {
   Result<int64_t> acquire(const std::string& tenant, const std::string& session) override;
   void release(const std::string& tenant, const std::string& session, int64_t epoch) override;
   bool lease_fresh() const override;
+  bool holds(const std::string& tenant, const std::string& session) const override;
   Status request_cancel(const std::string& tenant, const std::string& run_id) override;
   Result<json::object> describe() override;
   void start(ClusterHandlers handlers) override;
@@ -69,7 +70,7 @@ class PostgresCluster final : public Cluster {
   std::unique_ptr<PgConnection> loop_connection_;  // guarded by loop_mutex_
   std::unique_ptr<PgConnection> thread_connection_;  // cluster thread only (LISTENs)
 
-  std::mutex held_mutex_;
+  mutable std::mutex held_mutex_;
   std::map<SessionKey, int64_t> held_;  // leases this node believes it holds; guarded by held_mutex_
 
   // Monotonic time of the last successful renewal (or of opening, when this

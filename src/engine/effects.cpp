@@ -142,7 +142,8 @@ void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, 
                                 int attempt) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
-  if (!lease_fresh()) {  // after a pause: wait for the renewal to say whether the session is still ours
+  if (!lease_fresh_for(run->record.tenant_id, run->record.session_id)) {
+    // After a pause, or a lease lost and not yet stepped down from: wait for the renewal to decide.
     loop_.post_after(kStaleLeaseRecheckMs, [this, run_id, generation, request, attempt] {
       attempt_model_call(run_id, generation, request, attempt);
     });
@@ -254,7 +255,8 @@ void Engine::attempt_tool_call(const std::string& run_id, uint64_t generation, s
                                int attempt) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr || run->terminal_requested) return;
-  if (!lease_fresh()) {  // after a pause: another node may already have committed this call's result
+  if (!lease_fresh_for(run->record.tenant_id, run->record.session_id)) {
+    // After a pause, or a lease lost: another node may already have committed this call's result.
     loop_.post_after(kStaleLeaseRecheckMs, [this, run_id, generation, call, attempt] {
       attempt_tool_call(run_id, generation, call, attempt);
     });

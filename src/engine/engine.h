@@ -138,6 +138,12 @@ class Engine {
   // Whether effects may start now: always on one node; on a shared cluster,
   // only while this node's leases are known to be live.
   bool lease_fresh() const { return !shared_cluster() || options_.cluster->lease_fresh(); }
+  // Whether an effect of this session may start now: fresh, and the session's
+  // lease not lost (a loss is dropped from the cluster's set before freshness
+  // returns; the step-down it triggers arrives later, posted).
+  bool lease_fresh_for(const std::string& tenant, const std::string& session) const {
+    return !shared_cluster() || (options_.cluster->lease_fresh() && options_.cluster->holds(tenant, session));
+  }
   static constexpr int64_t kStaleLeaseRecheckMs = 100;
   Result<int64_t> lease_for(const std::string& tenant, const std::string& session);
   void release_lease(const std::string& tenant, const std::string& session);

@@ -679,6 +679,32 @@ class InProcessServer:
         self.thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
         self.thread.start()
 
+    def _serve_replies(self, answer):
+        """Serves GET and POST with `answer(method, path, headers, body)` -> (status,
+        content_type, reply bytes); one request per connection, nothing logged."""
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args):
+                pass
+
+            def _reply(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+                status, content_type, reply = answer(self.command, self.path, self.headers, body)
+                self.send_response(status)
+                if content_type:
+                    self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(reply)))
+                self.send_header("Connection", "close")  # no idle keep-alive to reset
+                self.end_headers()
+                self.wfile.write(reply)
+                self.close_connection = True
+
+            do_GET = do_POST = _reply
+
+        self._serve(Handler)
+
     @property
     def port(self):
         return self.server.server_address[1]

@@ -27,7 +27,6 @@ import json
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler
 
 from harness import (Client, InProcessServer, IntegrationTest, http_tool, read_sse, result_for, tool_steps,
                      wait_until)
@@ -48,24 +47,12 @@ class WebhookListener(InProcessServer):
     def __init__(self):
         self.requests = []
         self.lock = threading.Lock()
-        listener = self
+        self._serve_replies(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with listener.lock:
-                    listener.requests.append((self.path, dict(self.headers.items()), body))
-                self.send_response(204)
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.close_connection = True
-
-        self._serve(Handler)
+    def _answer(self, method, path, headers, body):
+        with self.lock:
+            self.requests.append((path, dict(headers.items()), body))
+        return 204, None, b""
 
     @property
     def url(self):

@@ -28,7 +28,6 @@ import tempfile
 import threading
 import time
 import unittest
-from http.server import BaseHTTPRequestHandler
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, hmac
@@ -173,43 +172,26 @@ class IdentityCheckingTool(InProcessServer):
     def __init__(self, jwks_base, issuer):
         self.jwks_base, self.issuer = jwks_base, issuer
         self._calls, self._lock = [], threading.Lock()
-        tool = self
+        self._serve_replies(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                call = {"path": self.path, "headers": list(self.headers.items()), "body": body, "error": None,
-                        "header": None, "claims": None, "token": self.headers.get("Continuum-Identity")}
-                try:
-                    jwks = Client(tool.jwks_base()).get(JWKS_PATH, auth=False, timeout_s=30)
-                    if jwks.status != 200:
-                        raise ValueError(f"JWKS fetch: {jwks}")
-                    call["jwks"] = jwks.body
-                    if not call["token"]:
-                        raise ValueError("no Continuum-Identity header")
-                    call["header"], call["claims"] = verify_identity_token(
-                        call["token"], jwks.body, tool.issuer, f"http://127.0.0.1:{tool.port}{self.path}",
-                        int(time.time()))
-                except (ValueError, KeyError, InvalidSignature, OSError) as error:
-                    call["error"] = f"{type(error).__name__}: {error}"
-                with tool._lock:
-                    tool._calls.append(call)
-                status = 401 if call["error"] else 200
-                reply = (call["error"] or f"verified {call['claims']['sub']}").encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain")
-                self.send_header("Content-Length", str(len(reply)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(reply)
-                self.close_connection = True
-
-        self._serve(Handler)
+    def _answer(self, method, path, headers, body):
+        call = {"path": path, "headers": list(headers.items()), "body": body, "error": None,
+                "header": None, "claims": None, "token": headers.get("Continuum-Identity")}
+        try:
+            jwks = Client(self.jwks_base()).get(JWKS_PATH, auth=False, timeout_s=30)
+            if jwks.status != 200:
+                raise ValueError(f"JWKS fetch: {jwks}")
+            call["jwks"] = jwks.body
+            if not call["token"]:
+                raise ValueError("no Continuum-Identity header")
+            call["header"], call["claims"] = verify_identity_token(
+                call["token"], jwks.body, self.issuer, f"http://127.0.0.1:{self.port}{path}", int(time.time()))
+        except (ValueError, KeyError, InvalidSignature, OSError) as error:
+            call["error"] = f"{type(error).__name__}: {error}"
+        with self._lock:
+            self._calls.append(call)
+        reply = (call["error"] or f"verified {call['claims']['sub']}").encode()
+        return (401 if call["error"] else 200), "text/plain", reply
 
     @property
     def calls(self):
@@ -225,26 +207,11 @@ class JwksServer(InProcessServer):
 
     def __init__(self, jwks):
         self.jwks, self.fetches = jwks, 0
-        server = self
+        self._serve_replies(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_GET(self):
-                server.fetches += 1
-                body = json.dumps(server.jwks).encode()
-                self.send_response(200 if self.path == "/jwks.json" else 404)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                self.wfile.write(body)
-                self.close_connection = True
-
-        self._serve(Handler)
+    def _answer(self, method, path, headers, body):
+        self.fetches += 1
+        return (200 if path == "/jwks.json" else 404), "application/json", json.dumps(self.jwks).encode()
 
     @property
     def url(self):

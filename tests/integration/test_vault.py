@@ -28,7 +28,6 @@ import threading
 import time
 import unittest
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler
 
 from harness import (CLI_TIMEOUT_S, ContinuumServer, InProcessServer, IntegrationTest, describe, is_postgres_url,
                      model_spec, read_sse, tool_steps, where_stored)
@@ -65,29 +64,13 @@ class EchoingTool(InProcessServer):
         self.pad = 0
         self._requests = []
         self._lock = threading.Lock()
-        tool = self
+        self._serve_replies(self._answer)
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
-                with tool._lock:
-                    tool._requests.append(ToolRequest(self.path, list(self.headers.items()), body))
-                    status = tool.status
-                reply = tool.reply_for(self.headers.get(tool.header)).encode()
-                self.send_response(status)
-                self.send_header("Content-Type", "text/plain; charset=utf-8")
-                self.send_header("Content-Length", str(len(reply)))
-                self.send_header("Connection", "close")  # one request per connection: no idle keep-alive to reset
-                self.end_headers()
-                self.wfile.write(reply)
-                self.close_connection = True
-
-        self._serve(Handler)
+    def _answer(self, method, path, headers, body):
+        with self._lock:
+            self._requests.append(ToolRequest(path, list(headers.items()), body))
+            status = self.status
+        return status, "text/plain; charset=utf-8", self.reply_for(headers.get(self.header)).encode()
 
     @property
     def requests(self):

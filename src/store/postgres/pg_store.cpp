@@ -1,5 +1,7 @@
 #include "store/postgres/pg_store.h"
 
+#include <set>
+
 #include "audit/chain.h"
 
 #include <thread>
@@ -155,11 +157,12 @@ void compile_session_delete(const SessionRecord& session, std::vector<Statement>
 
 // Appends after the tenant's newest event, computed in SQL. Nodes sharing the
 // database serialize appends per tenant with a transaction-scoped advisory
-// lock; under READ COMMITTED the insert then sees the newest committed head.
+// lock, taken first in the transaction (audit_chain_locks): a transaction
+// never waits for it while holding row locks (lease rows, taken FOR SHARE by
+// fenced updates), which lease renewals and claims also need. Under READ
+// COMMITTED the insert then sees the newest committed head.
 void compile_audit(const WriteBatch& batch, std::vector<Statement>& out) {
   for (const auto& event : batch.audit_events) {
-    out.push_back(plain("SELECT pg_advisory_xact_lock(hashtextextended('continuum-audit/' || $1, 0))",
-                        PgParams().add(event.tenant_id)));
     out.push_back(expecting(std::string("INSERT INTO audit_events (") + kAuditColumns +
                                 ") SELECT $1, h.seq + 1, $2, $3, $4, $5, $6, $7, $8, h.hash, "
                                 "sha256(h.hash || int8send(h.seq + 1) || convert_to($8, 'UTF8')) FROM "
@@ -343,19 +346,35 @@ void PostgresStore::commit(WriteBatch batch, std::function<void(Status)> done) {
 
 StoreStats PostgresStore::stats() { return writes_.stats(); }
 
+// One advisory lock per tenant whose audit chain the group appends to, in
+// tenant order (two groups never wait for each other's locks in a cycle).
+std::vector<PgQuery> audit_chain_locks(const std::vector<PendingBatch>& group) {
+  std::set<std::string> tenants;
+  for (const auto& pending : group) {
+    for (const auto& event : pending.batch.audit_events) tenants.insert(event.tenant_id);
+  }
+  std::vector<PgQuery> locks;
+  for (const auto& tenant : tenants) {
+    locks.push_back(PgQuery{"SELECT pg_advisory_xact_lock(hashtextextended('continuum-audit/' || $1, 0))",
+                            PgParams().add(tenant)});
+  }
+  return locks;
+}
+
 void PostgresStore::commit_group(std::vector<PendingBatch>& group) {
   std::vector<std::vector<PgStatement>> batches;
   batches.reserve(group.size());
   for (const auto& pending : group) batches.push_back(compile(pending.batch));
+  std::vector<PgQuery> opening = audit_chain_locks(group);
   std::vector<Status> results(group.size());
   Status transaction;
   for (int attempt = 1;; ++attempt) {
     transaction = ensure_writer();
     if (!transaction.is_ok()) break;
     bool commit_sent = false;
-    auto together = commit_together(batches, &commit_sent);
+    auto together = commit_together(opening, batches, &commit_sent);
     if (together.is_ok()) {
-      if (!*together) transaction = commit_one_by_one(batches, results);
+      if (!*together) transaction = commit_one_by_one(opening, batches, results);
       break;
     }
     transaction = together.status();
@@ -386,14 +405,20 @@ Status PostgresStore::ensure_writer() {
   }
 }
 
-Result<bool> PostgresStore::commit_together(const std::vector<std::vector<PgStatement>>& batches, bool* commit_sent) {
+Result<bool> PostgresStore::commit_together(const std::vector<PgQuery>& opening,
+                                            const std::vector<std::vector<PgStatement>>& batches, bool* commit_sent) {
   std::vector<PgQuery> queries{PgQuery{"BEGIN", {}}};
+  queries.insert(queries.end(), opening.begin(), opening.end());
   for (const auto& batch : batches) {
     for (const auto& statement : batch) queries.push_back(statement.query);
   }
   ASSIGN_OR_RETURN(auto results, writer_->pipeline(queries));
   bool all_hold = results[0].is_ok();
-  size_t offset = 1;
+  for (size_t i = 1; i <= opening.size() && all_hold; ++i) {
+    if (is_connection_failure(results[i].status())) return results[i].status();
+    all_hold = results[i].is_ok();
+  }
+  size_t offset = 1 + opening.size();
   for (const auto& batch : batches) {
     if (!all_hold) break;
     Status status = check_all(batch, results, offset);
@@ -410,9 +435,11 @@ Result<bool> PostgresStore::commit_together(const std::vector<std::vector<PgStat
   return true;
 }
 
-Status PostgresStore::commit_one_by_one(const std::vector<std::vector<PgStatement>>& batches,
+Status PostgresStore::commit_one_by_one(const std::vector<PgQuery>& opening,
+                                        const std::vector<std::vector<PgStatement>>& batches,
                                         std::vector<Status>& results) {
   RETURN_IF_ERROR(writer_->exec("BEGIN", PgParams()).status());
+  for (const auto& lock : opening) RETURN_IF_ERROR(writer_->exec(lock.sql, lock.params).status());
   for (size_t i = 0; i < batches.size(); ++i) {
     std::vector<PgQuery> queries{PgQuery{"SAVEPOINT batch", {}}};
     for (const auto& statement : batches[i]) queries.push_back(statement.query);

@@ -91,8 +91,11 @@ class PostgresStore final : public Store {
   Status ensure_writer();
   // true: committed; false: some batch failed and all was rolled back.
   // `commit_sent` tells a failure before COMMIT (nothing durable) from one after.
-  Result<bool> commit_together(const std::vector<std::vector<PgStatement>>& batches, bool* commit_sent);
-  Status commit_one_by_one(const std::vector<std::vector<PgStatement>>& batches, std::vector<Status>& results);
+  // `opening`: what each transaction runs first (the audit chain locks).
+  Result<bool> commit_together(const std::vector<PgQuery>& opening,
+                               const std::vector<std::vector<PgStatement>>& batches, bool* commit_sent);
+  Status commit_one_by_one(const std::vector<PgQuery>& opening, const std::vector<std::vector<PgStatement>>& batches,
+                           std::vector<Status>& results);
 
   // ---- readers ----
   Result<PgResult> read(const std::string& sql, const PgParams& params);

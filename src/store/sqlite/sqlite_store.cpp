@@ -88,6 +88,8 @@ ApprovalRecord read_approval(const SqliteStatement& row) {
   approval.comment = row.column_text(16);
   return approval;
 }
+}  // namespace
+
 AuditEventRecord read_audit_event(const SqliteStatement& row) {
   AuditEventRecord event;
   event.tenant_id = row.column_text(0);
@@ -109,8 +111,10 @@ AuditCheckpointRecord read_audit_checkpoint(const SqliteStatement& row) {
   return AuditCheckpointRecord{row.column_text(0), row.column_int(1),  row.column_text(2), row.column_int(3),
                                row.column_text(4), row.column_text(5), row.column_text(6)};
 }
-constexpr const char* kAuditColumns =
-    "tenant_id, seq, at_ms, principal, action, resource, run_id, outcome, event, prev_hash, hash";
+
+namespace {
+
+constexpr const char* kAuditColumns = kSqliteAuditColumns;
 constexpr const char* kApprovalColumns =
     "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
     "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";

@@ -17,6 +17,13 @@
 
 namespace continuum {
 
+// Rows of the audit tables (shared with the offline verifier, audit/verifier.cpp).
+inline constexpr const char* kSqliteAuditColumns =
+    "tenant_id, seq, at_ms, principal, action, resource, run_id, outcome, event, prev_hash, hash";
+AuditEventRecord read_audit_event(const SqliteStatement& row);       // kSqliteAuditColumns, in order
+AuditCheckpointRecord read_audit_checkpoint(const SqliteStatement& row);  // tenant_id, seq, hash, at_ms, key_id,
+                                                                          // public_key, signature
+
 struct SqliteStoreOptions {
   std::string path;                 // the database file
   int batches_per_transaction_max = 2048;
