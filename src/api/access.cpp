@@ -32,7 +32,7 @@ Result<policy::Decision> decide(ApiContext& ctx, const Principal& who, const std
   request.context["action"] = action;
   ASSIGN_OR_RETURN(auto decision, ctx.authorizer->decide(who.tenant, request));
   bool allow = decision.effect == policy::Effect::kAllow;
-  if (audited && audit_api_decision(action, allow)) {
+  if (audited && audit_api_decision(action, allow, ctx.audit_reads)) {
     json::object details{{"statement", decision.statement_id},
                          {"inputs_hash", sha256_hex(policy::canonical_request_json(request))},
                          {"credential", who.credential}};

@@ -26,6 +26,7 @@ struct ApiContext {
   Authorizer* authorizer = nullptr;
   ToolIdentity* tool_identity = nullptr;
   bool approvals_allow_self = false;  // may a requesting user decide their own approval
+  bool audit_reads = false;           // record allowed reads in the audit log too
   int64_t sse_keepalive_ms = 15'000;
   size_t sse_queued_bytes_max = 8 * 1024 * 1024;
 

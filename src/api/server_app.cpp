@@ -317,6 +317,7 @@ void add_routes(App& app) {
   app.api.authorizer = app.authorizer.get();
   app.api.tool_identity = app.tool_identity.get();
   app.api.approvals_allow_self = app.config.approvals_allow_self;
+  app.api.audit_reads = app.config.audit_reads;
   add_agent_routes(app.router, app.api);
   add_session_routes(app.router, app.api);
   add_run_routes(app.router, app.api);

@@ -16,8 +16,8 @@ AuditEventRecord audit_event(std::string tenant, int64_t at_ms, std::string prin
   return event;
 }
 
-bool audit_api_decision(const std::string& action, bool allowed) {
-  return !allowed || !action.ends_with(":read");
+bool audit_api_decision(const std::string& action, bool allowed, bool audit_reads) {
+  return !allowed || audit_reads || !action.ends_with(":read");
 }
 
 }  // namespace continuum

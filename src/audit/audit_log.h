@@ -15,7 +15,8 @@ AuditEventRecord audit_event(std::string tenant, int64_t at_ms, std::string prin
                              std::string run_id = "");
 
 // Whether an API decision is recorded: every refusal, and every allowed
-// action except reads (a read is recorded only when refused).
-bool audit_api_decision(const std::string& action, bool allowed);
+// action except reads (a read is recorded only when refused) unless
+// `audit_reads` (config audit_reads) records those too.
+bool audit_api_decision(const std::string& action, bool allowed, bool audit_reads);
 
 }  // namespace continuum

@@ -52,6 +52,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
     ASSIGN_OR_RETURN(config.approval_poll_ms, parse_int(value, key));
   } else if (key == "audit_checkpoint_ms") {
     ASSIGN_OR_RETURN(config.audit_checkpoint_ms, parse_int(value, key));
+  } else if (key == "audit_reads") {
+    ASSIGN_OR_RETURN(config.audit_reads, parse_bool(value, key));
   } else if (key == "approvals_allow_self") {
     ASSIGN_OR_RETURN(config.approvals_allow_self, parse_bool(value, key));
   }
@@ -81,7 +83,7 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
                              "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms",
                              "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s",
-                             "identity_keys_file", "audit_signing_key_file"};
+                             "identity_keys_file", "audit_signing_key_file", "audit_reads"};
 
 }  // namespace
 

@@ -34,6 +34,7 @@ struct ServerConfig {
   bool approvals_allow_self = false;      // may the requesting user decide their own approval
   std::string approval_webhook_url;       // "" = none; POSTed when an approval is requested
   int64_t audit_checkpoint_ms = 10'000;   // how often audit chains get a signed checkpoint
+  bool audit_reads = false;               // also record reads that policy allows (refusals always are)
   std::string oidc_issuers_file;          // "" = no OIDC; else the issuers accepted (auth/oidc.h)
   std::string identity_issuer = "continuum";  // iss of the identity tokens given to tools
   int64_t tool_token_ttl_s = 300;         // their lifetime (1-300 s)

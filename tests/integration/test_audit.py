@@ -416,6 +416,16 @@ class AuditLogTest(AuditTestBase):
         self.assertEqual(failed["details"]["credential"], "other", failed)
         self.assertEqual(failed["details"]["remote"], "127.0.0.1", failed)
 
+    def test_allowed_reads_are_recorded_only_with_audit_reads(self):
+        self.assertEqual(self.client.get("/v1/agents").status, 200)
+        self.assertEqual(self.client.post("/v1/agents", {"name": "probe", "model": {"model": "m"}}).status, 201)
+        self.wait_for_event(lambda e: e["action"] == "agent:write", "the write")
+        self.assertEqual([e for e in self.all_events("action=agent:read")], [], "reads are not recorded by default")
+        self.restart_with({"CONTINUUM_AUDIT_READS": "true"})
+        self.assertEqual(self.client.get("/v1/agents").status, 200)
+        (read,) = self.wait_for_event(lambda e: e["action"] == "agent:read", "the read")
+        self.assertEqual((read["principal"], read["outcome"], read["resource"]), ("user:admin", "allow", "agent:*"))
+
     def test_filters_and_pages(self):
         w = self.workload()
         events = self.all_events()

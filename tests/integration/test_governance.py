@@ -199,6 +199,13 @@ MATRIX = [
     ("GET", "/v1/approvals/{approval}", None,                                403, 403, 404, 200),
     ("POST", "/v1/approvals/{fresh_approval}/approve", {"comment": "ok"},   403, 403, 404, 200),
     ("POST", "/v1/approvals/{fresh_approval}/deny", None,                    403, 403, 404, 200),
+    # the audit log (each tenant reads its own chain)
+    ("GET", "/v1/audit", None,                                               403, 403, 200, 200),
+    ("GET", "/v1/audit/export", None,                                        403, 403, 200, 200),
+    ("GET", "/v1/audit/verify", None,                                        403, 403, 200, 200),
+    # identity keys: the system tenant's only; the admin's 409 says the key is younger
+    # than the token lifetime (rotation itself: test_identity)
+    ("POST", "/v1/identity/rotate", None,                                    403, 403, 403, 409),
 ]
 
 PRINCIPALS = ("alice", "bob", "carol", "admin")
