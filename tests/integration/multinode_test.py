@@ -40,6 +40,17 @@ The store is also read directly with psql: steps.lease_epoch, session_leases, ru
   test_cancel_from_another_node
       A run with a slow tool executing on A is cancelled through B: it ends cancelled,
       seen from both nodes, by A under A's epoch.
+  test_approval_decided_through_another_node
+      A policy put through B (checked in force on A with POST /v1/policy/test) holds
+      refunds over 1000 for approval; alice's run on A waits on one; the approval is
+      listed pending on B and approved there by an approver (paula). A, polling every
+      CONTINUUM_APPROVAL_POLL_MS, learns of it and completes the run under its own
+      epoch: one delivery of the call's key with the approved arguments, and in commit
+      order approval_requested, approval_decided (approved by paula), tool_call.
+  test_approval_decided_through_another_node_after_kill9
+      As above, but A is killed -9 while the run waits and the approval is decided
+      through B at once: B claims the session when A's lease expires, sees the decision
+      and completes the run under its newer epoch, with exactly one delivery.
 
 Each scenario prints a one-line JSON summary to stderr. MULTINODE_SEED fixes the
 randomness (kill order); MULTINODE_SESSIONS, MULTINODE_RUNS_PER_SESSION,
@@ -62,10 +73,12 @@ from concurrent.futures import ThreadPoolExecutor
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from harness import (ContinuumServer, IntegrationTest, MockModel, ToolServer, binary,  # noqa: E402
-                     new_postgres_database, read_sse, wait_until)
+from harness import (Client, ContinuumServer, IntegrationTest, MockModel, ToolServer, binary,  # noqa: E402
+                     http_tool, model_spec, new_postgres_database, read_sse, result_for, tool_steps,
+                     wait_until)
 from crash_test import (agent_definition, check_journals, check_ledger, check_sessions,  # noqa: E402
                         output_matches, scripts)
+from test_governance import LARGE_REFUNDS, issue_key, sha256_hex  # noqa: E402
 
 LEASE_TTL_MS = 3000
 CLUSTER_POLL_MS = 200
@@ -74,6 +87,8 @@ PAUSE_TOOL_DELAY_MS = 2000  # the paused-node test's tool latency: runs stay in 
 DB_NOW_MS = "(extract(epoch from clock_timestamp()) * 1000)::bigint"
 STEP_DOWN_LOGS = ("lease lost; run stops here", "run moved to another node")
 UNFINISHED = "('queued', 'running')"
+APPROVAL_POLL_MS = 200  # how often a waiting run looks for a decision made on another node
+REFUND_ARGUMENTS = {"amount": 2500, "currency": "EUR", "note": "refund order 1234"}
 
 
 def psql(url, sql):
@@ -172,12 +187,12 @@ class MultiNodeTest(IntegrationTest):
 
     # --- nodes ---
 
-    def add_node(self):
+    def add_node(self, extra_env=None):
         index = len(self.nodes)
         node_dir = os.path.join(self.tmp, f"node{index}")
         os.makedirs(node_dir)
         env = {"CONTINUUM_LEASE_TTL_MS": str(LEASE_TTL_MS), "CONTINUUM_CLUSTER_POLL_MS": str(CLUSTER_POLL_MS),
-               "CONTINUUM_ENCRYPTION_KEYS": f"file:{self.key_file}"}
+               "CONTINUUM_ENCRYPTION_KEYS": f"file:{self.key_file}", **(extra_env or {})}
         node = ContinuumServer(node_dir, os.path.join(node_dir, "data"), self.api_key, self.mock.base_url,
                                env=env, store=self.db)
         node.name = f"continuum-node{index}"
@@ -803,6 +818,198 @@ class MultiNodeTest(IntegrationTest):
                         "cancel_response_ms": cancel_ms, "cancelled_seen_on_both_ms": ended_ms,
                         "journal": kinds, "epochs": [s.epoch for s in stored],
                         "stale_epoch_appends": stale, "unfenced_appends": unfenced,
+                        "elapsed_s": round(time.monotonic() - started, 1)})
+        self.assertEqual(self.failures, [])
+
+    # ==================================================================================
+
+    def start_approval_waiting_run(self):
+        """Two nodes (A, B) polling for approval decisions every APPROVAL_POLL_MS; a policy
+        holding refunds over 1000 for approval, put through B and in force on A; alice's
+        run on A waiting on its approval. Returns (a, b, run_id, approval_requested step,
+        A's lease epoch, an approver's (paula's) client on B)."""
+        env = {"CONTINUUM_APPROVAL_POLL_MS": str(APPROVAL_POLL_MS)}
+        a, b = self.add_node(env), self.add_node(env)
+        admin_a, admin_b = a.client(), b.client()
+        model_dir = os.path.join(self.tmp, "refund-model")
+        os.makedirs(model_dir)
+        refund_model = MockModel(model_dir, {"refund_big": {"steps": [
+            {"tool_calls": [{"name": "refund", "arguments": REFUND_ARGUMENTS}]},
+            {"content": "refund said {{tool_results}}"}]}})
+        refund_model.name = "mock_model_refund"
+        self.start_process(refund_model)
+
+        # The policy: the built-in statements plus LARGE_REFUNDS, written through B. A caches
+        # policies up to a second: wait until A's policy test answers require_approval.
+        document = admin_a.ok("GET", "/v1/policy", expect=200)["document"]
+        document["statements"].append(LARGE_REFUNDS)
+        put = admin_b.put("/v1/policy", {"document": document})
+        self.assertEqual(put.status, 201, put)
+        probe = {"action": "tool:invoke", "resource": "tool:refund", "agent": "refunder",
+                 "args": {"amount": 2500}}
+        decision = wait_until(lambda: (lambda d: d if d["decision"] == "require_approval" else None)(
+            admin_a.ok("POST", "/v1/policy/test", probe, expect=200)), 10, 0.1,
+            "the policy put through B to be in force on A")
+        self.assertEqual(decision["statement"], "large-refunds", decision)
+
+        refund = http_tool(self.tools, "refund", {"type": "object",
+                                                  "properties": {"amount": {"type": "number"},
+                                                                 "currency": {"type": "string"},
+                                                                 "note": {"type": "string"}},
+                                                  "required": ["amount"]})
+        admin_a.create_agent({"name": "refunder", "model": model_spec(refund_model, "refund_big"),
+                              "instructions": "Refund as asked.", "tools": [refund]})
+        session = admin_a.ok("POST", "/v1/sessions", {"agent": "refunder", "user": "alice"}, expect=201)
+        self.assertEqual(session["user"], "alice", session)
+        paula = Client(b.base_url, issue_key(admin_a, "paula", ["approver"])["token"])
+
+        run_id = admin_a.start_run(session["id"], REFUND_ARGUMENTS["note"])["id"]
+        run = admin_b.wait_run(run_id, statuses=("waiting", "completed", "failed", "cancelled"), timeout_s=30)
+        self.assertEqual(run["status"], "waiting", run)
+        requested = wait_until(lambda: next((s for s in admin_b.steps(run_id) if s["kind"] == "approval_requested"),
+                                            None), 10, 0.05, f"approval_requested of {run_id}")
+        self.assertEqual(admin_a.run(run_id)["status"], "waiting", "both nodes see the run waiting")
+        owner, epoch, live = self.leases([session["id"]])[session["id"]]
+        self.assertEqual((owner, live), (a.node_id, True), "the run waits on A, which holds its session")
+        self.assertEqual(self.tools.stats()["deliveries"], 0, "nothing is called before the decision")
+
+        # B lists it to the approver, pending, with the model's exact arguments.
+        payload = requested["payload"]
+        pending = paula.ok("GET", "/v1/approvals?status=pending", expect=200)["data"]
+        self.assertEqual([(p["id"], p["run_id"], p["tool"], p["arguments"], p["arguments_hash"], p["status"],
+                           p["requested_by"], p["statement"]) for p in pending],
+                         [(payload["approval_id"], run_id, "refund", REFUND_ARGUMENTS, payload["arguments_hash"],
+                           "pending", "alice", "large-refunds")], pending)
+        return a, b, run_id, requested, epoch, paula
+
+    def approve_through(self, paula, node, approval_id):
+        resp = paula.post(f"/v1/approvals/{approval_id}/approve", {"comment": f"approved on {node.node_id}"})
+        self.assertEqual(resp.status, 200, resp)
+        self.assertEqual((resp.body["status"], resp.body["decided_by"]), ("approved", "paula"), resp)
+        return resp.body
+
+    def check_approved_run(self, client, run_id, requested, decided):
+        """The verdict on an approved run: completed with the tool's result, one delivery
+        of the call's key with the approved arguments, and in commit order
+        approval_requested, approval_decided (approved, by paula), tool_call. Returns the
+        run's steps in the store (StoredStep)."""
+        payload = requested["payload"]
+        run = client.run(run_id)
+        if run["status"] != "completed":
+            self.fail_later(f"run {run_id} ended {run['status']}: {run.get('error')}")
+        elif run["output"] != "refund said " + result_for("refund", REFUND_ARGUMENTS):
+            self.fail_later(f"run {run_id} output {run['output']!r} is not the tool's result")
+        steps = client.steps(run_id)
+        kinds = [s["kind"] for s in steps]
+        counts = {k: kinds.count(k) for k in ("approval_requested", "approval_decided", "tool_call")}
+        if counts != {"approval_requested": 1, "approval_decided": 1, "tool_call": 1}:
+            self.fail_later(f"run {run_id}: the journal is {kinds}")
+        tools = tool_steps(steps)
+        key = tools[0]["payload"]["idempotency_key"] if tools else None
+        if tools:
+            if tools[0]["seq"] != payload["tool_seq"] or tools[0]["payload"]["is_error"]:
+                self.fail_later(f"the tool_call step {tools[0]} is not the held call's (seq {payload['tool_seq']}) "
+                                f"or failed")
+            if sha256_hex(tools[0]["payload"]["arguments"]) != payload["arguments_hash"]:
+                self.fail_later(f"the call ran with arguments {tools[0]['payload']['arguments']!r}, "
+                                f"not those approved (hash {payload['arguments_hash']})")
+        decided_steps = [s for s in steps if s["kind"] == "approval_decided"]
+        if decided_steps:
+            got = {k: decided_steps[0]["payload"].get(k) for k in ("approval_id", "tool_seq", "decision",
+                                                                   "decided_by", "decided_at_ms")}
+            want = {"approval_id": payload["approval_id"], "tool_seq": payload["tool_seq"], "decision": "approved",
+                    "decided_by": "paula", "decided_at_ms": decided["decided_at_ms"]}
+            if got != want:
+                self.fail_later(f"approval_decided payload {got}, expected {want}")
+        ledger = self.tools.ledger()
+        if list(ledger) != [key]:
+            self.fail_later(f"the checker's ledger holds {sorted(ledger)}, not exactly the call's key {key}")
+        record = ledger.get(key) or {}
+        if (record.get("tool"), record.get("args"), record.get("deliveries"), record.get("applied")) != \
+                ("refund", REFUND_ARGUMENTS, 1, 1):
+            self.fail_later(f"ledger record of {key}: {record} (expected one delivery with {REFUND_ARGUMENTS})")
+        stats = self.tools.stats()
+        if stats["deliveries"] != 1:
+            self.fail_later(f"the checker received {stats['deliveries']} deliveries in all: {stats}")
+
+        stored = self.steps_in_store([run_id])
+        committed = [s.kind for s in sorted(stored, key=lambda s: (s.xid, s.seq))]
+        order = [k for k in committed if k in ("approval_requested", "approval_decided", "tool_call")]
+        if order != ["approval_requested", "approval_decided", "tool_call"]:
+            self.fail_later(f"commit order of run {run_id}: {committed}")
+        by_commit = sorted(stored, key=lambda s: (s.xid, s.seq))
+        for before, after in zip(by_commit, by_commit[1:]):
+            if after.epoch < before.epoch:
+                self.fail_later(f"stale-epoch append: run {run_id} seq {after.seq} ({after.kind}) epoch "
+                                f"{after.epoch} committed after seq {before.seq} ({before.kind}) at {before.epoch}")
+        for step in stored:
+            if step.seq > 0 and step.epoch == 0:
+                self.fail_later(f"unfenced append: run {run_id} seq {step.seq} ({step.kind})")
+        return stored
+
+    def test_approval_decided_through_another_node(self):
+        started = time.monotonic()
+        a, b, run_id, requested, epoch, paula = self.start_approval_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        decided = self.approve_through(paula, b, approval_id)
+        views = {}
+        for node in (a, b):
+            try:
+                views[node.node_id] = node.client().wait_run(run_id, timeout_s=30)["status"]
+            except AssertionError as error:
+                self.fail_later(f"seen from {node.node_id}: {error}")
+        stored = self.check_approved_run(a.client(), run_id, requested, decided)
+        # A executed it all: every step after run_created is under A's epoch, and A keeps the session.
+        other_epochs = [(s.seq, s.kind, s.epoch) for s in stored if s.seq > 0 and s.epoch != epoch]
+        if other_epochs:
+            self.fail_later(f"steps not under {a.node_id}'s epoch {epoch}: {other_epochs}")
+        session = self.sql(f"SELECT session_id FROM runs WHERE id = {sql_text(run_id)}")[0][0]
+        owner = self.leases([session]).get(session, (None,))[0]
+        if owner != a.node_id:
+            self.fail_later(f"the session moved to {owner} (the run executed on {a.node_id})")
+        for node in (a, b):
+            approval = Client(node.base_url, paula.api_key).ok("GET", f"/v1/approvals/{approval_id}", expect=200)
+            if approval["status"] != "approved":
+                self.fail_later(f"{node.node_id} shows the approval {approval['status']}")
+            left = Client(node.base_url, paula.api_key).ok("GET", "/v1/approvals?status=pending", expect=200)
+            if left["data"]:
+                self.fail_later(f"{node.node_id} still lists pending approvals: {left['data']}")
+        self.summarize({"scenario": "approval_through_another_node", "run_views": views,
+                        "journal": [s.kind for s in stored], "epochs": [s.epoch for s in stored],
+                        "deliveries": self.tools.stats()["deliveries"],
+                        "elapsed_s": round(time.monotonic() - started, 1)})
+        self.assertEqual(self.failures, [])
+
+    def test_approval_decided_through_another_node_after_kill9(self):
+        started = time.monotonic()
+        a, b, run_id, requested, a_epoch, paula = self.start_approval_waiting_run()
+        approval_id = requested["payload"]["approval_id"]
+        session = self.sql(f"SELECT session_id FROM runs WHERE id = {sql_text(run_id)}")[0][0]
+        a.kill9()
+        decided = self.approve_through(paula, b, approval_id)  # A's lease is still live: nobody runs it yet
+        try:
+            run = b.client().wait_run(run_id, timeout_s=LEASE_TTL_MS / 1000 + 20)
+        except AssertionError as error:
+            self.fail_later(f"{error}; leases {self.leases([session])}")
+            run = None
+        owner, b_epoch, _ = self.leases([session]).get(session, (None, 0, False))
+        if owner != b.node_id or b_epoch <= a_epoch:
+            self.fail_later(f"session {session} is leased by {owner} at epoch {b_epoch}, not by {b.node_id} "
+                            f"under an epoch newer than {a.node_id}'s {a_epoch}")
+        stored = self.check_approved_run(b.client(), run_id, requested, decided)
+        by_commit = sorted(stored, key=lambda s: (s.xid, s.seq))
+        after_wait = by_commit[[s.seq for s in by_commit].index(requested["seq"]) + 1:]
+        wrong = [(s.seq, s.kind, s.epoch) for s in after_wait if s.epoch != b_epoch]
+        if wrong or not after_wait:
+            self.fail_later(f"steps committed after the wait are not all under {b.node_id}'s epoch {b_epoch}: "
+                            f"{[(s.seq, s.kind, s.epoch) for s in after_wait]}")
+        approval = paula.ok("GET", f"/v1/approvals/{approval_id}", expect=200)
+        if approval["status"] != "approved":
+            self.fail_later(f"the approval is {approval['status']} after the run ended")
+        self.summarize({"scenario": "approval_through_another_node_after_kill9",
+                        "run_status": run and run["status"], "journal": [s.kind for s in stored],
+                        "epochs": [s.epoch for s in stored], "a_epoch": a_epoch, "b_epoch": b_epoch,
+                        "deliveries": self.tools.stats()["deliveries"],
                         "elapsed_s": round(time.monotonic() - started, 1)})
         self.assertEqual(self.failures, [])
 
