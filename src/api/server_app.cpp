@@ -1,7 +1,5 @@
 #include "api/server_app.h"
 
-#include <sys/stat.h>
-
 #include <filesystem>
 #include <fstream>
 
@@ -17,6 +15,7 @@
 #include "auth/policy_gate.h"
 #include "crypto/hash.h"
 #include "core/log.h"
+#include "core/private_file.h"
 #include "net/event_loop.h"
 #include "net/http_client.h"
 #include "net/http_server.h"
@@ -203,7 +202,6 @@ Status open_storage(App& app) {
 }
 
 Result<std::string> load_or_create_line(const std::string& path, const std::string& prefix, int random_bytes);
-Status write_private_line(const std::string& path, const std::string& value);
 Status open_identity(App& app);
 
 // Without a configured api_key, <data>/api-key holds an admin key of the
@@ -221,7 +219,7 @@ Status ensure_bootstrap_key(App& app) {
   WriteBatch batch;
   batch.api_key_inserts.push_back(issued.record);
   RETURN_IF_ERROR(app.store->commit_and_wait(std::move(batch)));
-  RETURN_IF_ERROR(write_private_line(path, issued.token));
+  RETURN_IF_ERROR(write_private_file(path, issued.token + "\n"));
   log::info("issued the bootstrap admin API key", {{"id", issued.record.id}, {"path", path}});
   std::printf("Bootstrap admin API key (shown once; also in %s):\n  %s\n", path.c_str(), issued.token.c_str());
   std::fflush(stdout);
@@ -437,22 +435,9 @@ Result<std::string> load_or_create_line(const std::string& path, const std::stri
   std::string value;
   if (existing && std::getline(existing, value) && !value.empty()) return value;
   value = prefix + SystemRandom::instance().hex(random_bytes);
-  RETURN_IF_ERROR(write_private_line(path, value));
+  RETURN_IF_ERROR(write_private_file(path, value + "\n"));
   log::info("created file", {{"path", path}});
   return value;
-}
-
-// Replaces `path` with one line, readable by the owner only.
-Status write_private_line(const std::string& path, const std::string& value) {
-  std::error_code ignored;
-  std::filesystem::remove(path, ignored);  // an old file may have looser permissions
-  mode_t previous = umask(077);
-  std::ofstream out(path, std::ios::trunc);
-  umask(previous);
-  out << value << "\n";
-  out.close();
-  if (!out) return internal_error("cannot write " + path);
-  return Status::ok();
 }
 
 }  // namespace

@@ -18,12 +18,12 @@ class AuditCheckpointer {
   // `key` and `store` must outlive this.
   AuditCheckpointer(Store& store, const Ed25519Key& key, const Clock& clock) : store_(store), key_(key), clock_(clock) {}
 
-  // The checkpoints due now, signed; empty when every head is covered.
-  Result<WriteBatch> due_checkpoints();
   // Commits what is due; `wait` blocks until durable (for shutdown).
   Status checkpoint(bool wait);
 
  private:
+  // The checkpoints due now, signed; empty when every head is covered.
+  Result<WriteBatch> due_checkpoints();
   void remember(const WriteBatch& batch);
 
   Store& store_;

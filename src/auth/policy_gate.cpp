@@ -82,8 +82,8 @@ class SessionHistory final : public policy::History {
   bool loaded_ = false;
 };
 
-}  // namespace
-
+// The policy request for an effect: the identity chain (end user, agent) and
+// what `when` sees (docs/policy.md, "Effects in runs").
 policy::Request effect_policy_request(const EffectRequest& request) {
   policy::Request out;
   if (!request.user_id.empty()) out.identities.push_back("user:" + request.user_id);
@@ -104,6 +104,8 @@ policy::Request effect_policy_request(const EffectRequest& request) {
                              {"args", request.arguments}};
   return out;
 }
+
+}  // namespace
 
 EffectVerdict PolicyEffectGate::check(const EffectRequest& request) {
   policy::Request evaluated = effect_policy_request(request);

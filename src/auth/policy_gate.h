@@ -28,7 +28,4 @@ class PolicyEffectGate final : public EffectGate {
   const Clock& clock_;
 };
 
-// Builds the policy request for an effect (shared with tests and `policy test`).
-policy::Request effect_policy_request(const EffectRequest& request);
-
 }  // namespace continuum

@@ -1,13 +1,11 @@
 #include "auth/tool_identity.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 
 #include "auth/jwt.h"
+#include "core/private_file.h"
 #include "crypto/hash.h"
 
 namespace continuum {
@@ -74,12 +72,8 @@ Status ToolIdentity::append_key() {
   ASSIGN_OR_RETURN(auto raw, seed_from_hex(hex));
   ASSIGN_OR_RETURN(auto key, Ed25519Key::from_seed(raw));
   std::string kid = "tid_" + key.key_id();
-  int fd = ::open(key_file_.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return internal_error("cannot write " + key_file_);
   std::string line = kid + " " + hex + "\n";
-  bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  if (!written) return internal_error("cannot write " + key_file_);
+  RETURN_IF_ERROR(append_private_file(key_file_, line));
   keys_.emplace_back(std::move(kid), std::move(key));
   file_size_ += static_cast<int64_t>(line.size());
   current_since_ms_ = clock_.now_ms();

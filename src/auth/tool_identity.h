@@ -50,7 +50,6 @@ class ToolIdentity {
   // younger than the token lifetime: with kKeysPublished keys published,
   // every unexpired token then stays verifiable.
   Result<std::string> rotate();
-  const std::string& issuer() const { return issuer_; }
 
  private:
   ToolIdentity(std::string key_file, std::string issuer, int64_t lifetime_s, const Clock& clock, Random& random)

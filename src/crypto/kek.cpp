@@ -7,6 +7,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "core/private_file.h"
 #include "crypto/hash.h"
 
 namespace continuum {
@@ -28,14 +29,6 @@ Result<std::string> read_file(const std::string& path) {
 }
 
 // Writes `text` to a new file with mode 0600, or appends to an existing one.
-Status append_private(const std::string& path, const std::string& text) {
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-  if (fd < 0) return internal_error("cannot write key file " + path);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  ::close(fd);
-  return ok ? Status::ok() : internal_error("cannot write key file " + path);
-}
-
 std::string wrap_aad(int64_t version, std::string_view aad) {
   return "continuum/kek/" + std::to_string(version) + "/" + std::string(aad);
 }
@@ -73,7 +66,7 @@ Result<int64_t> add_key_to_file(const std::string& path) {
     version = keys.rbegin()->first + 1;
   }
   AeadKey key = random_aead_key();
-  RETURN_IF_ERROR(append_private(path, std::to_string(version) + " " + to_hex(aead_key_bytes(key)) + "\n"));
+  RETURN_IF_ERROR(append_private_file(path, std::to_string(version) + " " + to_hex(aead_key_bytes(key)) + "\n"));
   return version;
 }
 

@@ -2,10 +2,10 @@
 
 #include <openssl/evp.h>
 #include <openssl/rand.h>
-#include <sys/stat.h>
 
 #include <fstream>
 
+#include "core/private_file.h"
 #include "crypto/hash.h"
 
 namespace continuum {
@@ -64,12 +64,7 @@ Result<Ed25519Key> Ed25519Key::load_or_create(const std::string& path) {
     return from_seed(*seed);
   }
   ASSIGN_OR_RETURN(auto key, generate());
-  mode_t previous = umask(077);
-  std::ofstream out(path, std::ios::trunc);
-  umask(previous);
-  out << to_hex(key.seed_) << "\n";
-  out.close();
-  if (!out) return internal_error("cannot write key file " + path);
+  RETURN_IF_ERROR(write_private_file(path, to_hex(key.seed_) + "\n"));
   return key;
 }
 
