@@ -28,8 +28,8 @@ import threading
 import time
 import unittest
 
-from harness import (Client, InProcessServer, IntegrationTest, http_tool, read_sse, result_for, tool_steps,
-                     wait_until)
+from harness import (Client, InProcessServer, IntegrationTest, clean_env, describe, http_tool, read_sse, result_for,
+                     run_cli, tool_steps, wait_until)
 from test_governance import LARGE_REFUNDS, GovernanceHelpers, issue_key, sha256_hex, wait_for_approval
 
 APPROVAL_FIELDS = sorted(["object", "id", "run_id", "session_id", "seq", "tool", "arguments", "arguments_hash",
@@ -323,6 +323,36 @@ class ApprovalsTest(ApprovalsBase):
         self.decide(approval_id, "approve", expect=409)
         self.assertEqual(self.approval(approval_id)["status"], "denied")
         self.assertEqual([a["id"] for a in self.listed(self.who("paula"), "status=denied")], [approval_id])
+
+    def test_cli_lists_approves_and_denies(self):
+        def cli(token, *args):
+            return run_cli([*args, "--server", self.server.base_url, "--api-key", token], clean_env(), self.tmp)
+        first_run, first = self.start_waiting_run("refund order 1")
+        second_run, second = self.start_waiting_run("refund order 2")
+        first_id, second_id = first["payload"]["approval_id"], second["payload"]["approval_id"]
+        listed = cli(self.tokens["paula"], "approvals", "list")
+        self.assertEqual(listed.returncode, 0, describe(listed))
+        shown = json.loads(listed.stdout)
+        self.assertEqual(sorted(a["id"] for a in shown["data"]), sorted([first_id, second_id]), shown)
+        for approval in shown["data"]:
+            self.assertEqual(approval["arguments"], self.approval(approval["id"])["arguments"],
+                             "the exact arguments are shown")
+            self.assertEqual(approval["arguments"]["amount"], 2500)
+        refused = cli(self.tokens["alice"], "approvals", "approve", first_id)
+        self.assertNotEqual(refused.returncode, 0, "a member may not decide approvals")
+        self.assertIn("403", refused.stderr)
+        approved = cli(self.tokens["paula"], "approvals", "approve", first_id, "--comment", "checked the order")
+        self.assertEqual(approved.returncode, 0, describe(approved))
+        self.assertEqual(json.loads(approved.stdout)["status"], "approved")
+        denied = cli(self.tokens["paula"], "approvals", "deny", second_id, "--comment", "duplicate order")
+        self.assertEqual(denied.returncode, 0, describe(denied))
+        again = cli(self.tokens["paula"], "approvals", "deny", first_id)
+        self.assertNotEqual(again.returncode, 0, "a second decision is refused")
+        self.assertEqual(self.client.wait_run(first_run)["status"], "completed")
+        self.assertEqual(self.client.wait_run(second_run)["status"], "completed")
+        self.assertEqual(self.tools.stats()["applied"], 1, "only the approved call was made")
+        history = cli(self.tokens["paula"], "approvals", "list", "--status", "all")
+        self.assertEqual(sorted(a["status"] for a in json.loads(history.stdout)["data"]), ["approved", "denied"])
 
     # --- the run ended -----------------------------------------------------------------
 

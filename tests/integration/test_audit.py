@@ -47,6 +47,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from harness import (CLI_TIMEOUT_S, Client, ContinuumServer, IntegrationTest, binary, clean_env, describe,
                      http_tool, is_postgres_url, new_postgres_database, run_cli, tool_steps, wait_until)
+from test_governance import issue_key
 
 TENANT = "default"
 FIRST_BAD_RE = re.compile(r"^first bad record: (\d+)$", re.M)
@@ -129,18 +130,6 @@ def independent_check(events, checkpoints, trusted_key=None):
     return problems
 
 
-def issue_key(admin, user, roles=None, tenant=None):
-    body = {"user": user}
-    if roles is not None:
-        body["roles"] = roles
-    if tenant is not None:
-        body["tenant"] = tenant
-    resp = admin.post("/v1/api-keys", body)
-    if resp.status != 201:
-        raise AssertionError(f"POST /v1/api-keys {body} -> {resp}")
-    return resp.body
-
-
 class AuditTestBase(IntegrationTest):
     SCRIPTS = {
         "lookup_once": {"steps": [{"tool_calls": [{"name": "lookup", "arguments": {"q": "{{input}}"}}]},
@@ -181,6 +170,16 @@ class AuditTestBase(IntegrationTest):
             after = body["next_cursor"]
             self.assertEqual(after, body["data"][-1]["seq"], body)
         raise AssertionError("too many pages")
+
+    def assert_verifies_online_and_from_the_export(self, export, events, checkpoints, file_name, *cli_args):
+        """GET /v1/audit/verify and `audit verify --file` both check every record and checkpoint."""
+        verification = self.client.ok("GET", "/v1/audit/verify", expect=200)
+        self.assertEqual((verification["ok"], verification["events_checked"], verification["checkpoints_checked"]),
+                         (True, events, checkpoints), verification)
+        path = os.path.join(self.tmp, file_name)
+        with open(path, "w", encoding="utf-8") as f:
+            f.write(export)
+        self.assert_verified(self.verify_cli("--file", path, *cli_args), records=events)
 
     def wait_for_event(self, predicate, message, client=None):
         """Some API decisions are appended after the answer is sent: poll for them."""
@@ -653,13 +652,7 @@ class AuditExportTest(AuditTestBase):
         exported, checkpoints = parse_export(export)
         self.assertEqual([(e["seq"], e["hash"]) for e in exported], [(e["seq"], e["hash"]) for e in events])
         self.assertEqual(independent_check(exported, checkpoints), [])
-        verification = self.client.ok("GET", "/v1/audit/verify", expect=200)
-        self.assertEqual((verification["ok"], verification["events_checked"], verification["checkpoints_checked"]),
-                         (True, len(events), len(checkpoints)), verification)
-        path = os.path.join(self.tmp, "big.jsonl")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(export)
-        self.assert_verified(self.verify_cli("--file", path), records=len(events))
+        self.assert_verifies_online_and_from_the_export(export, len(events), len(checkpoints), "big.jsonl")
         self.assertEqual(self.audit_page("?limit=1000")["next_cursor"], 1000)
 
 
@@ -814,13 +807,8 @@ class AuditOnPostgresTest(AuditTestBase):
         events, checkpoints = parse_export(export)
         data_key = public_key_of_seed_file(os.path.join(self.server.data_dir, "audit-signing.key"))
         self.assertEqual(independent_check(events, checkpoints, trusted_key=data_key), [])
-        verification = self.client.ok("GET", "/v1/audit/verify", expect=200)
-        self.assertEqual((verification["ok"], verification["events_checked"], verification["checkpoints_checked"]),
-                         (True, len(events), len(checkpoints)), verification)
-        path = os.path.join(self.tmp, "pg-audit.jsonl")
-        with open(path, "w", encoding="utf-8") as f:
-            f.write(export)
-        self.assert_verified(self.verify_cli("--file", path, "--public-key", data_key.hex()), records=len(events))
+        self.assert_verifies_online_and_from_the_export(export, len(events), len(checkpoints), "pg-audit.jsonl",
+                                                        "--public-key", data_key.hex())
         self.assertEqual(int(self.psql("SELECT COUNT(*) FROM audit_events WHERE tenant_id = 'default'")), len(events))
 
         k = next(e["seq"] for e in events if e["outcome"] == "deny" and e["principal"] == "user:bob")
