@@ -816,6 +816,7 @@ class AuditOnPostgresTest(AuditTestBase):
         verification = self.client.ok("GET", "/v1/audit/verify", expect=200)
         self.assertEqual((verification["ok"], verification["broken_seq"]), (False, k), verification)
         self.assertIn("column action", verification["problem"], verification)
+        path = os.path.join(self.tmp, "pg-audit-edited.jsonl")
         with open(path, "w", encoding="utf-8") as f:
             f.write(self.export_text())
         self.assert_broken(self.verify_cli("--file", path), first_bad=k)
