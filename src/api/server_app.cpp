@@ -138,11 +138,11 @@ void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWrit
     return writer->send(error_response(Status(Code::kUnauthenticated, "missing or invalid API key")));
   }
   if (request.path == "/metrics" && request.method == "GET") {
-    // Server-wide numbers: the system tenant's business only.
+    if (!allowed(app.api, caller(request), "metrics:read", "metrics:*", {}, writer)) return;
+    // Server-wide numbers: the system tenant's business only (checked after policy, as /v1/cluster).
     if (caller(request).tenant != kSystemTenant) {
       return writer->send(error_response(not_found("no route for GET /metrics")));
     }
-    if (!allowed(app.api, caller(request), "metrics:read", "metrics:*", {}, writer)) return;
     return writer->send(HttpResponse{200, "text/plain; version=0.0.4", app.metrics.render(), {}});
   }
   if (!app.ready && request.method != "GET") {
