@@ -67,7 +67,7 @@ class NoopTools final : public ToolRunner {
  public:
   explicit NoopTools(EventLoop& loop) : loop_(loop) {}
   void call(ToolCall, std::function<void(ToolOutcome)> done) override {
-    loop_.post([done = std::move(done)] { done(ToolOutcome{true, "ok", {}}); });
+    loop_.post([done = std::move(done)] { done(ToolOutcome{true, "ok", false, {}}); });
   }
 
  private:

@@ -90,16 +90,109 @@ Result<ToolAuth> parse_tool_auth(const json::object& obj, const std::string& par
   return auth;
 }
 
+Result<std::map<std::string, std::string>> parse_string_map(const json::object& obj, const std::string& key,
+                                                           const std::string& param, bool header_names) {
+  std::map<std::string, std::string> map;
+  ASSIGN_OR_RETURN(auto entries, get_optional_object(obj, key, param));
+  if (entries == nullptr) return map;
+  if (entries->size() > 64) return invalid_argument("at most 64 entries", param);
+  for (const auto& [name, value] : *entries) {
+    std::string entry_param = param + "." + std::string(name);
+    if (!value.is_string()) return invalid_argument("must be a string", entry_param);
+    bool valid_name = header_names ? is_header_token(std::string(name)) && !is_reserved_header(std::string(name))
+                                   : !name.empty() && name.find('=') == std::string::npos &&
+                                         name.find('\0') == std::string::npos;
+    if (!valid_name) return invalid_argument("not a usable name", entry_param);
+    map[std::string(name)] = std::string(value.get_string());
+  }
+  return map;
+}
+
+Result<std::vector<std::string>> parse_string_list(const json::object& obj, const std::string& key,
+                                                   const std::string& param) {
+  std::vector<std::string> list;
+  ASSIGN_OR_RETURN(auto entries, get_optional_array(obj, key, param));
+  if (entries == nullptr) return list;
+  if (entries->size() > 256) return invalid_argument("at most 256 entries", param);
+  for (size_t i = 0; i < entries->size(); ++i) {
+    const json::value& entry = (*entries)[i];
+    if (!entry.is_string() || entry.get_string().size() > 4096) {
+      return invalid_argument("must be a string of at most 4096 bytes", param + "[" + std::to_string(i) + "]");
+    }
+    list.emplace_back(entry.get_string());
+  }
+  return list;
+}
+
+Result<int64_t> bounded_int(const json::object& obj, const std::string& key, const std::string& param,
+                            int64_t fallback, int64_t min, int64_t max) {
+  ASSIGN_OR_RETURN(auto value, get_optional_int(obj, key, param));
+  if (!value) return fallback;
+  if (*value < min || *value > max) {
+    return invalid_argument(key + " must be between " + std::to_string(min) + " and " + std::to_string(max), param);
+  }
+  return *value;
+}
+
+Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::string& param) {
+  McpServerSpec mcp;
+  ASSIGN_OR_RETURN(mcp.transport, get_string(obj, "transport", param + ".transport"));
+  if (mcp.transport == "stdio") {
+    ASSIGN_OR_RETURN(mcp.command, get_string(obj, "command", param + ".command"));
+    if (mcp.command.empty() || mcp.command.size() > 4096) {
+      return invalid_argument("a stdio MCP server needs a command", param + ".command");
+    }
+    ASSIGN_OR_RETURN(mcp.args, parse_string_list(obj, "args", param + ".args"));
+    ASSIGN_OR_RETURN(mcp.env, parse_string_map(obj, "env", param + ".env", false));
+    if (obj.contains("url") || obj.contains("headers")) {
+      return invalid_argument("url and headers belong to http MCP servers", param + ".transport");
+    }
+  } else if (mcp.transport == "http") {
+    ASSIGN_OR_RETURN(mcp.url, get_string(obj, "url", param + ".url"));
+    if (mcp.url.rfind("http://", 0) != 0 && mcp.url.rfind("https://", 0) != 0) {
+      return invalid_argument("an http MCP server needs an http(s) url", param + ".url");
+    }
+    ASSIGN_OR_RETURN(mcp.headers, parse_string_map(obj, "headers", param + ".headers", true));
+    if (obj.contains("command") || obj.contains("args") || obj.contains("env")) {
+      return invalid_argument("command, args and env belong to stdio MCP servers", param + ".transport");
+    }
+  } else {
+    return invalid_argument("transport must be 'stdio' or 'http'", param + ".transport");
+  }
+  ASSIGN_OR_RETURN(mcp.allowed_tools, parse_string_list(obj, "allowed_tools", param + ".allowed_tools"));
+  ASSIGN_OR_RETURN(auto protocol, get_optional_string(obj, "protocol_version", param + ".protocol_version"));
+  if (protocol) {
+    if (*protocol != "auto" && *protocol != "2026-07-28" && *protocol != "2025-11-25") {
+      return invalid_argument("protocol_version must be 'auto', '2026-07-28' or '2025-11-25'",
+                              param + ".protocol_version");
+    }
+    mcp.protocol_version = *protocol;
+  }
+  ASSIGN_OR_RETURN(mcp.connect_timeout_ms, bounded_int(obj, "connect_timeout_ms", param + ".connect_timeout_ms",
+                                                       mcp.connect_timeout_ms, 1, 600'000));
+  ASSIGN_OR_RETURN(mcp.call_timeout_max_ms, bounded_int(obj, "call_timeout_max_ms", param + ".call_timeout_max_ms",
+                                                        mcp.call_timeout_max_ms, 1, 86'400'000));
+  return mcp;
+}
+
 Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   if (auto unknown = first_unknown_key(obj, {"type", "name", "description", "parameters", "url", "timeout_ms",
-                                             "retry", "auth"})) {
+                                             "retry", "auth", "transport", "command", "args", "env", "headers",
+                                             "allowed_tools", "protocol_version", "connect_timeout_ms",
+                                             "call_timeout_max_ms"})) {
     return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
   }
   ToolSpec tool;
   ASSIGN_OR_RETURN(auto type, get_optional_string(obj, "type", param + ".type"));
   if (type) tool.type = *type;
-  if (tool.type != "http" && tool.type != "builtin") {
-    return invalid_argument("tool type must be 'http' or 'builtin'", param + ".type");
+  if (tool.type != "http" && tool.type != "builtin" && tool.type != "mcp") {
+    return invalid_argument("tool type must be 'http', 'builtin' or 'mcp'", param + ".type");
+  }
+  if (tool.type != "mcp") {
+    for (const char* key : {"transport", "command", "args", "env", "headers", "allowed_tools", "protocol_version",
+                            "connect_timeout_ms", "call_timeout_max_ms"}) {
+      if (obj.contains(key)) return invalid_argument(std::string(key) + " belongs to mcp tools", param + "." + key);
+    }
   }
   ASSIGN_OR_RETURN(tool.name, get_string(obj, "name", param + ".name"));
   if (!is_valid_name(tool.name)) {
@@ -111,7 +204,13 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   tool.parameters = parameters ? *parameters : json::object{{"type", "object"}, {"properties", json::object{}}};
   ASSIGN_OR_RETURN(tool.validator, JsonSchemaValidator::compile(tool.parameters, param + ".parameters"));
   ASSIGN_OR_RETURN(auto url, get_optional_string(obj, "url", param + ".url"));
-  if (tool.type == "http") {
+  if (tool.type == "mcp") {
+    if (obj.contains("parameters")) return invalid_argument("an MCP server's tools bring their own parameters", param + ".parameters");
+    ASSIGN_OR_RETURN(tool.mcp, parse_mcp_server(obj, param));
+    if (tool.name.find("__") != std::string::npos) {
+      return invalid_argument("an MCP server's name may not contain '__'", param + ".name");
+    }
+  } else if (tool.type == "http") {
     if (!url || (url->rfind("http://", 0) != 0 && url->rfind("https://", 0) != 0)) {
       return invalid_argument("an http tool needs an http(s) url", param + ".url");
     }
@@ -130,7 +229,10 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   ASSIGN_OR_RETURN(tool.retry, parse_retry_policy(retry, param + ".retry", RetryPolicy{}));
   ASSIGN_OR_RETURN(auto auth, get_optional_object(obj, "auth", param + ".auth"));
   if (auth) {
-    if (tool.type != "http") return invalid_argument("only http tools take auth", param + ".auth");
+    bool http_mcp = tool.mcp && tool.mcp->transport == "http";
+    if (tool.type != "http" && !http_mcp) {
+      return invalid_argument("only http tools and http MCP servers take auth", param + ".auth");
+    }
     ASSIGN_OR_RETURN(tool.auth, parse_tool_auth(*auth, param + ".auth"));
   }
   return tool;
@@ -162,7 +264,40 @@ Result<LimitsSpec> parse_limits(const json::object* obj) {
   return limits;
 }
 
+json::object string_map_json(const std::map<std::string, std::string>& map) {
+  json::object obj;
+  for (const auto& [name, value] : map) obj[name] = value;
+  return obj;
+}
+
+json::array string_list_json(const std::vector<std::string>& list) {
+  json::array array;
+  for (const auto& entry : list) array.emplace_back(entry);
+  return array;
+}
+
+void add_mcp_fields(const McpServerSpec& mcp, json::object& entry) {
+  entry.erase("parameters");
+  entry["transport"] = mcp.transport;
+  if (mcp.transport == "stdio") {
+    entry["command"] = mcp.command;
+    entry["args"] = string_list_json(mcp.args);
+    entry["env"] = string_map_json(mcp.env);
+  } else {
+    entry["url"] = mcp.url;
+    entry["headers"] = string_map_json(mcp.headers);
+  }
+  entry["allowed_tools"] = string_list_json(mcp.allowed_tools);
+  entry["protocol_version"] = mcp.protocol_version;
+  entry["connect_timeout_ms"] = mcp.connect_timeout_ms;
+  entry["call_timeout_max_ms"] = mcp.call_timeout_max_ms;
+}
+
 }  // namespace
+
+bool AgentSpec::has_mcp_servers() const {
+  return std::any_of(tools.begin(), tools.end(), [](const ToolSpec& tool) { return tool.mcp.has_value(); });
+}
 
 bool is_valid_name(const std::string& name) {
   if (name.empty() || name.size() > 64) return false;
@@ -224,6 +359,7 @@ json::object agent_spec_to_json(const AgentSpec& spec) {
                        {"timeout_ms", tool.timeout_ms},
                        {"retry", retry_policy_to_json(tool.retry)}};
     if (!tool.url.empty()) entry["url"] = tool.url;
+    if (tool.mcp) add_mcp_fields(*tool.mcp, entry);
     if (tool.auth) {
       entry["auth"] = json::object{{"secret", tool.auth->secret}, {"header", tool.auth->header},
                                    {"prefix", tool.auth->prefix}};

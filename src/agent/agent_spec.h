@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <string>
 #include <vector>
@@ -33,8 +34,23 @@ struct ToolAuth {
   std::string prefix;                  // e.g. "Bearer "
 };
 
+// An MCP server whose tools the agent may use (docs/mcp.md). Its tools are
+// offered to the model as "<server name>__<tool>" (tools/mcp/mcp_protocol.h).
+struct McpServerSpec {
+  std::string transport;                      // "stdio" or "http"
+  std::string command;                        // stdio: a program (path or name in PATH); no shell
+  std::vector<std::string> args;
+  std::map<std::string, std::string> env;     // stdio: added to a minimal environment
+  std::string url;                            // http: the Streamable HTTP endpoint
+  std::map<std::string, std::string> headers; // http: sent on every request (not secrets: use auth)
+  std::vector<std::string> allowed_tools;     // "*", names, or prefixes ending in '*'; none = no tool
+  std::string protocol_version = "auto";      // "auto", "2026-07-28" or "2025-11-25"
+  int64_t connect_timeout_ms = 10'000;
+  int64_t call_timeout_max_ms = 600'000;      // a call's limit even while it reports progress
+};
+
 struct ToolSpec {
-  std::string type = "http";   // "http" or "builtin"
+  std::string type = "http";   // "http", "builtin" or "mcp"
   std::string name;
   std::string description;
   json::object parameters;     // JSON Schema of the arguments object
@@ -42,7 +58,8 @@ struct ToolSpec {
   std::string url;             // http: where arguments are POSTed
   int64_t timeout_ms = 30'000;
   RetryPolicy retry;
-  std::optional<ToolAuth> auth;  // http tools only
+  std::optional<ToolAuth> auth;  // http tools and http MCP servers
+  std::optional<McpServerSpec> mcp;  // type "mcp": `name` names the server, timeout_ms is a call's idle timeout
 };
 
 struct LimitsSpec {
@@ -59,6 +76,7 @@ struct AgentSpec {
   LimitsSpec limits;
 
   const ToolSpec* find_tool(const std::string& tool_name) const;
+  bool has_mcp_servers() const;
 };
 
 // Names: 1-64 of [A-Za-z0-9_-].

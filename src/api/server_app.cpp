@@ -18,6 +18,7 @@
 #include "core/private_file.h"
 #include "net/event_loop.h"
 #include "net/http_client.h"
+#include "tools/mcp/mcp_hub.h"
 #include "net/http_server.h"
 #include "providers/openai_chat.h"
 #include "providers/scripted_provider.h"
@@ -57,6 +58,7 @@ struct App {
   std::unique_ptr<OidcAuthenticator> oidc;     // null without oidc_issuers_file
   std::unique_ptr<ToolIdentity> tool_identity; // signs the identity tokens tools receive
   std::unique_ptr<HttpClient> http_client;
+  std::unique_ptr<McpHub> mcp;                 // MCP servers' connections and processes
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
   std::unique_ptr<ScriptedProvider> scripted;
@@ -257,6 +259,23 @@ void open_tools(App& app) {
     return app.tool_identity->token_for(ToolIdentityClaims{call.tenant, call.user_id, call.agent->name,
                                                            call.spec->url, call.run_id, call.session_id, call.seq});
   };
+  McpHubOptions mcp_options;
+  for (size_t start = 0; start <= app.config.mcp_stdio_commands.size();) {
+    size_t comma = app.config.mcp_stdio_commands.find(',', start);
+    if (comma == std::string::npos) comma = app.config.mcp_stdio_commands.size();
+    std::string command = app.config.mcp_stdio_commands.substr(start, comma - start);
+    command.erase(0, command.find_first_not_of(' '));
+    command.erase(command.find_last_not_of(' ') + 1);
+    if (!command.empty()) mcp_options.stdio_commands.push_back(command);
+    start = comma + 1;
+  }
+  mcp_options.stdio_processes_max = static_cast<int>(app.config.mcp_stdio_processes_max);
+  mcp_options.idle_stop_ms = app.config.mcp_idle_stop_ms;
+  mcp_options.tools_cache_ttl_ms = app.config.mcp_tools_cache_ttl_ms;
+  mcp_options.allow_private_addresses = app.config.allow_private_tool_addresses;
+  mcp_options.secrets = tool_options.secrets;
+  app.mcp = std::make_unique<McpHub>(app.loop, SystemClock::instance(), *app.http_client, std::move(mcp_options));
+  tool_options.mcp = app.mcp.get();
   app.tools = std::make_unique<DefaultToolRunner>(app.loop, *app.http_client, tool_options);
 }
 
@@ -414,6 +433,7 @@ void shut_down(App& app, int signal_number) {
   app.ready = false;
   app.server->stop_accepting();
   app.api.run_shutdown_hooks();  // waiting clients get the run as it is (202); SSE streams end
+  app.mcp->shutdown();           // stdio servers get EOF on stdin (then SIGTERM); calls in flight resume at next start
   app.loop.post_after(app.config.shutdown_grace_ms, [&app] {
     log::warn("shutdown grace period over; exiting with commits in flight");
     app.loop.stop();

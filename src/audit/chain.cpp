@@ -6,27 +6,6 @@
 
 namespace continuum {
 
-namespace {
-
-json::value sorted_keys(const json::value& value) {
-  if (value.is_object()) {
-    std::vector<std::pair<std::string, json::value>> entries;
-    for (const auto& entry : value.as_object()) entries.emplace_back(std::string(entry.key()), sorted_keys(entry.value()));
-    std::sort(entries.begin(), entries.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-    json::object sorted;
-    for (auto& [key, child] : entries) sorted[key] = std::move(child);
-    return sorted;
-  }
-  if (value.is_array()) {
-    json::array sorted;
-    for (const auto& element : value.as_array()) sorted.push_back(sorted_keys(element));
-    return sorted;
-  }
-  return value;
-}
-
-}  // namespace
-
 std::string audit_genesis_hash() { return std::string(kAuditHashBytes, '\0'); }
 
 std::string canonical_event(const AuditEventRecord& event) {

@@ -43,6 +43,14 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
   else if (key == "identity_issuer") config.identity_issuer = value;
   else if (key == "identity_keys_file") config.identity_keys_file = value;
   else if (key == "audit_signing_key_file") config.audit_signing_key_file = value;
+  else if (key == "mcp_stdio_commands") config.mcp_stdio_commands = value;
+  else if (key == "mcp_stdio_processes_max") {
+    ASSIGN_OR_RETURN(config.mcp_stdio_processes_max, parse_int(value, key));
+  } else if (key == "mcp_idle_stop_ms") {
+    ASSIGN_OR_RETURN(config.mcp_idle_stop_ms, parse_int(value, key));
+  } else if (key == "mcp_tools_cache_ttl_ms") {
+    ASSIGN_OR_RETURN(config.mcp_tools_cache_ttl_ms, parse_int(value, key));
+  }
   else if (key == "tool_token_ttl_s") {
     ASSIGN_OR_RETURN(config.tool_token_ttl_s, parse_int(value, key));
   }
@@ -83,7 +91,9 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "allow_private_tool_addresses", "tls_verify", "approval_ttl_ms", "approval_poll_ms",
                              "approvals_allow_self", "approval_webhook_url", "audit_checkpoint_ms",
                              "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s",
-                             "identity_keys_file", "audit_signing_key_file", "audit_reads"};
+                             "identity_keys_file", "audit_signing_key_file", "audit_reads",
+                             "mcp_stdio_commands", "mcp_stdio_processes_max", "mcp_idle_stop_ms",
+                             "mcp_tools_cache_ttl_ms"};
 
 }  // namespace
 
@@ -135,6 +145,9 @@ Status validate_config(const ServerConfig& config) {
     return invalid_argument("tool_token_ttl_s must be 1-300", "tool_token_ttl_s");
   }
   if (config.identity_issuer.empty()) return invalid_argument("identity_issuer must not be empty", "identity_issuer");
+  if (config.mcp_stdio_processes_max < 1 || config.mcp_stdio_processes_max > 10'000) {
+    return invalid_argument("mcp_stdio_processes_max must be 1-10000", "mcp_stdio_processes_max");
+  }
   if (config.audit_checkpoint_ms < 100 || config.audit_checkpoint_ms > 3'600'000) {
     return invalid_argument("audit_checkpoint_ms must be 100-3600000", "audit_checkpoint_ms");
   }

@@ -40,6 +40,10 @@ struct ServerConfig {
   int64_t tool_token_ttl_s = 300;         // their lifetime (1-300 s)
   std::string identity_keys_file;         // "" = <data_dir>/tool-identity.keys; share it between the nodes of a cluster
   std::string audit_signing_key_file;     // "" = <data_dir>/audit-signing.key; likewise
+  std::string mcp_stdio_commands;         // comma-separated programs stdio MCP servers may run ("" = none, "*" = any)
+  int64_t mcp_stdio_processes_max = 32;   // live stdio MCP server processes at most
+  int64_t mcp_idle_stop_ms = 600'000;     // a stdio MCP server unused this long is stopped
+  int64_t mcp_tools_cache_ttl_ms = 300'000;  // an MCP tool listing is reused this long (or until list_changed)
 };
 
 using EnvReader = std::function<std::string(const std::string&)>;

@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <algorithm>
+#include <vector>
 
 namespace continuum {
 
@@ -99,6 +100,21 @@ std::optional<std::string> first_unknown_key(const json::object& obj,
     }
   }
   return std::nullopt;
+}
+
+json::value sorted_keys(const json::value& value) {
+  if (value.is_array()) {
+    json::array list;
+    for (const json::value& element : value.get_array()) list.push_back(sorted_keys(element));
+    return list;
+  }
+  if (!value.is_object()) return value;
+  std::vector<const json::key_value_pair*> entries;
+  for (const auto& entry : value.get_object()) entries.push_back(&entry);
+  std::sort(entries.begin(), entries.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
+  json::object object;
+  for (const auto* entry : entries) object.emplace(entry->key(), sorted_keys(entry->value()));
+  return object;
 }
 
 }  // namespace continuum

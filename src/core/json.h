@@ -26,6 +26,10 @@ Result<json::object> parse_json_object(std::string_view text, JsonLimits limits 
 
 std::string to_json(const json::value& value);
 
+// A copy of `value` with every object's keys in ascending byte order, so that
+// equal documents serialize (to_json) to equal text, e.g. for hashing.
+json::value sorted_keys(const json::value& value);
+
 // Typed access. `param` names the field in error messages ("model.name").
 Result<std::string> get_string(const json::object& obj, std::string_view key, std::string_view param);
 Result<std::optional<std::string>> get_optional_string(const json::object& obj, std::string_view key,

@@ -57,6 +57,7 @@ inline Status invalid_argument(std::string message, std::string param = {}) {
 inline Status not_found(std::string message) { return Status(Code::kNotFound, std::move(message)); }
 inline Status conflict(std::string message) { return Status(Code::kConflict, std::move(message)); }
 inline Status internal_error(std::string message) { return Status(Code::kInternal, std::move(message)); }
+inline Status unavailable(std::string message) { return Status(Code::kUnavailable, std::move(message)); }
 
 template <typename T>
 class [[nodiscard]] Result {

@@ -12,15 +12,36 @@ namespace continuum {
 
 namespace {
 
-json::array tool_definitions(const AgentSpec& agent) {
+json::object function_tool(const std::string& name, const std::string& description, const json::object& parameters) {
+  return json::object{{"type", "function"},
+                      {"function", json::object{{"name", name}, {"description", description}, {"parameters", parameters}}}};
+}
+
+// The agent's own tools, then the offered tools of its MCP servers (one of
+// the agent's own names wins over an MCP tool's).
+json::array tool_definitions(const AgentSpec& agent, const std::optional<std::vector<McpToolEntry>>& mcp_tools) {
   json::array tools;
   for (const auto& tool : agent.tools) {
+    if (tool.mcp) continue;
     tools.push_back(json::object{{"type", "function"},
                                  {"function", json::object{{"name", tool.name},
                                                            {"description", tool.description},
                                                            {"parameters", tool.parameters}}}});
   }
+  if (!mcp_tools) return tools;
+  for (const McpToolEntry& entry : *mcp_tools) {
+    if (!entry.withheld_reason.empty() || agent.find_tool(entry.model_name) != nullptr) continue;
+    tools.push_back(function_tool(entry.model_name, entry.description, entry.parameters));
+  }
   return tools;
+}
+
+const McpToolEntry* find_mcp_tool(const std::optional<std::vector<McpToolEntry>>& mcp_tools, const std::string& name) {
+  if (!mcp_tools) return nullptr;
+  for (const McpToolEntry& entry : *mcp_tools) {
+    if (entry.model_name == name) return &entry;
+  }
+  return nullptr;
 }
 
 }  // namespace
@@ -117,7 +138,6 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   request->spec = run.agent->model;
   request->run_id = run.record.id;
   request->seq = seq;
-  request->tools = tool_definitions(*run.agent);
   if (!run.context_loaded) {
     auto loaded = read_context_items(run);
     if (!loaded.is_ok()) {
@@ -135,7 +155,26 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
   request->messages = assemble_context(run.agent->instructions, run.record.id, user_message(run.record.input),
                                        newest_first, run.agent->model.context_tokens);
+  if (!run.agent->has_mcp_servers()) return send_model_request(run, std::move(request));
+  // The model is offered what the MCP servers list now (cached by the hub).
+  list_mcp_tools(run, [this, request](ActiveRun& listed) { send_model_request(listed, request); });
+}
+
+void Engine::send_model_request(ActiveRun& run, std::shared_ptr<ModelRequest> request) {
+  request->tools = tool_definitions(*run.agent, run.mcp_tools);
   attempt_model_call(run.record.id, run.generation, std::move(request), 1);
+}
+
+void Engine::list_mcp_tools(ActiveRun& run, std::function<void(ActiveRun&)> next) {
+  std::string run_id = run.record.id;
+  uint64_t generation = run.generation;
+  tools_.list_mcp_tools(run.record.tenant_id, run.agent,
+                        [this, run_id, generation, next = std::move(next)](std::vector<McpToolEntry> entries) {
+                          ActiveRun* listed = find_run(run_id, generation);
+                          if (listed == nullptr || listed->terminal_requested) return;
+                          listed->mcp_tools = std::move(entries);
+                          next(*listed);
+                        });
 }
 
 void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
@@ -212,6 +251,20 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   run.effects_in_flight.insert(tool.seq);
   const ToolSpec* spec = run.agent->find_tool(tool.name);
+  const McpToolEntry* mcp_tool = nullptr;
+  if ((spec == nullptr || spec->mcp) && run.agent->has_mcp_servers()) {
+    if (!run.mcp_tools) {  // e.g. resumed after a restart: learn what the servers offer first
+      return list_mcp_tools(run, [this, tool](ActiveRun& listed) { start_tool_call(listed, tool); });
+    }
+    spec = nullptr;  // an MCP server's own entry is not a tool
+    mcp_tool = find_mcp_tool(run.mcp_tools, tool.name);
+    if (mcp_tool != nullptr && !mcp_tool->withheld_reason.empty()) {
+      commit_tool_result(run, tool, "error: the tool '" + tool.name + "' is withheld: " + mcp_tool->withheld_reason,
+                         true, 0);
+      return;
+    }
+    if (mcp_tool != nullptr) spec = mcp_tool->server;
+  }
   if (spec == nullptr) {
     commit_tool_result(run, tool, "error: the agent has no tool named '" + tool.name + "'", true, 0);
     return;
@@ -221,8 +274,10 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
     commit_tool_result(run, tool, "error: the tool arguments are not valid JSON", true, 0);
     return;
   }
-  CONTINUUM_CHECK(spec->validator != nullptr, "parse_agent_spec compiles every tool's parameters schema");
-  Status valid = spec->validator->validate(*arguments);
+  const JsonSchemaValidator* validator = mcp_tool != nullptr ? mcp_tool->validator.get() : spec->validator.get();
+  CONTINUUM_CHECK(validator != nullptr,
+                  "parse_agent_spec compiles every tool's parameters schema; MCP tools without one are withheld");
+  Status valid = validator->validate(*arguments);
   if (!valid.is_ok()) {
     commit_tool_result(run, tool, "error: " + valid.message(), true, 0);
     return;
@@ -247,6 +302,7 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   call->session_id = run.record.session_id;
   call->user_id = session_user_of(run);
   call->seq = tool.seq;
+  if (mcp_tool != nullptr) call->mcp_tool = mcp_tool->tool;
   call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
   attempt_tool_call(run.record.id, run.generation, std::move(call), 1);
 }
@@ -279,7 +335,7 @@ void Engine::on_tool_outcome(const std::string& run_id, uint64_t generation, std
   if (pending == nullptr) return;  // already has a result
   PendingTool tool = *pending;
   if (outcome.ok) {
-    commit_tool_result(*run, tool, outcome.output, false, attempt);
+    commit_tool_result(*run, tool, outcome.output, outcome.is_error, attempt);
     return;
   }
   metrics_->tool_errors->inc();

@@ -338,6 +338,8 @@ void Engine::request_terminal(ActiveRun& run, const char* kind, json::object pay
   std::vector<std::string> items;
   json::array abandoned;
   for (const auto& tool : run.projected.pending_tools) {
+    // A call still running is abandoned; a tool that can be told (MCP) stops it.
+    if (run.effects_in_flight.count(tool.seq)) tools_.cancel(run.record.id + ":" + std::to_string(tool.seq));
     std::string reason = std::string("error: the run ended (") + kind + ") before this tool call finished";
     items.push_back(to_json(json::object{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", reason}}));
     abandoned.push_back(json::object{{"seq", tool.seq}, {"call_id", tool.call_id}, {"name", tool.name}});

@@ -164,6 +164,10 @@ class Engine {
                           int attempt);
   void on_model_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ModelRequest> request,
                         int attempt, ModelOutcome outcome);
+  // Lists the agent's MCP tools into run.mcp_tools, then runs `next` (unless
+  // the run was finished or reloaded meanwhile).
+  void list_mcp_tools(ActiveRun& run, std::function<void(ActiveRun&)> next);
+  void send_model_request(ActiveRun& run, std::shared_ptr<ModelRequest> request);
   void start_tool_call(ActiveRun& run, const PendingTool& tool);
   void attempt_tool_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,
                          int attempt);

@@ -103,21 +103,6 @@ std::string reason_for(const Statement& statement, const Verdict& verdict, const
   return reason;
 }
 
-json::value sorted_keys(const json::value& value) {
-  if (value.is_array()) {
-    json::array list;
-    for (const json::value& element : value.get_array()) list.push_back(sorted_keys(element));
-    return list;
-  }
-  if (!value.is_object()) return value;
-  std::vector<const json::key_value_pair*> entries;
-  for (const auto& entry : value.get_object()) entries.push_back(&entry);
-  std::sort(entries.begin(), entries.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
-  json::object object;
-  for (const auto* entry : entries) object.emplace(entry->key(), sorted_keys(entry->value()));
-  return object;
-}
-
 }  // namespace
 
 const char* effect_name(Effect effect) {

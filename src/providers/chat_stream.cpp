@@ -133,81 +133,30 @@ Result<json::array> message_tool_calls(const json::object& message) {
 }  // namespace
 
 ChatStreamParser::ChatStreamParser(TextDeltaFn on_text_delta, ChatStreamLimits limits)
-    : on_text_delta_(std::move(on_text_delta)), limits_(limits) {}
+    : on_text_delta_(std::move(on_text_delta)),
+      limits_(limits),
+      reader_("model response", limits.line_bytes_max, [this](SseEvent event) { return on_event(std::move(event)); }) {}
 
 Status ChatStreamParser::feed(std::string_view bytes) {
   if (!status_.is_ok()) return status_;
   if (finished_) return internal_error("ChatStreamParser::feed called after finish");
   if (done_) return Status::ok();  // everything after [DONE] is ignored
-  Status status = feed_lines(bytes);
+  total_bytes_ += bytes.size();
+  Status status = total_bytes_ > limits_.total_bytes_max ? too_large("stream", limits_.total_bytes_max)
+                                                         : reader_.feed(bytes);
   if (!status.is_ok()) status_ = status;
   return status;
 }
 
-Status ChatStreamParser::feed_lines(std::string_view bytes) {
-  total_bytes_ += bytes.size();
-  if (total_bytes_ > limits_.total_bytes_max) return too_large("stream", limits_.total_bytes_max);
-  std::size_t pos = 0;
-  while (pos < bytes.size() && !done_) {
-    if (skip_line_feed_) {
-      skip_line_feed_ = false;
-      if (bytes[pos] == '\n') {
-        ++pos;
-        continue;
-      }
-    }
-    std::size_t end = bytes.find_first_of("\r\n", pos);
-    if (end == std::string_view::npos) return append_to_line(bytes.substr(pos));
-    RETURN_IF_ERROR(append_to_line(bytes.substr(pos, end - pos)));
-    skip_line_feed_ = bytes[end] == '\r';
-    pos = end + 1;
-    std::string line = std::move(line_);
-    line_.clear();
-    RETURN_IF_ERROR(process_line(line));
-  }
-  return Status::ok();
-}
-
-Status ChatStreamParser::append_to_line(std::string_view bytes) {
-  if (line_.size() + bytes.size() > limits_.line_bytes_max) return too_large("line", limits_.line_bytes_max);
-  line_.append(bytes);
-  return Status::ok();
-}
-
-// One SSE line (without its terminator), per the WHATWG event-stream rules.
-Status ChatStreamParser::process_line(std::string_view line) {
-  if (line.empty()) return dispatch_event();
-  if (line.front() == ':') return Status::ok();  // a comment, e.g. a keep-alive
-  std::size_t colon = line.find(':');
-  std::string_view field = line.substr(0, colon);
-  std::string_view value = colon == std::string_view::npos ? std::string_view() : line.substr(colon + 1);
-  if (!value.empty() && value.front() == ' ') value.remove_prefix(1);
-  if (field == "data") {
-    std::size_t size = event_data_.size() + value.size() + (event_has_data_ ? 1 : 0);
-    if (size > limits_.line_bytes_max) return too_large("event", limits_.line_bytes_max);
-    if (event_has_data_) event_data_ += '\n';
-    event_data_.append(value);
-    event_has_data_ = true;
-  } else if (field == "event") {
-    event_name_ = std::string(value);
-  }
-  return Status::ok();  // id, retry and unknown fields carry nothing for us
-}
-
-Status ChatStreamParser::dispatch_event() {
-  std::string data = std::move(event_data_);
-  std::string name = std::move(event_name_);
-  bool has_data = event_has_data_;
-  event_data_.clear();
-  event_name_.clear();
-  event_has_data_ = false;
-  std::string_view payload = trim(data);
-  if (!has_data || payload.empty()) return Status::ok();
+Status ChatStreamParser::on_event(SseEvent event) {
+  std::string_view payload = trim(event.data);
+  if (payload.empty()) return Status::ok();
   if (payload == "[DONE]") {
     done_ = true;
+    reader_.stop();
     return Status::ok();
   }
-  return apply_chunk(payload, name);
+  return apply_chunk(payload, event.name);
 }
 
 // One `chat.completion.chunk` (or an error object).
@@ -296,14 +245,7 @@ Result<ModelResponse> ChatStreamParser::finish() {
 
 // Flushes an unterminated last line and event, then checks completeness.
 Status ChatStreamParser::finish_stream() {
-  if (!done_) {
-    if (!line_.empty()) {
-      std::string line = std::move(line_);
-      line_.clear();
-      RETURN_IF_ERROR(process_line(line));
-    }
-    RETURN_IF_ERROR(dispatch_event());
-  }
+  if (!done_) RETURN_IF_ERROR(reader_.finish());
   if (!done_ && finish_reason_.empty()) return malformed("the stream ended before [DONE]");
   return Status::ok();
 }

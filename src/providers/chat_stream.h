@@ -13,6 +13,7 @@
 #include <string_view>
 
 #include "core/status.h"
+#include "net/sse_reader.h"
 #include "providers/provider.h"
 
 namespace continuum {
@@ -70,11 +71,8 @@ class ChatStreamParser {
     std::string arguments;
   };
 
-  Status feed_lines(std::string_view bytes);
   Status finish_stream();
-  Status append_to_line(std::string_view bytes);
-  Status process_line(std::string_view line);
-  Status dispatch_event();
+  Status on_event(SseEvent event);
   Status apply_chunk(std::string_view data, std::string_view event_name);
   Status apply_delta(const json::object& delta);
   Status apply_tool_call_delta(const json::value& item);
@@ -83,11 +81,7 @@ class ChatStreamParser {
   ChatStreamLimits limits_;
   Status status_;
   std::size_t total_bytes_ = 0;
-  std::string line_;             // the current unterminated line
-  bool skip_line_feed_ = false;  // the last line ended in '\r': a following '\n' is part of it
-  std::string event_data_;       // joined `data` of the event being read
-  bool event_has_data_ = false;
-  std::string event_name_;
+  SseReader reader_;
   bool done_ = false;
   bool finished_ = false;
   std::string content_;

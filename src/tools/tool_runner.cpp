@@ -1,7 +1,9 @@
 #include "tools/tool_runner.h"
 
+#include "core/log.h"
 #include "core/utf8.h"
 #include "net/http_client.h"
+#include "tools/mcp/mcp_hub.h"
 
 namespace continuum {
 
@@ -53,9 +55,114 @@ ToolOutcome outcome_from_response(Result<HttpClientResponse> result, const std::
   return outcome;
 }
 
+ToolOutcome outcome_from_mcp(Result<json::value> result) {
+  ToolOutcome outcome;
+  if (result.is_ok()) {
+    auto rendered = render_tool_result(*result);
+    if (rendered.is_ok()) {
+      outcome.ok = true;
+      outcome.output = sanitize_utf8(rendered->text);
+      outcome.is_error = rendered->is_error;
+      return outcome;
+    }
+    result = rendered.status();
+  }
+  const Status& status = result.status();
+  outcome.error.code = status.code() == Code::kDeadlineExceeded   ? "timeout"
+                       : status.code() == Code::kUnavailable      ? "mcp_unavailable"
+                       : status.code() == Code::kCancelled        ? "cancelled"
+                       : status.code() == Code::kPermissionDenied ? "forbidden"
+                                                                  : "mcp_error";
+  outcome.error.message = sanitize_utf8(truncate_utf8(status.message(), kErrorBodyShownMax));
+  outcome.error.retryable = status.code() == Code::kDeadlineExceeded || status.code() == Code::kUnavailable;
+  return outcome;
+}
+
+// Compiled input schemas, by definition hash: a listing is repeated often, a
+// schema rarely changes. Touched only on the loop thread.
+std::shared_ptr<const JsonSchemaValidator> validator_for(const McpTool& tool) {
+  static std::map<std::string, std::shared_ptr<const JsonSchemaValidator>> cache;
+  auto it = cache.find(tool.definition_hash);
+  if (it != cache.end()) return it->second;
+  auto compiled = JsonSchemaValidator::compile(tool.input_schema, "inputSchema");
+  std::shared_ptr<const JsonSchemaValidator> validator = compiled.is_ok() ? *compiled : nullptr;
+  if (cache.size() > 4096) cache.clear();
+  cache[tool.definition_hash] = validator;
+  return validator;
+}
+
+McpToolEntry entry_for(const ToolSpec& server, const McpTool& tool) {
+  McpToolEntry entry;
+  entry.model_name = mcp_model_tool_name(server.name, tool.name);
+  entry.server = &server;
+  entry.tool = tool.name;
+  entry.description = tool.description.empty() ? tool.title : tool.description;
+  entry.parameters = tool.input_schema;
+  entry.validator = validator_for(tool);
+  if (!entry.validator) entry.withheld_reason = "its input schema is not a usable JSON Schema";
+  return entry;
+}
+
 }  // namespace
 
+void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_ptr<const AgentSpec> agent,
+                                       std::function<void(std::vector<McpToolEntry>)> done) {
+  struct Gather {
+    std::vector<McpToolEntry> entries;
+    size_t waiting = 0;
+    std::function<void(std::vector<McpToolEntry>)> done;
+  };
+  auto gather = std::make_shared<Gather>();
+  gather->done = std::move(done);
+  std::vector<const ToolSpec*> servers;
+  for (const auto& tool : agent->tools) {
+    if (tool.mcp) servers.push_back(&tool);
+  }
+  gather->waiting = servers.size();
+  if (servers.empty() || options_.mcp == nullptr) {
+    loop_.post([gather] { gather->done({}); });
+    return;
+  }
+  for (const ToolSpec* server : servers) {
+    options_.mcp->list_tools(tenant, *server, [gather, agent, server](Result<McpToolList> tools) {
+      if (!tools.is_ok()) {
+        log::warn("mcp server tools unavailable", {{"server", server->name}, {"error", tools.status().message()}});
+      } else {
+        for (const McpTool& tool : **tools) {
+          if (mcp_tool_allowed(server->mcp->allowed_tools, tool.name)) gather->entries.push_back(entry_for(*server, tool));
+        }
+      }
+      if (--gather->waiting == 0) gather->done(std::move(gather->entries));
+    });
+  }
+}
+
+void DefaultToolRunner::cancel(const std::string& idempotency_key) {
+  if (options_.mcp != nullptr) options_.mcp->cancel(idempotency_key, "the run was cancelled");
+}
+
+void DefaultToolRunner::call_mcp(ToolCall call, std::function<void(ToolOutcome)> done) {
+  auto arguments = parse_json(call.arguments_json);
+  if (options_.mcp == nullptr || !arguments.is_ok() || !arguments->is_object()) {
+    ToolOutcome outcome;
+    outcome.error = EffectError{"mcp_error", options_.mcp == nullptr ? "MCP is not available" : "arguments must be an object",
+                                false, -1};
+    loop_.post([outcome = std::move(outcome), done = std::move(done)]() mutable { done(std::move(outcome)); });
+    return;
+  }
+  McpCallOptions options;
+  options.tool = call.mcp_tool;
+  options.arguments = std::move(arguments->as_object());
+  options.idempotency_key = call.idempotency_key;
+  options.idle_timeout_ms = call.spec->timeout_ms;
+  options.total_timeout_ms = std::max(call.spec->timeout_ms, call.spec->mcp->call_timeout_max_ms);
+  options_.mcp->call(call.tenant, *call.spec, std::move(options), [done = std::move(done)](Result<json::value> result) {
+    done(outcome_from_mcp(std::move(result)));
+  });
+}
+
 void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> done) {
+  if (call.spec->type == "mcp") return call_mcp(std::move(call), std::move(done));
   if (call.spec->type == "builtin") {
     loop_.post([outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
     return;

@@ -1,0 +1,221 @@
+#include "tools/mcp/mcp_hub.h"
+
+#include <algorithm>
+
+#include "core/log.h"
+#include "crypto/hash.h"
+#include "net/event_loop.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr int64_t kIdleSweepMs = 30'000;
+
+// Everything that makes two configurations the same server.
+std::string entry_key(const std::string& tenant, const ToolSpec& server) {
+  const McpServerSpec& mcp = *server.mcp;
+  json::object identity{{"transport", mcp.transport}, {"command", mcp.command}, {"url", mcp.url},
+                        {"protocol", mcp.protocol_version}, {"name", server.name}};
+  json::array args;
+  for (const auto& arg : mcp.args) args.emplace_back(arg);
+  identity["args"] = std::move(args);
+  json::object env, headers;
+  for (const auto& [name, value] : mcp.env) env[name] = value;
+  for (const auto& [name, value] : mcp.headers) headers[name] = value;
+  identity["env"] = std::move(env);
+  identity["headers"] = std::move(headers);
+  if (server.auth) identity["auth"] = server.auth->secret + "\n" + server.auth->header + "\n" + server.auth->prefix;
+  return tenant + "\n" + sha256_hex(to_json(sorted_keys(identity)));
+}
+
+}  // namespace
+
+McpHub::McpHub(AsioEventLoop& loop, const Clock& clock, HttpClient& http, McpHubOptions options)
+    : loop_(loop), clock_(clock), http_(http), options_(std::move(options)) {
+  std::weak_ptr<bool> alive = alive_;
+  loop_.post_after(kIdleSweepMs, [this, alive] {
+    if (alive.lock()) sweep_idle();
+  });
+}
+
+McpHub::~McpHub() { shutdown(); }
+
+bool McpHub::stdio_command_allowed(const std::string& command) const {
+  return std::any_of(options_.stdio_commands.begin(), options_.stdio_commands.end(),
+                     [&](const std::string& allowed) { return allowed == "*" || allowed == command; });
+}
+
+Result<std::unique_ptr<McpTransport>> McpHub::make_transport(const std::string& tenant, const ToolSpec& server) {
+  const McpServerSpec& mcp = *server.mcp;
+  if (mcp.transport == "stdio") {
+    if (!stdio_command_allowed(mcp.command)) {
+      return Status(Code::kPermissionDenied, "the server's configuration does not allow the MCP command '" + mcp.command +
+                               "' (mcp_stdio_commands)");
+    }
+    RETURN_IF_ERROR(make_room_for_stdio());
+    McpStdioOptions stdio{mcp.command, mcp.args, mcp.env, server.name};
+    return make_mcp_stdio_transport(loop_, std::move(stdio));
+  }
+  McpHttpOptions http;
+  http.url = mcp.url;
+  for (const auto& [name, value] : mcp.headers) http.headers.emplace_back(name, value);
+  if (server.auth) {
+    auto secret = options_.secrets ? options_.secrets(tenant, server.auth->secret)
+                                   : Result<std::string>(not_found("no vault"));
+    if (!secret.is_ok()) {
+      return Status(secret.status().code() == Code::kUnavailable ? Code::kUnavailable : Code::kPermissionDenied,
+                    "the MCP server's credential '" + server.auth->secret + "' is not in the vault");
+    }
+    http.headers.emplace_back(server.auth->header, server.auth->prefix + *secret);
+  }
+  http.deny_private_addresses = !options_.allow_private_addresses;
+  http.server_name = server.name;
+  return make_mcp_http_transport(http_, std::move(http));
+}
+
+// Stops the least recently used idle stdio server if the bound is reached.
+Status McpHub::make_room_for_stdio() {
+  if (stdio_processes() < options_.stdio_processes_max) return Status::ok();
+  Entry* oldest = nullptr;
+  for (auto& [key, entry] : entries_) {
+    if (!entry.stdio || !entry.connection || !entry.connection->usable()) continue;
+    if (entry.connection->requests_in_flight() > 0) continue;
+    if (oldest == nullptr || entry.last_used_ms < oldest->last_used_ms) oldest = &entry;
+  }
+  if (oldest == nullptr) {
+    return unavailable("all " + std::to_string(options_.stdio_processes_max) + " MCP server processes are busy");
+  }
+  log::info("stopping idle mcp server for room", {{"server", oldest->server_name}});
+  oldest->connection->close();
+  oldest->connection.reset();
+  return Status::ok();
+}
+
+Result<std::shared_ptr<McpConnection>> McpHub::connection_for(const std::string& tenant, const ToolSpec& server) {
+  if (stopped_) return unavailable("the server is shutting down");
+  std::string key = entry_key(tenant, server);
+  Entry& entry = entries_[key];
+  entry.tenant = tenant;
+  entry.server_name = server.name;
+  entry.last_used_ms = clock_.now_ms();
+  if (entry.connection && entry.connection->usable()) return entry.connection;
+  int64_t now = clock_.now_ms();
+  if (now < entry.restart_at_ms) {
+    return unavailable("MCP server '" + server.name + "' is restarting (in " +
+                       std::to_string(entry.restart_at_ms - now) + " ms)");
+  }
+  ASSIGN_OR_RETURN(auto transport, make_transport(tenant, server));
+  McpConnectionOptions options;
+  options.server_name = server.name;
+  options.protocol = server.mcp->protocol_version;
+  options.connect_timeout_ms = server.mcp->connect_timeout_ms;
+  options.tools_cache_ttl_ms = options_.tools_cache_ttl_ms;
+  auto connection = std::make_shared<McpConnection>(loop_, clock_, std::move(transport), options);
+  std::weak_ptr<McpConnection> weak = connection;
+  std::weak_ptr<bool> alive = alive_;
+  connection->on_lost([this, alive, key, weak](Status status) {
+    if (!alive.lock()) return;
+    auto it = entries_.find(key);
+    if (it == entries_.end() || it->second.connection != weak.lock()) return;
+    Entry& lost = it->second;
+    lost.failures += 1;
+    int64_t backoff = std::min(options_.restart_backoff_max_ms,
+                               options_.restart_backoff_initial_ms << std::min(lost.failures - 1, 16));
+    lost.restart_at_ms = clock_.now_ms() + backoff;
+    lost.connection.reset();
+    log::warn("mcp server lost", {{"server", lost.server_name}, {"error", status.message()},
+                                  {"restart_after_ms", std::to_string(backoff)}});
+  });
+  connection->on_tools_changed([this, alive, tenant, name = server.name] {
+    if (alive.lock() && on_tools_changed_) on_tools_changed_(tenant, name);
+  });
+  entry.stdio = server.mcp->transport == "stdio";
+  entry.connection = connection;
+  connection->start();
+  return connection;
+}
+
+void McpHub::list_tools(const std::string& tenant, const ToolSpec& server,
+                        std::function<void(Result<McpToolList>)> done) {
+  auto connection = connection_for(tenant, server);
+  if (!connection.is_ok()) {
+    loop_.post([done = std::move(done), status = connection.status()] { done(status); });
+    return;
+  }
+  (*connection)->list_tools(std::move(done));
+}
+
+void McpHub::call(const std::string& tenant, const ToolSpec& server, McpCallOptions call,
+                  std::function<void(Result<json::value>)> done) {
+  auto connection = connection_for(tenant, server);
+  if (!connection.is_ok()) {
+    loop_.post([done = std::move(done), status = connection.status()] { done(status); });
+    return;
+  }
+  std::string key = call.idempotency_key;
+  std::string entry = entry_key(tenant, server);
+  std::weak_ptr<bool> alive = alive_;
+  int64_t handle = (*connection)->call_tool(
+      std::move(call), [this, alive, key, entry, done = std::move(done)](Result<json::value> result) {
+        if (alive.lock()) {
+          in_flight_.erase(key);
+          auto it = entries_.find(entry);
+          if (it != entries_.end()) {
+            it->second.last_used_ms = clock_.now_ms();
+            if (result.is_ok()) it->second.failures = 0;  // it works again: the next crash starts the backoff anew
+          }
+        }
+        done(std::move(result));
+      });
+  in_flight_[key] = InFlight{*connection, handle};
+}
+
+void McpHub::cancel(const std::string& call_key, const std::string& reason) {
+  auto it = in_flight_.find(call_key);
+  if (it == in_flight_.end()) return;
+  auto connection = it->second.connection.lock();
+  int64_t handle = it->second.handle;
+  in_flight_.erase(it);
+  if (connection) connection->cancel(handle, reason);
+}
+
+int McpHub::stdio_processes() const {
+  int count = 0;
+  for (const auto& [key, entry] : entries_) {
+    if (entry.stdio && entry.connection && entry.connection->usable()) ++count;
+  }
+  return count;
+}
+
+void McpHub::sweep_idle() {
+  int64_t now = clock_.now_ms();
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    Entry& entry = it->second;
+    bool idle = entry.connection && entry.connection->requests_in_flight() == 0 &&
+                now - entry.last_used_ms >= options_.idle_stop_ms;
+    if (entry.stdio && idle) {
+      log::info("stopping idle mcp server", {{"server", entry.server_name}});
+      entry.connection->close();
+      entry.connection.reset();
+    }
+    bool forgotten = !entry.connection && now >= entry.restart_at_ms && now - entry.last_used_ms >= options_.idle_stop_ms;
+    it = forgotten ? entries_.erase(it) : std::next(it);
+  }
+  std::weak_ptr<bool> alive = alive_;
+  loop_.post_after(kIdleSweepMs, [this, alive] {
+    if (alive.lock() && !stopped_) sweep_idle();
+  });
+}
+
+void McpHub::shutdown() {
+  if (stopped_) return;
+  stopped_ = true;
+  for (auto& [key, entry] : entries_) {
+    if (entry.connection) entry.connection->close();
+  }
+  entries_.clear();
+  in_flight_.clear();
+}
+
+}  // namespace continuum
