@@ -15,6 +15,9 @@
 
 namespace continuum {
 
+class McpHub;
+class McpToolPins;
+
 struct ApiContext {
   Store* store = nullptr;
   Keyring* keyring = nullptr;  // null when encryption at rest is off
@@ -25,6 +28,8 @@ struct ApiContext {
   Random* random = nullptr;
   Authorizer* authorizer = nullptr;
   ToolIdentity* tool_identity = nullptr;
+  McpHub* mcp = nullptr;
+  McpToolPins* mcp_pins = nullptr;
   bool approvals_allow_self = false;  // may a requesting user decide their own approval
   bool audit_reads = false;           // record allowed reads in the audit log too
   int64_t sse_keepalive_ms = 15'000;
@@ -58,6 +63,8 @@ void add_governance_routes(Router& router, ApiContext& context);
 void add_approval_routes(Router& router, ApiContext& context);
 // /v1/audit, /v1/audit/export, /v1/audit/verify (audit_handlers.cpp).
 void add_audit_routes(Router& router, ApiContext& context);
+// /v1/mcp/servers..., /v1/mcp/pins (mcp_handlers.cpp).
+void add_mcp_routes(Router& router, ApiContext& context);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);
 

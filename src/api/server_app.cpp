@@ -19,6 +19,7 @@
 #include "net/event_loop.h"
 #include "net/http_client.h"
 #include "tools/mcp/mcp_hub.h"
+#include "tools/mcp/tool_pins.h"
 #include "net/http_server.h"
 #include "providers/openai_chat.h"
 #include "providers/scripted_provider.h"
@@ -59,6 +60,7 @@ struct App {
   std::unique_ptr<ToolIdentity> tool_identity; // signs the identity tokens tools receive
   std::unique_ptr<HttpClient> http_client;
   std::unique_ptr<McpHub> mcp;                 // MCP servers' connections and processes
+  std::unique_ptr<McpToolPins> mcp_pins;       // what MCP tools were approved as
   std::unique_ptr<DefaultToolRunner> tools;
   std::unique_ptr<OpenAiChatProvider> openai;
   std::unique_ptr<ScriptedProvider> scripted;
@@ -276,6 +278,8 @@ void open_tools(App& app) {
   mcp_options.secrets = tool_options.secrets;
   app.mcp = std::make_unique<McpHub>(app.loop, SystemClock::instance(), *app.http_client, std::move(mcp_options));
   tool_options.mcp = app.mcp.get();
+  app.mcp_pins = std::make_unique<McpToolPins>(*app.store, app.loop, SystemClock::instance());
+  tool_options.pins = app.mcp_pins.get();
   app.tools = std::make_unique<DefaultToolRunner>(app.loop, *app.http_client, tool_options);
 }
 
@@ -333,6 +337,8 @@ void add_routes(App& app) {
   app.api.random = &SystemRandom::instance();
   app.api.authorizer = app.authorizer.get();
   app.api.tool_identity = app.tool_identity.get();
+  app.api.mcp = app.mcp.get();
+  app.api.mcp_pins = app.mcp_pins.get();
   app.api.approvals_allow_self = app.config.approvals_allow_self;
   app.api.audit_reads = app.config.audit_reads;
   add_agent_routes(app.router, app.api);
@@ -345,6 +351,7 @@ void add_routes(App& app) {
   add_governance_routes(app.router, app.api);
   add_approval_routes(app.router, app.api);
   add_audit_routes(app.router, app.api);
+  add_mcp_routes(app.router, app.api);
 }
 
 Status start_listening(App& app) {

@@ -7,6 +7,7 @@
 #include "api/server_app.h"
 #include "cli/commands.h"
 #include "cli/governance_commands.h"
+#include "cli/mcp_commands.h"
 #include "core/process.h"
 #include "core/log.h"
 
@@ -132,6 +133,7 @@ int main(int argc, char** argv) {
   keys_new_kek_cmd->add_option("--key-file", kek_file, "The key file (e.g. <data>/master.key)")->required();
 
   cli::GovernanceCommands governance(app);
+  cli::McpCommands mcp(app);
 
   CLI11_PARSE(app, argc, argv);
 
@@ -140,6 +142,7 @@ int main(int argc, char** argv) {
   if (auto code = governance.run_offline()) return *code;
   cli::ApiClient client(client_options(server, api_key, data));
   if (auto code = governance.run(client)) return *code;
+  if (auto code = mcp.run(client)) return *code;
   if (secrets_set_cmd->parsed()) return cli::secrets_set(client, secret_name);
   if (secrets_list_cmd->parsed()) return cli::secrets_list(client);
   if (secrets_delete_cmd->parsed()) return cli::secrets_delete(client, secret_name);

@@ -58,6 +58,10 @@ class ForwardingStore : public Store {
   Result<std::vector<ApiKeyRecord>> list_api_keys(const std::string& tenant) override {
     return inner_.list_api_keys(tenant);
   }
+  Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
+                                                           const std::string& server) override {
+    return inner_.list_mcp_tool_pins(tenant, server);
+  }
   Result<PolicyRecord> get_policy(const std::string& tenant, std::optional<int64_t> version) override {
     return inner_.get_policy(tenant, version);
   }

@@ -190,6 +190,26 @@ struct AuditCheckpointRecord {
   std::string signature;      // raw 64 bytes over audit_checkpoint_message()
 };
 
+// Tool pinning (tools/mcp/tool_pins.h): the definition of an MCP server's tool
+// as an administrator (or its first use) approved it, and what the server
+// serves now. A tool whose served definition differs is withheld.
+inline constexpr const char* kMcpPinApproved = "approved";
+inline constexpr const char* kMcpPinChanged = "changed";  // withheld until re-approved
+
+struct McpToolPinRecord {
+  std::string tenant_id;
+  std::string server;                   // the agents' name for the server
+  std::string tool;                     // the tool's name on the server
+  std::string status = kMcpPinApproved;
+  std::string approved_hash;            // hex SHA-256 of the approved definition
+  std::string approved_definition_json; // {name, title, description, inputSchema}
+  int64_t approved_at_ms = 0;
+  std::string approved_by;              // "first use" or the approving principal
+  std::string seen_hash;                // what the server serves now (= approved_hash unless changed)
+  std::string seen_definition_json;
+  int64_t changed_at_ms = 0;            // when seen_hash last changed away from approved_hash
+};
+
 // What one logical change writes; applied atomically. Many batches share one
 // transaction and one fsync (group commit), each under its own savepoint.
 struct WriteBatch {
@@ -214,6 +234,7 @@ struct WriteBatch {
   std::vector<ApprovalRecord> approval_decisions;
   std::vector<AuditEventRecord> audit_events;   // appended to their tenants' chains, in order
   std::vector<AuditCheckpointRecord> audit_checkpoints;  // conflict if (tenant, seq) exists
+  std::vector<McpToolPinRecord> mcp_tool_pin_upserts;    // created, or every field replaced
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
@@ -221,7 +242,7 @@ struct WriteBatch {
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
            secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
            policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty() &&
-           audit_events.empty() && audit_checkpoints.empty();
+           audit_events.empty() && audit_checkpoints.empty() && mcp_tool_pin_upserts.empty();
   }
 };
 

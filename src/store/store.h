@@ -103,6 +103,9 @@ class Store {
 
   // Every data key of `tenant`, or of all tenants if `tenant` is "".
   virtual Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) = 0;
+  // The tenant's tool pins of `server` ("" = every server), by server and tool.
+  virtual Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
+                                                                   const std::string& server) = 0;
 
   virtual void commit(WriteBatch batch, std::function<void(Status)> done) = 0;
   // Convenience: commit and wait.

@@ -4,6 +4,7 @@
 #include "core/utf8.h"
 #include "net/http_client.h"
 #include "tools/mcp/mcp_hub.h"
+#include "tools/mcp/tool_pins.h"
 
 namespace continuum {
 
@@ -123,16 +124,33 @@ void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_pt
     loop_.post([gather] { gather->done({}); });
     return;
   }
+  McpToolPins* pins = options_.pins;
   for (const ToolSpec* server : servers) {
-    options_.mcp->list_tools(tenant, *server, [gather, agent, server](Result<McpToolList> tools) {
+    options_.mcp->list_tools(tenant, *server, [gather, agent, server, pins, tenant](Result<McpToolList> tools) {
+      auto server_done = [gather] {
+        if (--gather->waiting == 0) gather->done(std::move(gather->entries));
+      };
       if (!tools.is_ok()) {
         log::warn("mcp server tools unavailable", {{"server", server->name}, {"error", tools.status().message()}});
-      } else {
-        for (const McpTool& tool : **tools) {
-          if (mcp_tool_allowed(server->mcp->allowed_tools, tool.name)) gather->entries.push_back(entry_for(*server, tool));
-        }
+        return server_done();
       }
-      if (--gather->waiting == 0) gather->done(std::move(gather->entries));
+      std::vector<McpTool> allowed;
+      for (const McpTool& tool : **tools) {
+        if (mcp_tool_allowed(server->mcp->allowed_tools, tool.name)) allowed.push_back(tool);
+      }
+      if (pins == nullptr) {
+        for (const McpTool& tool : allowed) gather->entries.push_back(entry_for(*server, tool));
+        return server_done();
+      }
+      pins->check(tenant, server->name, allowed,
+                  [gather, agent, server, allowed, server_done](std::map<std::string, std::string> reasons) {
+                    for (const McpTool& tool : allowed) {
+                      McpToolEntry entry = entry_for(*server, tool);
+                      if (entry.withheld_reason.empty()) entry.withheld_reason = reasons[tool.name];
+                      gather->entries.push_back(std::move(entry));
+                    }
+                    server_done();
+                  });
     });
   }
 }

@@ -13,6 +13,7 @@ namespace continuum {
 
 class HttpClient;
 class McpHub;
+class McpToolPins;
 
 struct ToolCall {
   std::shared_ptr<const AgentSpec> agent;  // keeps `spec` alive
@@ -75,6 +76,7 @@ struct ToolRunnerOptions {
   // Mints the call's identity token (header Continuum-Identity); null = none.
   std::function<Result<std::string>(const ToolCall&)> identity_token;
   McpHub* mcp = nullptr;  // MCP servers' connections; null = mcp tools fail
+  McpToolPins* pins = nullptr;  // tool pinning (null = every allowed tool is offered)
 };
 
 // HTTP tools POST the arguments as JSON with Idempotency-Key, Continuum-Run-Id,

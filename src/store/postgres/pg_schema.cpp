@@ -104,6 +104,14 @@ CREATE TABLE audit_checkpoints (
   key_id TEXT NOT NULL, public_key BYTEA NOT NULL, signature BYTEA NOT NULL,
   PRIMARY KEY (tenant_id, seq));
 )sql",
+      R"sql(
+CREATE TABLE mcp_tool_pins (
+  tenant_id TEXT NOT NULL, server TEXT NOT NULL, tool TEXT NOT NULL, status TEXT NOT NULL,
+  approved_hash TEXT NOT NULL, approved_definition TEXT NOT NULL, approved_at_ms BIGINT NOT NULL,
+  approved_by TEXT NOT NULL, seen_hash TEXT NOT NULL, seen_definition TEXT NOT NULL,
+  changed_at_ms BIGINT NOT NULL,
+  PRIMARY KEY (tenant_id, server, tool));
+)sql",
   };
   return kMigrations;
 }

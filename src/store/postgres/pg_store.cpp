@@ -101,6 +101,14 @@ constexpr const char* kAuditColumns =
 constexpr const char* kApprovalColumns =
     "tenant_id, id, run_id, session_id, seq, tool, arguments, arguments_hash, statement, requested_by, agent, "
     "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
+constexpr const char* kMcpPinColumns =
+    "tenant_id, server, tool, status, approved_hash, approved_definition, approved_at_ms, approved_by, seen_hash, "
+    "seen_definition, changed_at_ms";
+McpToolPinRecord read_mcp_pin(const PgResult& rows, int row) {
+  return McpToolPinRecord{rows.text(row, 0), rows.text(row, 1), rows.text(row, 2),  rows.text(row, 3),
+                          rows.text(row, 4), rows.text(row, 5), rows.int64(row, 6), rows.text(row, 7),
+                          rows.text(row, 8), rows.text(row, 9), rows.int64(row, 10)};
+}
 constexpr const char* kApiKeyColumns =
     "id, tenant_id, user_id, roles, name, secret_hash, created_at_ms, revoked_at_ms, created_by";
 RunRecord read_run(const PgResult& rows, int row) {
@@ -193,6 +201,19 @@ void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
                             "AND revoked_at_ms = 0",
                             PgParams().add(key.revoked_at_ms).add(key.tenant_id).add(key.id), Expect::kOneRow,
                             Code::kNotFound, "active API key '" + key.id + "' not found"));
+  }
+  for (const auto& pin : batch.mcp_tool_pin_upserts) {
+    out.push_back(plain(std::string("INSERT INTO mcp_tool_pins (") + kMcpPinColumns +
+                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
+                            "ON CONFLICT (tenant_id, server, tool) DO UPDATE SET status = EXCLUDED.status, "
+                            "approved_hash = EXCLUDED.approved_hash, approved_definition = EXCLUDED.approved_definition, "
+                            "approved_at_ms = EXCLUDED.approved_at_ms, approved_by = EXCLUDED.approved_by, "
+                            "seen_hash = EXCLUDED.seen_hash, seen_definition = EXCLUDED.seen_definition, "
+                            "changed_at_ms = EXCLUDED.changed_at_ms",
+                        PgParams().add(pin.tenant_id).add(pin.server).add(pin.tool).add(pin.status)
+                            .add(pin.approved_hash).add(pin.approved_definition_json).add(pin.approved_at_ms)
+                            .add(pin.approved_by).add(pin.seen_hash).add(pin.seen_definition_json)
+                            .add(pin.changed_at_ms)));
   }
   for (const auto& policy : batch.policy_inserts) {
     out.push_back(plain("INSERT INTO policies (tenant_id, version, document, created_at_ms, created_by) "
@@ -599,6 +620,15 @@ Result<std::vector<StepRecord>> PostgresStore::list_steps(const std::string& ten
                                    "WHERE tenant_id = $1 AND run_id = $2 AND seq > $3 ORDER BY seq LIMIT $4",
                                    PgParams().add(tenant).add(run).add(after_seq).add(static_cast<int64_t>(limit))));
   return collect_rows(rows, read_step);
+}
+
+Result<std::vector<McpToolPinRecord>> PostgresStore::list_mcp_tool_pins(const std::string& tenant,
+                                                                        const std::string& server) {
+  ASSIGN_OR_RETURN(auto rows, read(std::string("SELECT ") + kMcpPinColumns +
+                                       " FROM mcp_tool_pins WHERE tenant_id = $1 AND ($2 = '' OR server = $2) "
+                                       "ORDER BY server, tool",
+                                   PgParams().add(tenant).add(server)));
+  return collect_rows(rows, read_mcp_pin);
 }
 
 Result<std::vector<DataKeyRecord>> PostgresStore::list_data_keys(const std::string& tenant) {

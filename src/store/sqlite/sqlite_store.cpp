@@ -120,6 +120,14 @@ constexpr const char* kApprovalColumns =
     "status, created_at_ms, expires_at_ms, decided_at_ms, decided_by, comment";
 constexpr const char* kApiKeyColumns =
     "id, tenant_id, user_id, roles, name, secret_hash, created_at_ms, revoked_at_ms, created_by";
+constexpr const char* kMcpPinColumns =
+    "tenant_id, server, tool, status, approved_hash, approved_definition, approved_at_ms, approved_by, seen_hash, "
+    "seen_definition, changed_at_ms";
+McpToolPinRecord read_mcp_pin(const SqliteStatement& row) {
+  return McpToolPinRecord{row.column_text(0), row.column_text(1), row.column_text(2),  row.column_text(3),
+                          row.column_text(4), row.column_text(5), row.column_int(6),   row.column_text(7),
+                          row.column_text(8), row.column_text(9), row.column_int(10)};
+}
 RunRecord read_run(const SqliteStatement& row) {
   RunRecord run;
   run.tenant_id = row.column_text(0);
@@ -312,6 +320,14 @@ Status SqliteStore::apply_governance(const WriteBatch& batch) {
     revoke.bind(1, key.revoked_at_ms).bind(2, key.tenant_id).bind(3, key.id);
     RETURN_IF_ERROR(revoke.run());
     if (write_db_.changes() != 1) return not_found("active API key '" + key.id + "' not found");
+  }
+  for (const auto& pin : batch.mcp_tool_pin_upserts) {
+    ASSIGN_OR_RETURN(auto upsert, write_db_.prepare_cached(std::string("INSERT OR REPLACE INTO mcp_tool_pins (") +
+                                                           kMcpPinColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    upsert.bind(1, pin.tenant_id).bind(2, pin.server).bind(3, pin.tool).bind(4, pin.status).bind(5, pin.approved_hash)
+        .bind(6, pin.approved_definition_json).bind(7, pin.approved_at_ms).bind(8, pin.approved_by)
+        .bind(9, pin.seen_hash).bind(10, pin.seen_definition_json).bind(11, pin.changed_at_ms);
+    RETURN_IF_ERROR(upsert.run());
   }
   for (const auto& policy : batch.policy_inserts) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
@@ -539,6 +555,16 @@ Result<std::vector<StepRecord>> SqliteStore::list_steps(const std::string& tenan
                                    "WHERE tenant_id = ? AND run_id = ? AND seq > ? ORDER BY seq LIMIT ?"));
   query.bind(1, tenant).bind(2, run).bind(3, after_seq).bind(4, static_cast<int64_t>(limit));
   return collect_rows(query, read_step);
+}
+
+Result<std::vector<McpToolPinRecord>> SqliteStore::list_mcp_tool_pins(const std::string& tenant,
+                                                                      const std::string& server) {
+  std::lock_guard lock(read_mutex_);
+  ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(std::string("SELECT ") + kMcpPinColumns +
+                                                       " FROM mcp_tool_pins WHERE tenant_id = ?1 AND (?2 = '' OR "
+                                                       "server = ?2) ORDER BY server, tool"));
+  query.bind(1, tenant).bind(2, server);
+  return collect_rows(query, read_mcp_pin);
 }
 
 Result<std::vector<DataKeyRecord>> SqliteStore::list_data_keys(const std::string& tenant) {

@@ -73,6 +73,8 @@ class SqliteStore final : public Store {
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   Result<std::vector<SecretRecord>> list_secrets(const std::string& tenant) override;
   Result<std::vector<DataKeyRecord>> list_data_keys(const std::string& tenant) override;
+  Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
+                                                           const std::string& server) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
   StoreStats stats() override;
 

@@ -321,6 +321,42 @@ TEST_P(StoreConformanceTest, SecretsUpsertListWithoutValuesAndDelete) {
   EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
 }
 
+TEST_P(StoreConformanceTest, McpToolPinsUpsertPerServerAndTenant) {
+  McpToolPinRecord echo{"t1", "fs", "echo", kMcpPinApproved, "h1", "{\"name\":\"echo\"}", 10, "first use",
+                        "h1", "{\"name\":\"echo\"}", 0};
+  McpToolPinRecord other{"t1", "mem", "read_graph", kMcpPinApproved, "h9", "{}", 11, "first use", "h9", "{}", 0};
+  McpToolPinRecord foreign = echo;
+  foreign.tenant_id = "t2";
+  WriteBatch first;
+  first.mcp_tool_pin_upserts = {echo, other, foreign};
+  ASSERT_TRUE(commit(std::move(first)).is_ok());
+  McpToolPinRecord changed = echo;
+  changed.status = kMcpPinChanged;
+  changed.seen_hash = "h2";
+  changed.seen_definition_json = "{\"name\":\"echo\",\"description\":\"new\"}";
+  changed.changed_at_ms = 20;
+  WriteBatch second;
+  second.mcp_tool_pin_upserts.push_back(changed);
+  ASSERT_TRUE(commit(std::move(second)).is_ok());
+  reopen();
+  auto pins = store_->list_mcp_tool_pins("t1", "fs");
+  ASSERT_TRUE(pins.is_ok()) << pins.status().to_string();
+  ASSERT_EQ(pins->size(), 1u);
+  const McpToolPinRecord& read = (*pins)[0];
+  EXPECT_EQ(read.status, kMcpPinChanged);
+  EXPECT_EQ(read.approved_hash, "h1") << "the approved definition stays until re-approved";
+  EXPECT_EQ(read.approved_by, "first use");
+  EXPECT_EQ(read.seen_hash, "h2");
+  EXPECT_EQ(read.seen_definition_json, changed.seen_definition_json);
+  EXPECT_EQ(read.changed_at_ms, 20);
+  auto all = store_->list_mcp_tool_pins("t1", "");
+  ASSERT_EQ(all->size(), 2u);
+  EXPECT_EQ((*all)[0].server, "fs");
+  EXPECT_EQ((*all)[1].server, "mem");
+  EXPECT_EQ(store_->list_mcp_tool_pins("t2", "")->size(), 1u) << "tenants see only their pins";
+  EXPECT_EQ((*store_->list_mcp_tool_pins("t2", ""))[0].status, kMcpPinApproved);
+}
+
 TEST_P(StoreConformanceTest, SessionsListedPerEndUser) {
   WriteBatch batch;
   batch.session_inserts.push_back(SessionRecord{"t1", "s1", "a", "{}", 1, "alice"});

@@ -1,0 +1,69 @@
+#include "cli/mcp_commands.h"
+
+#include <iostream>
+
+#include "cli/commands.h"
+
+namespace continuum::cli {
+
+namespace {
+
+std::string text_of(const json::object& obj, std::string_view key) {
+  const json::value* value = obj.if_contains(key);
+  return value != nullptr && value->is_string() ? std::string(value->get_string()) : "";
+}
+
+std::string first_line(const std::string& text, size_t width) {
+  std::string line = text.substr(0, text.find('\n'));
+  return line.size() > width ? line.substr(0, width - 3) + "..." : line;
+}
+
+// One line per tool: its name, whether agents may use it, its pin, what it says it does.
+int print_tools(const Result<json::value>& listing) {
+  if (!listing.is_ok()) return fail(listing.status());
+  const json::object& body = listing->as_object();
+  std::cout << "MCP server " << text_of(body, "name") << " (" << text_of(body, "transport") << ", as configured by agent "
+            << text_of(body, "agent") << ")\n";
+  for (const auto& entry : body.at("data").as_array()) {
+    const json::object& tool = entry.as_object();
+    bool allowed = tool.at("allowed").is_bool() && tool.at("allowed").get_bool();
+    std::string pin = text_of(tool.at("pin").as_object(), "status");
+    std::cout << "  " << text_of(tool, "name") << "  [" << (allowed ? "allowed" : "not allowed") << ", " << pin
+              << "]  as " << text_of(tool, "model_name") << "\n      " << first_line(text_of(tool, "description"), 100)
+              << "\n";
+  }
+  return 0;
+}
+
+}  // namespace
+
+McpCommands::McpCommands(CLI::App& app) {
+  auto* mcp = app.add_subcommand("mcp", "MCP servers: what they offer, tool pins and their approval");
+  mcp->require_subcommand(1);
+  servers_ = mcp->add_subcommand("servers", "List the MCP servers the tenant's agents configure");
+  tools_ = mcp->add_subcommand("tools", "List what a configured MCP server offers now, with each tool's pin");
+  tools_->add_option("server", server_, "The server's name in the agents' tools")->required();
+  tools_->add_option("--agent", agent_, "Use this agent's configuration of the server");
+  tools_->add_flag("--json", json_, "Print the API's JSON");
+  pins_ = mcp->add_subcommand("pins", "List tool pins (approved definitions; changed ones are withheld)");
+  pins_->add_option("--server", server_, "Only this server's");
+  approve_ = mcp->add_subcommand("approve", "Approve the definition a server now serves for a changed tool");
+  approve_->add_option("server", server_)->required();
+  approve_->add_option("tool", tool_)->required();
+}
+
+std::optional<int> McpCommands::run(ApiClient& client) const {
+  if (servers_->parsed()) return print_result(client.call("GET", "/v1/mcp/servers"));
+  if (tools_->parsed()) {
+    std::string path = "/v1/mcp/servers/" + server_ + "/tools" + (agent_.empty() ? "" : "?agent=" + agent_);
+    auto listing = client.call("GET", path);
+    return json_ ? print_result(listing) : print_tools(listing);
+  }
+  if (pins_->parsed()) return print_result(client.call("GET", "/v1/mcp/pins" + (server_.empty() ? "" : "?server=" + server_)));
+  if (approve_->parsed()) {
+    return print_result(client.call("POST", "/v1/mcp/servers/" + server_ + "/tools/" + tool_ + "/approve", "{}"));
+  }
+  return std::nullopt;
+}
+
+}  // namespace continuum::cli
