@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, from a clean checkout: installs dependencies, builds,
+# The whole test suite, from a clean checkout: installs dependencies (Debian
+# packages; Node.js and the pinned npm MCP servers of tests/mcp), builds,
 # starts a throwaway PostgreSQL cluster (scripts/pg-cluster.sh), runs unit
 # tests (the store conformance suite on SQLite and PostgreSQL), integration
 # tests (real binary over HTTP, mock model, tool server; on SQLite, then on
@@ -15,6 +16,8 @@ stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }
 
 stage "dependencies"
 bash scripts/install-deps.sh
+bash scripts/install-node-deps.sh  # Node.js and the pinned MCP servers of tests/mcp
+export CONTINUUM_REQUIRE_MCP=1
 
 stage "release build"
 bash scripts/build.sh "$ROOT/build"

@@ -46,7 +46,7 @@ McpCommands::McpCommands(CLI::App& app) {
   tools_->add_option("--agent", agent_, "Use this agent's configuration of the server");
   tools_->add_flag("--json", json_, "Print the API's JSON");
   pins_ = mcp->add_subcommand("pins", "List tool pins (approved definitions; changed ones are withheld)");
-  pins_->add_option("--server", server_, "Only this server's");
+  pins_->add_option("server", server_, "Only this server's pins");
   approve_ = mcp->add_subcommand("approve", "Approve the definition a server now serves for a changed tool");
   approve_->add_option("server", server_)->required();
   approve_->add_option("tool", tool_)->required();

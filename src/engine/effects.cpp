@@ -41,6 +41,9 @@ const McpToolEntry* find_mcp_tool(const std::optional<std::vector<McpToolEntry>>
   for (const McpToolEntry& entry : *mcp_tools) {
     if (entry.model_name == name) return &entry;
   }
+  for (const McpToolEntry& entry : *mcp_tools) {  // a tool of a server that could not be listed
+    if (entry.tool.empty() && name.rfind(entry.model_name, 0) == 0) return &entry;
+  }
   return nullptr;
 }
 
@@ -340,7 +343,7 @@ void Engine::on_tool_outcome(const std::string& run_id, uint64_t generation, std
   }
   metrics_->tool_errors->inc();
   auto delay = next_retry_delay_ms(call->spec->retry, attempt, outcome.error, random_);
-  log::warn("tool call failed", {{"run_id", run_id}, {"tool", call->spec->name},
+  log::warn("tool call failed", {{"run_id", run_id}, {"tool", tool.name},
                                  {"attempt", std::to_string(attempt)}, {"code", outcome.error.code},
                                  {"retry", delay ? "yes" : "no"}});
   if (delay && !draining_) {

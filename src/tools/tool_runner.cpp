@@ -132,6 +132,12 @@ void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_pt
       };
       if (!tools.is_ok()) {
         log::warn("mcp server tools unavailable", {{"server", server->name}, {"error", tools.status().message()}});
+        McpToolEntry unavailable_server;  // stands for every tool of the server (empty `tool`)
+        unavailable_server.model_name = mcp_model_tool_name(server->name, "");
+        unavailable_server.server = server;
+        unavailable_server.withheld_reason =
+            "its MCP server '" + server->name + "' is unavailable: " + tools.status().message();
+        gather->entries.push_back(std::move(unavailable_server));
         return server_done();
       }
       std::vector<McpTool> allowed;

@@ -35,7 +35,9 @@ struct ToolOutcome {
   EffectError error;    // when !ok
 };
 
-// One tool of an agent's MCP server, as the model is offered it.
+// One tool of an agent's MCP server, as the model is offered it. An entry with
+// an empty `tool` stands for all the tools of a server that could not be
+// listed ("<server>__" is their name prefix; withheld_reason says why).
 struct McpToolEntry {
   std::string model_name;   // "<server>__<tool>"
   const ToolSpec* server = nullptr;  // the agent's mcp entry (kept alive by the agent)

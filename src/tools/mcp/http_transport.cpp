@@ -33,9 +33,12 @@ struct HttpState {
 // notifications are seen while the call runs.
 class Exchange {
  public:
-  Exchange(std::shared_ptr<HttpState> state, std::optional<int64_t> request_id)
+  // `live`: SSE events are passed on as they arrive. Off for initialize,
+  // whose reply must not be acted on before its headers (the session id) are read.
+  Exchange(std::shared_ptr<HttpState> state, std::optional<int64_t> request_id, bool live)
       : state_(std::move(state)),
         request_id_(request_id),
+        live_(live),
         reader_("MCP event stream", kMcpMessageBytesMax, [this](SseEvent event) { return deliver(event.data); }) {}
 
   void on_body(std::string_view bytes) {
@@ -43,7 +46,7 @@ class Exchange {
       sniffed_.append(bytes);
       std::size_t first = sniffed_.find_first_not_of(" \t\r\n");
       if (first == std::string::npos) return;
-      mode_ = looks_like_json(sniffed_) ? Mode::kJson : Mode::kSse;
+      mode_ = looks_like_json(sniffed_) || !live_ ? Mode::kWhole : Mode::kSse;
       if (mode_ == Mode::kSse) stream_status_ = reader_.feed(sniffed_);
       return;
     }
@@ -67,7 +70,8 @@ class Exchange {
                         result->body.substr(0, kErrorBodyShownMax));
       return fail(status);
     }
-    bool sse = mode_ == Mode::kSse || result->header("Content-Type").find("text/event-stream") == 0;
+    bool sse = mode_ == Mode::kSse || result->header("Content-Type").find("text/event-stream") == 0 ||
+               (!looks_like_json(result->body) && !result->body.empty());
     if (sse) {
       if (mode_ != Mode::kSse) stream_status_ = reader_.feed(result->body);
       if (stream_status_.is_ok()) stream_status_ = reader_.finish();
@@ -80,10 +84,11 @@ class Exchange {
   }
 
  private:
-  enum class Mode { kUnknown, kJson, kSse };
+  enum class Mode { kUnknown, kWhole, kSse };  // kWhole: read once the reply is complete
 
   Status deliver(std::string_view text) {
     if (state_->closed) return Status::ok();
+    if (text.find_first_not_of(" \t\r\n") == std::string_view::npos) return Status::ok();  // a priming event
     if (request_id_ && text.find("\"id\"") != std::string_view::npos) {
       auto messages = parse_mcp_messages(text);
       if (messages.is_ok()) {
@@ -121,6 +126,7 @@ class Exchange {
 
   std::shared_ptr<HttpState> state_;
   std::optional<int64_t> request_id_;
+  bool live_ = true;
   SseReader reader_;
   Mode mode_ = Mode::kUnknown;
   std::string sniffed_;
@@ -149,7 +155,7 @@ class HttpTransport final : public McpTransport {
       request.headers.emplace_back("Mcp-Method", message.method);
       if (!message.name.empty()) request.headers.emplace_back("Mcp-Name", message.name);
     }
-    auto exchange = std::make_shared<Exchange>(state_, message.request_id);
+    auto exchange = std::make_shared<Exchange>(state_, message.request_id, message.method != "initialize");
     http_.send(std::move(request), [exchange](std::string_view bytes) { exchange->on_body(bytes); },
                [exchange](Result<HttpClientResponse> result) { exchange->on_done(std::move(result)); });
   }

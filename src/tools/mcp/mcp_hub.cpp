@@ -136,8 +136,22 @@ Result<std::shared_ptr<McpConnection>> McpHub::connection_for(const std::string&
   return connection;
 }
 
+int64_t McpHub::restart_wait_ms(const std::string& tenant, const ToolSpec& server) const {
+  auto it = entries_.find(entry_key(tenant, server));
+  if (it == entries_.end() || (it->second.connection && it->second.connection->usable())) return 0;
+  return std::max<int64_t>(0, it->second.restart_at_ms - clock_.now_ms());
+}
+
 void McpHub::list_tools(const std::string& tenant, const ToolSpec& server,
                         std::function<void(Result<McpToolList>)> done) {
+  if (int64_t wait_ms = restart_wait_ms(tenant, server); wait_ms > 0) {
+    // A crashed server is started again once its backoff is over: wait for it.
+    std::weak_ptr<bool> alive = alive_;
+    loop_.post_after(wait_ms, [this, alive, tenant, &server, done = std::move(done)]() mutable {
+      if (alive.lock()) list_tools(tenant, server, std::move(done));
+    });
+    return;
+  }
   auto connection = connection_for(tenant, server);
   if (!connection.is_ok()) {
     loop_.post([done = std::move(done), status = connection.status()] { done(status); });
@@ -148,6 +162,13 @@ void McpHub::list_tools(const std::string& tenant, const ToolSpec& server,
 
 void McpHub::call(const std::string& tenant, const ToolSpec& server, McpCallOptions call,
                   std::function<void(Result<json::value>)> done) {
+  if (int64_t wait_ms = restart_wait_ms(tenant, server); wait_ms > 0) {
+    std::weak_ptr<bool> alive = alive_;
+    loop_.post_after(wait_ms, [this, alive, tenant, &server, call = std::move(call), done = std::move(done)]() mutable {
+      if (alive.lock()) this->call(tenant, server, std::move(call), std::move(done));
+    });
+    return;
+  }
   auto connection = connection_for(tenant, server);
   if (!connection.is_ok()) {
     loop_.post([done = std::move(done), status = connection.status()] { done(status); });

@@ -44,6 +44,8 @@ class McpHub {
   // Every tool `server` offers (all pages; cached per connection).
   void list_tools(const std::string& tenant, const ToolSpec& server, std::function<void(Result<McpToolList>)> done);
   // Calls `tool`; `call_key` (the idempotency key) names the call for cancel().
+  // A server in its restart backoff is waited for. `server` must stay alive
+  // until `done` runs (the caller holds its agent).
   void call(const std::string& tenant, const ToolSpec& server, McpCallOptions call,
             std::function<void(Result<json::value>)> done);
   void cancel(const std::string& call_key, const std::string& reason);
@@ -71,6 +73,8 @@ class McpHub {
     int64_t handle = 0;
   };
 
+  // How long until a lost server may be started again (0 = now).
+  int64_t restart_wait_ms(const std::string& tenant, const ToolSpec& server) const;
   Result<std::shared_ptr<McpConnection>> connection_for(const std::string& tenant, const ToolSpec& server);
   Result<std::unique_ptr<McpTransport>> make_transport(const std::string& tenant, const ToolSpec& server);
   bool stdio_command_allowed(const std::string& command) const;
