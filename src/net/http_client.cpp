@@ -143,6 +143,10 @@ class AsioHttpClient final : public HttpClient {
     } catch (const std::exception& error) {
       result.emplace(internal_error(std::string("HTTP client failure: ") + error.what()));
     }
+    if (request.abort) {
+      request.abort->set_close(nullptr);  // the stream it closes is gone
+      if (request.abort->aborted()) result.emplace(Status(Code::kCancelled, "the exchange was aborted"));
+    }
     done(std::move(*result));
   }
 
@@ -176,12 +180,17 @@ class AsioHttpClient final : public HttpClient {
       co_return Status(Code::kPermissionDenied, "refusing to call a private or loopback address: " + target->host);
     }
     beast::tcp_stream stream(context);
+    if (request.abort) {
+      if (request.abort->aborted()) co_return Status(Code::kCancelled, "the exchange was aborted");
+      request.abort->set_close([&stream] { stream.close(); });
+    }
     stream.expires_after(std::chrono::milliseconds(request.timeout_ms));
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kTuple);
     if (connect_error) co_return transport_error(connect_error, "connect");
     if (!target->tls) co_return co_await exchange(stream, *target, request, on_body);
 
     beast::ssl_stream<beast::tcp_stream> secure(std::move(stream), tls);
+    if (request.abort) request.abort->set_close([&secure] { beast::get_lowest_layer(secure).close(); });
     if (!SSL_set_tlsext_host_name(secure.native_handle(), target->host.c_str())) {
       co_return Status(Code::kUnavailable, "cannot set TLS server name");
     }

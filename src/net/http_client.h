@@ -17,6 +17,24 @@ namespace continuum {
 
 class AsioEventLoop;
 
+// Lets the sender end an exchange early (a stream it no longer needs).
+// abort() closes the connection; the exchange's `done` then gets kCancelled.
+// Loop thread only.
+class HttpAbort {
+ public:
+  void abort() {
+    aborted_ = true;
+    if (close_) close_();
+  }
+  bool aborted() const { return aborted_; }
+  // For the client: what abort() does while the exchange is connected.
+  void set_close(std::function<void()> close) { close_ = std::move(close); }
+
+ private:
+  bool aborted_ = false;
+  std::function<void()> close_;
+};
+
 struct HttpClientRequest {
   std::string method = "POST";
   std::string url;
@@ -25,6 +43,7 @@ struct HttpClientRequest {
   int64_t timeout_ms = 30'000;           // whole exchange
   int64_t response_bytes_max = 64 * 1024 * 1024;
   bool deny_private_addresses = false;   // refuse loopback/private/link-local targets
+  std::shared_ptr<HttpAbort> abort;      // optional
 };
 
 struct HttpClientResponse {

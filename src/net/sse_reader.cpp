@@ -63,10 +63,14 @@ Status SseReader::process_line(std::string_view line) {
     event_has_data_ = true;
   } else if (field == "event") {
     event_.name = std::string(value);
-  } else if (field == "id") {
+  } else if (field == "id" && value.find('\0') == std::string_view::npos) {
     event_.id = std::string(value);
+    last_event_id_ = event_.id;
+  } else if (field == "retry" && !value.empty() && value.size() <= 9 &&
+             value.find_first_not_of("0123456789") == std::string_view::npos) {
+    retry_ms_ = std::stoll(std::string(value));
   }
-  return Status::ok();  // retry and unknown fields carry nothing for us
+  return Status::ok();  // unknown fields carry nothing for us
 }
 
 Status SseReader::dispatch_event() {

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <string>
 #include <string_view>
@@ -21,7 +22,8 @@ struct SseEvent {
 // Contract: feed() takes the bytes in order, split anywhere (inside a line, a
 // CRLF pair or a UTF-8 sequence). Lines end in "\n", "\r\n" or "\r"; `data:`
 // lines accumulate into an event dispatched at a blank line; comments (":...")
-// and `retry` are ignored. Events without data are not dispatched. A line or
+// are ignored; `id` and `retry` are remembered (last_event_id, retry_ms).
+// Events without data are not dispatched. A line or
 // an event's joined data longer than `line_bytes_max` is kPayloadTooLarge
 // ("<what> line exceeds the limit of N"). `on_event` returning an error stops
 // the reader; that error, like every other, is sticky. After stop(), later
@@ -37,6 +39,11 @@ class SseReader {
   Status finish();
   void stop() { stopped_ = true; }
   bool stopped() const { return stopped_; }
+  // The stream's last `id` (also of events without data, e.g. a priming
+  // event), for resuming it with Last-Event-ID; "" if none.
+  const std::string& last_event_id() const { return last_event_id_; }
+  // The last `retry` field in milliseconds, or -1 if none.
+  int64_t retry_ms() const { return retry_ms_; }
 
  private:
   Status feed_lines(std::string_view bytes);
@@ -54,6 +61,8 @@ class SseReader {
   bool skip_line_feed_ = false;  // the last line ended in '\r': a following '\n' is part of it
   SseEvent event_;               // the event being read
   bool event_has_data_ = false;
+  std::string last_event_id_;
+  int64_t retry_ms_ = -1;
 };
 
 }  // namespace continuum

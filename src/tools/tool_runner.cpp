@@ -1,5 +1,7 @@
 #include "tools/tool_runner.h"
 
+#include <set>
+
 #include "core/log.h"
 #include "core/utf8.h"
 #include "net/http_client.h"
@@ -92,6 +94,20 @@ std::shared_ptr<const JsonSchemaValidator> validator_for(const McpTool& tool) {
   return validator;
 }
 
+// Two tools whose model names coincide ("a.b" and "a_b" both become
+// "<server>__a_b") cannot both be offered: the model could not tell which it
+// calls. The first keeps the name; the others are withheld.
+std::vector<McpToolEntry> withhold_name_collisions(std::vector<McpToolEntry> entries) {
+  std::set<std::string> names;
+  for (McpToolEntry& entry : entries) {
+    if (entry.tool.empty()) continue;  // a server that could not be listed
+    if (!names.insert(entry.model_name).second && entry.withheld_reason.empty()) {
+      entry.withheld_reason = "another MCP tool is offered to the model as '" + entry.model_name + "'";
+    }
+  }
+  return entries;
+}
+
 McpToolEntry entry_for(const ToolSpec& server, const McpTool& tool) {
   McpToolEntry entry;
   entry.model_name = mcp_model_tool_name(server.name, tool.name);
@@ -128,7 +144,7 @@ void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_pt
   for (const ToolSpec* server : servers) {
     options_.mcp->list_tools(tenant, *server, [gather, agent, server, pins, tenant](Result<McpToolList> tools) {
       auto server_done = [gather] {
-        if (--gather->waiting == 0) gather->done(std::move(gather->entries));
+        if (--gather->waiting == 0) gather->done(withhold_name_collisions(std::move(gather->entries)));
       };
       if (!tools.is_ok()) {
         log::warn("mcp server tools unavailable", {{"server", server->name}, {"error", tools.status().message()}});

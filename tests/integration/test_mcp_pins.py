@@ -7,7 +7,7 @@ MCP conformance harness judging Continuum's client.
                         with `continuum mcp approve`; the new definition is offered.
   rug pull (HTTP, 2026-07-28)   the change arrives through subscriptions/listen.
   CLI                   `continuum mcp servers|tools|pins` show what the API shows.
-  conformance           `conformance client --scenario initialize|tools_call` with
+  conformance           `conformance client --scenario initialize|tools_call|sse-retry` with
                         tests/support/mcp_conformance_client.py driving Continuum."""
 
 import json
@@ -41,6 +41,7 @@ class McpPinningBase(McpTestBase):
     SCRIPTS = {
         "echo": calls_then_report([call("test__echo", message="{{input}}")]),
         "conformance_tools_call": calls_then_report([call("conf__add_numbers", a=2, b=3)]),
+        "conformance_sse_retry": calls_then_report([call("conf__test_reconnection")]),
     }
 
     def cli(self, *args, api_key=None):
@@ -172,6 +173,9 @@ class McpConformanceTest(McpPinningBase):
 
     def test_tools_call(self):
         self.run_scenario("tools_call")
+
+    def test_sse_retry(self):  # a reply stream closed early is resumed with Last-Event-ID
+        self.run_scenario("sse-retry")
 
 
 

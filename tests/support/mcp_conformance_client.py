@@ -6,6 +6,8 @@ URL as an agent's MCP server, so the client being judged is Continuum's.
 
   initialize   list the server's tools through `GET /v1/mcp/servers/conf/tools`
   tools_call   run an agent whose (mock) model calls conf__add_numbers {a: 2, b: 3}
+  sse-retry    run an agent whose model calls conf__test_reconnection (its reply
+               stream is cut and must be resumed with Last-Event-ID)
 
 Env: CONTINUUM_URL, CONTINUUM_API_KEY, MOCK_MODEL_URL (a continuum-mock-model whose
 script has a model "conformance_tools_call"). Exits 0 on success."""
@@ -34,17 +36,18 @@ def main():
     agent = "conformance-" + scenario.replace("_", "-") + "-" + str(int(time.time() * 1000))
     status, body = call("POST", "/v1/agents", {
         "name": agent,
-        "model": {"provider": "openai", "model": "conformance_tools_call", "base_url": os.environ["MOCK_MODEL_URL"]},
+        "model": {"provider": "openai", "model": "conformance_" + scenario.replace("-", "_"), "base_url": os.environ["MOCK_MODEL_URL"]},
         "tools": [{"type": "mcp", "name": "conf", "transport": "http", "url": url, "allowed_tools": ["*"],
                    "connect_timeout_ms": 5000}]})
     if status != 201:
         print("cannot create the agent:", status, body, file=sys.stderr)
         return 1
-    if scenario == "tools_call":
+    if scenario in ("tools_call", "sse-retry"):
         status, session = call("POST", "/v1/sessions", {"agent": agent})
         status, run = call("POST", f"/v1/sessions/{session['id']}/runs", {"input": "add", "wait": True})
         print(json.dumps(run), file=sys.stderr)
-        return 0 if run.get("status") == "completed" and "5" in (run.get("output") or "") else 1
+        output = run.get("output") or ""
+        return 0 if run.get("status") == "completed" and "error" not in output and output.strip() != "results:" else 1
     status, listing = call("GET", f"/v1/mcp/servers/conf/tools?agent={agent}")
     print(status, json.dumps(listing), file=sys.stderr)
     return 0 if status == 200 else 1

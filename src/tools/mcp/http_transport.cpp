@@ -2,9 +2,11 @@
 // endpoint; a request's reply comes back as a JSON body or as an SSE stream
 // (which may carry the server's notifications and requests first). The
 // session id a 2025-11-25 server assigns is sent back on every later request.
+#include <map>
 #include <memory>
 
 #include "core/log.h"
+#include "engine/event_loop.h"
 #include "net/http_client.h"
 #include "net/sse_reader.h"
 #include "tools/mcp/mcp_protocol.h"
@@ -15,31 +17,63 @@ namespace continuum {
 namespace {
 
 constexpr std::size_t kErrorBodyShownMax = 300;
+constexpr int kStreamResumesMax = 5;           // GETs with Last-Event-ID for one request
+constexpr int64_t kResumeDelayDefaultMs = 1000;  // when the server sent no `retry`
+constexpr int64_t kResumeDelayMaxMs = 30'000;
 
 bool looks_like_json(std::string_view body) {
   std::size_t first = body.find_first_not_of(" \t\r\n");
   return first != std::string_view::npos && (body[first] == '{' || body[first] == '[');
 }
 
+class Exchange;
+
 struct HttpState {
+  HttpClient* http = nullptr;
+  EventLoop* loop = nullptr;
   McpHttpOptions options;
   McpTransport::Handlers handlers;
   std::string session_id;
   std::string protocol_version;
   bool closed = false;
+  std::map<int64_t, std::weak_ptr<Exchange>> exchanges;  // requests in progress, by id
 };
 
+HttpClientRequest make_request(const HttpState& state, const char* method, int64_t timeout_ms) {
+  HttpClientRequest request;
+  request.method = method;
+  request.url = state.options.url;
+  request.timeout_ms = timeout_ms;
+  request.response_bytes_max = state.options.response_bytes_max;
+  request.deny_private_addresses = state.options.deny_private_addresses;
+  request.headers = state.options.headers;
+  if (!state.protocol_version.empty()) request.headers.emplace_back("MCP-Protocol-Version", state.protocol_version);
+  if (!state.session_id.empty()) request.headers.emplace_back("Mcp-Session-Id", state.session_id);
+  return request;
+}
+
 // One POST's reply. SSE bodies are read as they arrive, so progress
-// notifications are seen while the call runs.
-class Exchange {
+// notifications are seen while the call runs. A stream that ends before the
+// answer, after the server gave its events ids, is resumed with a GET and
+// Last-Event-ID after the server's `retry` delay (2025-11-25 resumability).
+class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   // `live`: SSE events are passed on as they arrive. Off for initialize,
   // whose reply must not be acted on before its headers (the session id) are read.
-  Exchange(std::shared_ptr<HttpState> state, std::optional<int64_t> request_id, bool live)
+  Exchange(std::shared_ptr<HttpState> state, std::optional<int64_t> request_id, bool live, int64_t timeout_ms)
       : state_(std::move(state)),
         request_id_(request_id),
         live_(live),
-        reader_("MCP event stream", kMcpMessageBytesMax, [this](SseEvent event) { return deliver(event.data); }) {}
+        timeout_ms_(timeout_ms),
+        reader_(new_reader()) {}
+
+  void send(HttpClientRequest request) {
+    auto self = shared_from_this();
+    abort_ = std::make_shared<HttpAbort>();
+    request.abort = abort_;
+    state_->http->send(std::move(request), [self](std::string_view bytes) { self->on_body(bytes); },
+                       [self](Result<HttpClientResponse> result) { self->on_done(std::move(result)); });
+  }
 
   void on_body(std::string_view bytes) {
     if (mode_ == Mode::kUnknown) {
@@ -53,8 +87,16 @@ class Exchange {
     if (mode_ == Mode::kSse && stream_status_.is_ok()) stream_status_ = reader_.feed(bytes);
   }
 
+  // Drops the connection: the request is no longer wanted (a cancel, which a
+  // 2026-07-28 server takes a closed stream to mean), or a resumed stream has
+  // delivered its answer.
+  void abort() {
+    if (abort_) abort_->abort();
+  }
+
   void on_done(Result<HttpClientResponse> result) {
     if (state_->closed) return;
+    if (!result.is_ok() && result.status().code() == Code::kCancelled) return fail(result.status());
     if (!result.is_ok()) return fail(result.status());
     std::string session = result->header("Mcp-Session-Id");
     if (!session.empty()) state_->session_id = session;
@@ -80,11 +122,37 @@ class Exchange {
       Status delivered = deliver(result->body);
       if (!delivered.is_ok()) return fail(delivered);
     }
+    if (request_id_ && !answered_ && sse && resume()) return;
     if (request_id_ && !answered_) fail(unavailable("the MCP server ended its reply without answering"));
   }
 
  private:
   enum class Mode { kUnknown, kWhole, kSse };  // kWhole: read once the reply is complete
+
+  SseReader new_reader() {
+    return SseReader("MCP event stream", kMcpMessageBytesMax, [this](SseEvent event) { return deliver(event.data); });
+  }
+
+  // Asks for the rest of the stream; false if it cannot be resumed.
+  bool resume() {
+    std::string last_event_id = reader_.last_event_id();
+    if (last_event_id.empty() || resumes_ >= kStreamResumesMax || state_->loop == nullptr) return false;
+    ++resumes_;
+    int64_t delay_ms = reader_.retry_ms() >= 0 ? std::min(reader_.retry_ms(), kResumeDelayMaxMs) : kResumeDelayDefaultMs;
+    auto self = shared_from_this();
+    state_->loop->post_after(delay_ms, [self, last_event_id] {
+      if (self->state_->closed) return;
+      HttpClientRequest request = make_request(*self->state_, "GET", self->timeout_ms_);
+      request.headers.emplace_back("Accept", "text/event-stream");
+      request.headers.emplace_back("Last-Event-ID", last_event_id);
+      self->reader_ = self->new_reader();
+      self->mode_ = Mode::kUnknown;
+      self->sniffed_.clear();
+      self->stream_status_ = Status::ok();
+      self->send(std::move(request));
+    });
+    return true;
+  }
 
   Status deliver(std::string_view text) {
     if (state_->closed) return Status::ok();
@@ -99,6 +167,8 @@ class Exchange {
       }
     }
     if (state_->handlers.on_message) state_->handlers.on_message(text);
+    // A resumed (GET) stream may stay open for other messages: this request needs no more of it.
+    if (answered_ && resumes_ > 0) abort();
     return Status::ok();
   }
 
@@ -126,7 +196,10 @@ class Exchange {
 
   std::shared_ptr<HttpState> state_;
   std::optional<int64_t> request_id_;
+  std::shared_ptr<HttpAbort> abort_;  // of the exchange in progress
   bool live_ = true;
+  int64_t timeout_ms_ = 0;
+  int resumes_ = 0;
   SseReader reader_;
   Mode mode_ = Mode::kUnknown;
   std::string sniffed_;
@@ -136,7 +209,9 @@ class Exchange {
 
 class HttpTransport final : public McpTransport {
  public:
-  HttpTransport(HttpClient& http, McpHttpOptions options) : http_(http), state_(std::make_shared<HttpState>()) {
+  HttpTransport(HttpClient& http, EventLoop& loop, McpHttpOptions options) : state_(std::make_shared<HttpState>()) {
+    state_->http = &http;
+    state_->loop = &loop;
     state_->options = std::move(options);
   }
   ~HttpTransport() override { close(); }
@@ -147,7 +222,7 @@ class HttpTransport final : public McpTransport {
   }
 
   void send(McpOutgoing message) override {
-    HttpClientRequest request = base_request("POST", message.timeout_ms);
+    HttpClientRequest request = make_request(*state_, "POST", message.timeout_ms);
     request.body = std::move(message.text);
     request.headers.emplace_back("Content-Type", "application/json");
     request.headers.emplace_back("Accept", "application/json, text/event-stream");
@@ -155,44 +230,47 @@ class HttpTransport final : public McpTransport {
       request.headers.emplace_back("Mcp-Method", message.method);
       if (!message.name.empty()) request.headers.emplace_back("Mcp-Name", message.name);
     }
-    auto exchange = std::make_shared<Exchange>(state_, message.request_id, message.method != "initialize");
-    http_.send(std::move(request), [exchange](std::string_view bytes) { exchange->on_body(bytes); },
-               [exchange](Result<HttpClientResponse> result) { exchange->on_done(std::move(result)); });
+    auto exchange =
+        std::make_shared<Exchange>(state_, message.request_id, message.method != "initialize", message.timeout_ms);
+    if (message.request_id) {
+      for (auto it = state_->exchanges.begin(); it != state_->exchanges.end();) {  // forget finished ones
+        it = it->second.expired() ? state_->exchanges.erase(it) : std::next(it);
+      }
+      state_->exchanges[*message.request_id] = exchange;
+    }
+    exchange->send(std::move(request));
   }
 
   void set_protocol_version(std::string version) override { state_->protocol_version = std::move(version); }
+
+  void cancel_request(int64_t request_id) override {
+    auto it = state_->exchanges.find(request_id);
+    if (it == state_->exchanges.end()) return;
+    if (auto exchange = it->second.lock()) exchange->abort();
+    state_->exchanges.erase(it);
+  }
 
   // Ends a 2025-11-25 session with a DELETE (best effort; a server may refuse it).
   void close() override {
     if (state_->closed) return;
     state_->closed = true;
     state_->handlers = {};
+    for (auto& [id, weak] : state_->exchanges) {
+      if (auto exchange = weak.lock()) exchange->abort();  // e.g. a subscription's open stream
+    }
+    state_->exchanges.clear();
     if (state_->session_id.empty()) return;
-    http_.send(base_request("DELETE", 5000), nullptr, [](Result<HttpClientResponse>) {});
+    state_->http->send(make_request(*state_, "DELETE", 5000), nullptr, [](Result<HttpClientResponse>) {});
   }
 
  private:
-  HttpClientRequest base_request(const char* method, int64_t timeout_ms) {
-    HttpClientRequest request;
-    request.method = method;
-    request.url = state_->options.url;
-    request.timeout_ms = timeout_ms;
-    request.response_bytes_max = state_->options.response_bytes_max;
-    request.deny_private_addresses = state_->options.deny_private_addresses;
-    request.headers = state_->options.headers;
-    if (!state_->protocol_version.empty()) request.headers.emplace_back("MCP-Protocol-Version", state_->protocol_version);
-    if (!state_->session_id.empty()) request.headers.emplace_back("Mcp-Session-Id", state_->session_id);
-    return request;
-  }
-
-  HttpClient& http_;
   std::shared_ptr<HttpState> state_;
 };
 
 }  // namespace
 
-std::unique_ptr<McpTransport> make_mcp_http_transport(HttpClient& http, McpHttpOptions options) {
-  return std::make_unique<HttpTransport>(http, std::move(options));
+std::unique_ptr<McpTransport> make_mcp_http_transport(HttpClient& http, EventLoop& loop, McpHttpOptions options) {
+  return std::make_unique<HttpTransport>(http, loop, std::move(options));
 }
 
 }  // namespace continuum

@@ -71,12 +71,17 @@ json::object McpConnection::request_meta() const {
 }
 
 void McpConnection::negotiate() {
+  negotiation_deadline_ms_ = clock_.now_ms() + options_.connect_timeout_ms;
   if (options_.protocol == kMcpRevision2025) return initialize_legacy();
   revision_ = std::string(kMcpRevision2026);  // for the probe's _meta and headers
   transport_->set_protocol_version(revision_);
   std::weak_ptr<McpConnection> weak = weak_from_this();
-  send_request("server/discover", json::object{{"_meta", request_meta()}}, "", options_.connect_timeout_ms,
-               options_.connect_timeout_ms, [weak](Result<json::value> result) {
+  // A 2025-11-25 server may ignore the probe: it gets half the budget, so
+  // initialize still has the other half.
+  int64_t probe_ms = options_.protocol == kMcpRevision2026 ? options_.connect_timeout_ms
+                                                           : std::max<int64_t>(1, options_.connect_timeout_ms / 2);
+  send_request("server/discover", json::object{{"_meta", request_meta()}}, "", probe_ms, probe_ms,
+               [weak](Result<json::value> result) {
                  if (auto self = weak.lock()) self->on_discovered(std::move(result));
                });
 }
@@ -106,7 +111,8 @@ void McpConnection::initialize_legacy() {
                       {"capabilities", json::object{}},
                       {"clientInfo", mcp_client_info()}};
   std::weak_ptr<McpConnection> weak = weak_from_this();
-  send_request("initialize", std::move(params), "", options_.connect_timeout_ms, options_.connect_timeout_ms,
+  int64_t left_ms = std::max<int64_t>(1, negotiation_deadline_ms_ - clock_.now_ms());  // of the whole negotiation
+  send_request("initialize", std::move(params), "", left_ms, left_ms,
                [weak](Result<json::value> result) {
                  auto self = weak.lock();
                  if (!self || self->state_ != State::kNegotiating) return;
@@ -201,6 +207,7 @@ void McpConnection::check_deadline(int64_t id) {
         std::nullopt, "notifications/cancelled", "", 10'000});
   }
   resolve(id, Status(Code::kDeadlineExceeded, "MCP " + method + " timed out"));
+  transport_->cancel_request(id);
 }
 
 void McpConnection::list_tools(std::function<void(Result<McpToolList>)> done) {
@@ -216,19 +223,19 @@ void McpConnection::list_tools(std::function<void(Result<McpToolList>)> done) {
     auto self = weak.lock();
     if (!self) return;
     if (!status.is_ok()) return self->finish_listing(status);
-    self->fetch_page(std::nullopt, std::make_shared<std::vector<McpTool>>(), 0);
+    self->fetch_page(std::nullopt, std::make_shared<std::vector<McpTool>>(), 0, self->tools_changes_);
   });
 }
 
 void McpConnection::fetch_page(std::optional<std::string> cursor, std::shared_ptr<std::vector<McpTool>> acc,
-                               int pages) {
+                               int pages, int64_t changes_at_start) {
   json::object params;
   if (cursor) params["cursor"] = *cursor;
   json::object meta = request_meta();
   if (!meta.empty()) params["_meta"] = std::move(meta);
   std::weak_ptr<McpConnection> weak = weak_from_this();
   send_request("tools/list", std::move(params), "", options_.list_timeout_ms, options_.list_timeout_ms,
-               [weak, acc, pages](Result<json::value> result) {
+               [weak, acc, pages, changes_at_start](Result<json::value> result) {
                  auto self = weak.lock();
                  if (!self) return;
                  if (!result.is_ok()) return self->finish_listing(result.status());
@@ -236,7 +243,7 @@ void McpConnection::fetch_page(std::optional<std::string> cursor, std::shared_pt
                  if (!page.is_ok()) return self->finish_listing(page.status());
                  for (auto& tool : page->tools) acc->push_back(std::move(tool));
                  if (page->next_cursor && pages + 1 < kListPagesMax) {
-                   return self->fetch_page(page->next_cursor, acc, pages + 1);
+                   return self->fetch_page(page->next_cursor, acc, pages + 1, changes_at_start);
                  }
                  if (page->next_cursor) {
                    return self->finish_listing(invalid_argument("MCP server lists more than 100 pages of tools"));
@@ -247,13 +254,15 @@ void McpConnection::fetch_page(std::optional<std::string> cursor, std::shared_pt
                    ttl = std::max(kCacheTtlFloorMs, std::min(ttl, server_ttl->get_int64()));
                  }
                  self->tools_cached_until_ms_ = self->clock_.now_ms() + ttl;
-                 self->finish_listing(McpToolList(acc));
+                 // Pages read across a change may mix old and new: answer, but do not keep them.
+                 self->finish_listing(McpToolList(acc), self->tools_changes_ == changes_at_start);
                });
 }
 
-void McpConnection::finish_listing(Result<McpToolList> result) {
+void McpConnection::finish_listing(Result<McpToolList> result, bool cacheable) {
   listing_ = false;
-  if (result.is_ok()) tools_cache_ = *result;
+  if (result.is_ok() && cacheable) tools_cache_ = *result;
+  if (!cacheable) tools_cached_until_ms_ = 0;
   auto waiters = std::move(listing_waiters_);
   listing_waiters_.clear();
   for (auto& waiter : waiters) {
@@ -302,6 +311,7 @@ void McpConnection::cancel(int64_t handle, const std::string& reason) {
         std::nullopt, "notifications/cancelled", "", 10'000});
   }
   resolve(handle, Status(Code::kCancelled, "the call was cancelled: " + reason));
+  transport_->cancel_request(handle);
 }
 
 void McpConnection::on_message(std::string_view text) {
@@ -339,6 +349,7 @@ void McpConnection::on_server_message(McpMessage message) {
   if (message.method == "notifications/tools/list_changed") {
     log::info("mcp server tools changed", {{"server", options_.server_name}});
     tools_cached_until_ms_ = 0;
+    ++tools_changes_;
     if (on_tools_changed_) on_tools_changed_();
     return;
   }
@@ -378,6 +389,9 @@ void McpConnection::lost(Status status) {
   auto waiting = std::move(waiting_for_ready_);
   waiting_for_ready_.clear();
   for (auto& task : waiting) task(failure);
+  // A listing in progress is answered here: its own callbacks hold only a weak
+  // reference and do not run once this connection is gone.
+  if (listing_) finish_listing(failure);
   if (on_lost_) {
     auto handler = std::move(on_lost_);
     on_lost_ = nullptr;

@@ -4,8 +4,8 @@
 //
 // Negotiation ("auto"): server/discover is sent first (2026-07-28, stateless);
 // a discover result naming 2026-07-28 selects it. Any other answer, an error
-// or no answer within the connect timeout falls back to the 2025-11-25
-// initialize handshake. A pinned revision skips the probe.
+// or no answer within half the connect timeout falls back to the 2025-11-25
+// initialize handshake, within the rest of it. A pinned revision skips the probe.
 //
 // Contract: created, used and destroyed on the loop thread; held in a
 // shared_ptr (timers keep a weak reference). Every callback runs exactly
@@ -29,7 +29,7 @@ namespace continuum {
 struct McpConnectionOptions {
   std::string server_name;
   std::string protocol = "auto";           // "auto", "2026-07-28" or "2025-11-25"
-  int64_t connect_timeout_ms = 10'000;     // the whole negotiation; also the discover probe's wait
+  int64_t connect_timeout_ms = 10'000;     // the whole negotiation
   int64_t list_timeout_ms = 30'000;        // each tools/list page
   int64_t tools_cache_ttl_ms = 300'000;    // a listing is reused this long unless the server says it changed
   bool listen_for_changes = true;          // 2026-07-28: subscriptions/listen for tools list changes
@@ -67,7 +67,9 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
   bool usable() const { return state_ != State::kClosed; }
   bool ready() const { return state_ == State::kReady; }
   const std::string& revision() const { return revision_; }
-  size_t requests_in_flight() const { return pending_.size(); }
+  // Requests awaiting an answer, not counting the change subscription (which
+  // stays open while the server is idle).
+  size_t requests_in_flight() const { return pending_.size() - (listen_id_ != 0 && pending_.count(listen_id_) ? 1 : 0); }
   int pid() const { return transport_ ? transport_->pid() : 0; }
   // Runs when the server says its tools changed (the cache is already dropped).
   void on_tools_changed(std::function<void()> handler) { on_tools_changed_ = std::move(handler); }
@@ -95,8 +97,9 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
   void become_ready(std::string revision);
   void fail_negotiation(Status status);
   void listen_for_changes();
-  void fetch_page(std::optional<std::string> cursor, std::shared_ptr<std::vector<McpTool>> acc, int pages);
-  void finish_listing(Result<McpToolList> result);
+  void fetch_page(std::optional<std::string> cursor, std::shared_ptr<std::vector<McpTool>> acc, int pages,
+                  int64_t changes_at_start);
+  void finish_listing(Result<McpToolList> result, bool cacheable = true);
   void on_message(std::string_view text);
   void on_server_message(McpMessage message);
   void on_progress(const json::object& params);
@@ -117,6 +120,8 @@ class McpConnection : public std::enable_shared_from_this<McpConnection> {
   std::deque<std::function<void(Status)>> waiting_for_ready_;
   McpToolList tools_cache_;
   int64_t tools_cached_until_ms_ = 0;
+  int64_t tools_changes_ = 0;  // list_changed notices so far: a listing that spans one is not cached
+  int64_t negotiation_deadline_ms_ = 0;
   bool listing_ = false;
   std::vector<std::function<void(Result<McpToolList>)>> listing_waiters_;
   int64_t listen_id_ = 0;

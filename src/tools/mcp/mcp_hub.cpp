@@ -71,7 +71,7 @@ Result<std::unique_ptr<McpTransport>> McpHub::make_transport(const std::string& 
   }
   http.deny_private_addresses = !options_.allow_private_addresses;
   http.server_name = server.name;
-  return make_mcp_http_transport(http_, std::move(http));
+  return make_mcp_http_transport(http_, loop_, std::move(http));
 }
 
 // Stops the least recently used idle stdio server if the bound is reached.

@@ -19,6 +19,7 @@
 namespace continuum {
 
 class AsioEventLoop;
+class EventLoop;
 class HttpClient;
 
 // One message to send, with what Streamable HTTP needs to know about it.
@@ -45,6 +46,9 @@ class McpTransport {
   virtual ~McpTransport() = default;
   virtual Status start(Handlers handlers) = 0;
   virtual void send(McpOutgoing message) = 0;
+  // Stops waiting for a request's reply (HTTP: drops its connection, which a
+  // 2026-07-28 server takes as the cancellation). No handler runs for it.
+  virtual void cancel_request(int64_t request_id) { (void)request_id; }
   // The negotiated revision, sent as MCP-Protocol-Version on later HTTP requests.
   virtual void set_protocol_version(std::string version) = 0;
   virtual void close() = 0;
@@ -69,6 +73,6 @@ struct McpHttpOptions {
 };
 
 std::unique_ptr<McpTransport> make_mcp_stdio_transport(AsioEventLoop& loop, McpStdioOptions options);
-std::unique_ptr<McpTransport> make_mcp_http_transport(HttpClient& http, McpHttpOptions options);
+std::unique_ptr<McpTransport> make_mcp_http_transport(HttpClient& http, EventLoop& loop, McpHttpOptions options);
 
 }  // namespace continuum
