@@ -7,6 +7,10 @@ MCP conformance harness judging Continuum's client.
                         with `continuum mcp approve`; the new definition is offered.
   rug pull (HTTP, 2026-07-28)   the change arrives through subscriptions/listen.
   CLI                   `continuum mcp servers|tools|pins` show what the API shows.
+  approvals             a policy requiring approval for an MCP tool holds the call; once
+                        approved it reaches the server exactly once, with those arguments.
+  processes             a stdio server's stderr is in the log; at the process bound the
+                        idle server is stopped for a new one; all stop with Continuum.
   conformance           `conformance client --scenario initialize|tools_call|sse-retry` with
                         tests/support/mcp_conformance_client.py driving Continuum."""
 
@@ -42,6 +46,8 @@ class McpPinningBase(McpTestBase):
         "echo": calls_then_report([call("test__echo", message="{{input}}")]),
         "conformance_tools_call": calls_then_report([call("conf__add_numbers", a=2, b=3)]),
         "conformance_sse_retry": calls_then_report([call("conf__test_reconnection")]),
+        "add": calls_then_report([call("test__add", a=20, b=22)]),
+        "other_add": calls_then_report([call("other__add", a=1, b=2)]),
     }
 
     def cli(self, *args, api_key=None):
@@ -142,6 +148,66 @@ class McpPinningTest(McpPinningBase):
         missing = self.cli("tools", "nope")
         self.assertNotEqual(missing.returncode, 0)
         self.assertIn("no agent configures an MCP server named 'nope'", missing.stderr + missing.stdout)
+
+
+class McpApprovalAndProcessTest(McpPinningBase):
+    def test_an_mcp_call_held_for_approval_runs_once_when_approved(self):
+        statements = [
+            {"id": "admins", "effect": "allow", "principal": "role:admin", "action": "*"},
+            {"id": "approvers", "effect": "allow", "principal": "role:approver",
+             "action": ["approval:read", "approval:decide"]},
+            {"id": "agents", "effect": "allow", "principal": "agent:*", "action": ["model:invoke", "tool:invoke"]},
+            {"id": "hold-add", "effect": "require_approval", "principal": "agent:*", "action": "tool:invoke",
+             "resource": "tool:test__add"},
+        ]
+        resp = self.client.put("/v1/policy", {"document": {"statements": statements}})
+        self.assertEqual(resp.status, 201, resp.text)
+        state = self.state_dir()
+        self.agent("held", "add", test_server_stdio(state))
+        session = self.new_session("held")
+        run = self.client.start_run(session, "go")
+        waiting = self.client.wait_run(run["id"], statuses=("waiting",))
+        self.assertEqual(waiting["status"], "waiting")
+        pending = self.client.get("/v1/approvals?status=pending").body["data"]
+        self.assertEqual([(a["tool"], a["arguments"]) for a in pending], [("test__add", {"a": 20, "b": 22})])
+        self.assertFalse(os.path.exists(os.path.join(state, "calls.jsonl")), "nothing reached the server yet")
+        approver = client_for(self.server, self.client, "ann", roles=["approver"])
+        decided = approver.post(f"/v1/approvals/{pending[0]['id']}/approve", {"comment": "ok"})
+        self.assertEqual(decided.status, 200, decided.text)
+        done = self.client.wait_run(run["id"])
+        self.assert_completed(done)
+        self.assertEqual(done["output"], "results: 42")
+        calls = read_jsonl(os.path.join(state, "calls.jsonl"))
+        self.assertEqual([(c["tool"], c["arguments"]) for c in calls], [("add", {"a": 20, "b": 22})])
+
+    def test_stdio_servers_log_stderr_are_bounded_and_stop_with_continuum(self):
+        self.server.stop()
+        self.server.extra_env["CONTINUUM_MCP_STDIO_PROCESSES_MAX"] = "1"
+        self.server.start()
+        self.client = self.server.client()
+        first, second = self.state_dir("first"), self.state_dir("second")
+        self.agent("one", "add", test_server_stdio(first))
+        self.agent("two", "other_add", test_server_stdio(second, name="other"))
+        self.assert_completed(self.run_agent("one"))
+        self.assert_completed(self.run_agent("two"))
+        log = self.server_log()
+        self.assertIn("stopping idle mcp server for room", log)
+        self.assertIn('"msg":"mcp server stderr","server":"test"', log, "the server's stderr is in the log")
+        pids = [int(p) for p in self.started_servers("test") + self.started_servers("other")]
+        self.assertEqual(len(pids), 2, pids)
+
+        def gone(pid):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return True
+            # A zombie is gone too: Continuum reaps its children, so this is only until it does.
+            with open(f"/proc/{pid}/stat") as f:
+                return f.read().split(")")[-1].split()[0] == "Z"
+        wait_until(lambda: gone(pids[0]), message="the first server to be stopped for room")
+        self.assertFalse(gone(pids[1]), "the second is running")
+        self.server.stop()
+        wait_until(lambda: gone(pids[1]), message="the second server to stop with Continuum")
 
 
 class McpConformanceTest(McpPinningBase):
