@@ -1,5 +1,7 @@
 #include "agent/agent_spec.h"
 
+#include <set>
+
 
 namespace continuum {
 
@@ -90,6 +92,21 @@ Result<ToolAuth> parse_tool_auth(const json::object& obj, const std::string& par
   return auth;
 }
 
+// Variables that make a program run other code than its own (a preloaded
+// library, an interpreter's startup hook) or find other programs cannot be set
+// by an agent: the server's allowlist of stdio commands would mean nothing.
+bool is_settable_env_name(const std::string& name) {
+  static const std::set<std::string> kCodeLoading = {
+      "PATH",        "NODE_OPTIONS", "NODE_PATH",  "PYTHONPATH", "PYTHONSTARTUP", "PYTHONHOME", "PYTHONINSPECT",
+      "PYTHONUSERBASE", "BASH_ENV",  "ENV",        "PERL5OPT",   "PERL5LIB",      "RUBYOPT",    "RUBYLIB",
+      "JAVA_TOOL_OPTIONS", "_JAVA_OPTIONS", "JDK_JAVA_OPTIONS", "GCONV_PATH", "HOSTALIASES", "IFS"};
+  if (name.empty() || name.size() > 128 || name.rfind("LD_", 0) == 0 || name.rfind("DYLD_", 0) == 0) return false;
+  if (kCodeLoading.count(name)) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || c == '_';
+  });
+}
+
 Result<std::map<std::string, std::string>> parse_string_map(const json::object& obj, const std::string& key,
                                                            const std::string& param, bool header_names) {
   std::map<std::string, std::string> map;
@@ -100,9 +117,13 @@ Result<std::map<std::string, std::string>> parse_string_map(const json::object& 
     std::string entry_param = param + "." + std::string(name);
     if (!value.is_string()) return invalid_argument("must be a string", entry_param);
     bool valid_name = header_names ? is_header_token(std::string(name)) && !is_reserved_header(std::string(name))
-                                   : !name.empty() && name.find('=') == std::string::npos &&
-                                         name.find('\0') == std::string::npos;
-    if (!valid_name) return invalid_argument("not a usable name", entry_param);
+                                   : is_settable_env_name(std::string(name));
+    if (!valid_name) {
+      return invalid_argument(header_names ? "not a usable header name"
+                                           : "not a settable variable: [A-Za-z0-9_], and none that loads code "
+                                             "(LD_*, NODE_OPTIONS, PYTHONPATH, PATH, ...)",
+                              entry_param);
+    }
     map[std::string(name)] = std::string(value.get_string());
   }
   return map;

@@ -6,6 +6,7 @@
 //   GET  /v1/mcp/servers/{server}/tools[?agent=NAME]      mcp:read on mcp:<server>
 //   GET  /v1/mcp/pins[?server=NAME]                       mcp:read on mcp:*
 //   POST /v1/mcp/servers/{server}/tools/{tool}/approve    mcp:approve on mcp:<server>/<tool>
+//        {"hash": <the pin's seen_hash, as reviewed>}
 #include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -138,7 +139,14 @@ void approve_tool(ApiContext& ctx, HttpRequest& request, const PathParams& param
   const std::string& server = params.at("server");
   const std::string& tool = params.at("tool");
   if (!allowed(ctx, who, "mcp:approve", "mcp:" + server + "/" + tool, {}, writer)) return;
-  ctx.mcp_pins->approve(who.tenant, server, tool, who.label(), [writer](Result<McpToolPinRecord> pin) {
+  auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"hash"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto hash = get_string(*body, "hash", "hash");  // the seen_hash the approver reviewed
+  if (!hash.is_ok()) return writer->send(error_response(hash.status()));
+  ctx.mcp_pins->approve(who.tenant, server, tool, *hash, who.label(), [writer](Result<McpToolPinRecord> pin) {
     if (!pin.is_ok()) return writer->send(error_response(pin.status()));
     writer->send(json_response(200, mcp_pin_to_json(*pin)));
   });

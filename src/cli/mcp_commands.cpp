@@ -18,19 +18,28 @@ std::string first_line(const std::string& text, size_t width) {
   return line.size() > width ? line.substr(0, width - 3) + "..." : line;
 }
 
+const json::object& object_or_empty(const json::value* value) {
+  static const json::object kEmpty;
+  return value != nullptr && value->is_object() ? value->get_object() : kEmpty;
+}
+
 // One line per tool: its name, whether agents may use it, its pin, what it says it does.
 int print_tools(const Result<json::value>& listing) {
   if (!listing.is_ok()) return fail(listing.status());
-  const json::object& body = listing->as_object();
+  const json::object& body = object_or_empty(&*listing);
   std::cout << "MCP server " << text_of(body, "name") << " (" << text_of(body, "transport") << ", as configured by agent "
             << text_of(body, "agent") << ")\n";
-  for (const auto& entry : body.at("data").as_array()) {
-    const json::object& tool = entry.as_object();
-    bool allowed = tool.at("allowed").is_bool() && tool.at("allowed").get_bool();
-    std::string pin = text_of(tool.at("pin").as_object(), "status");
-    std::cout << "  " << text_of(tool, "name") << "  [" << (allowed ? "allowed" : "not allowed") << ", " << pin
-              << "]  as " << text_of(tool, "model_name") << "\n      " << first_line(text_of(tool, "description"), 100)
-              << "\n";
+  const json::value* data = body.if_contains("data");
+  if (data == nullptr || !data->is_array()) return fail(Status(Code::kInternal, "the server's answer has no tool list"));
+  for (const auto& entry : data->get_array()) {
+    const json::object& tool = object_or_empty(&entry);
+    const json::value* allowed = tool.if_contains("allowed");
+    const json::object& pin = object_or_empty(tool.if_contains("pin"));
+    std::string status = text_of(pin, "status");
+    if (status == "changed") status += ", approve the new definition with --hash " + text_of(tool, "definition_hash");
+    std::cout << "  " << text_of(tool, "name") << "  [" << (allowed && allowed->is_bool() && allowed->get_bool() ? "allowed" : "not allowed")
+              << ", " << status << "]  as " << text_of(tool, "model_name") << "\n      "
+              << first_line(text_of(tool, "description"), 100) << "\n";
   }
   return 0;
 }
@@ -50,6 +59,8 @@ McpCommands::McpCommands(CLI::App& app) {
   approve_ = mcp->add_subcommand("approve", "Approve the definition a server now serves for a changed tool");
   approve_->add_option("server", server_)->required();
   approve_->add_option("tool", tool_)->required();
+  approve_->add_option("--hash", hash_, "The definition you reviewed: its hash (seen_hash) from `mcp pins` or `mcp tools`")
+      ->required();
 }
 
 std::optional<int> McpCommands::run(ApiClient& client) const {
@@ -61,7 +72,8 @@ std::optional<int> McpCommands::run(ApiClient& client) const {
   }
   if (pins_->parsed()) return print_result(client.call("GET", "/v1/mcp/pins" + (server_.empty() ? "" : "?server=" + server_)));
   if (approve_->parsed()) {
-    return print_result(client.call("POST", "/v1/mcp/servers/" + server_ + "/tools/" + tool_ + "/approve", "{}"));
+    return print_result(client.call("POST", "/v1/mcp/servers/" + server_ + "/tools/" + tool_ + "/approve",
+                                    json::serialize(json::object{{"hash", hash_}})));
   }
   return std::nullopt;
 }

@@ -23,7 +23,7 @@ class McpCommands {
   CLI::App* tools_ = nullptr;
   CLI::App* pins_ = nullptr;
   CLI::App* approve_ = nullptr;
-  std::string server_, tool_, agent_;
+  std::string server_, tool_, agent_, hash_;
   bool json_ = false;
 };
 

@@ -261,6 +261,7 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
     }
     spec = nullptr;  // an MCP server's own entry is not a tool
     mcp_tool = find_mcp_tool(run.mcp_tools, tool.name);
+    if (mcp_tool != nullptr && mcp_tool->tool.empty()) return retry_unlisted_tool(run, tool, *mcp_tool);
     if (mcp_tool != nullptr && !mcp_tool->withheld_reason.empty()) {
       commit_tool_result(run, tool, "error: the tool '" + tool.name + "' is withheld: " + mcp_tool->withheld_reason,
                          true, 0);
@@ -308,6 +309,32 @@ void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
   if (mcp_tool != nullptr) call->mcp_tool = mcp_tool->tool;
   call->idempotency_key = run.record.id + ":" + std::to_string(tool.seq);
   attempt_tool_call(run.record.id, run.generation, std::move(call), 1);
+}
+
+void Engine::retry_unlisted_tool(ActiveRun& run, const PendingTool& tool, const McpToolEntry& server) {
+  if (!server.listing_retryable) {  // e.g. the server's configuration does not allow its command
+    commit_tool_result(run, tool, "error: the tool '" + tool.name + "' is withheld: " + server.withheld_reason, true, 0);
+    return;
+  }
+  int attempt = ++run.mcp_listing_attempts[tool.seq];
+  EffectError error{"mcp_unavailable", server.withheld_reason, true, -1};
+  auto delay = next_retry_delay_ms(server.server->retry, attempt, error, random_);
+  if (!delay || draining_) {
+    if (draining_) return;  // parked: resumes after restart
+    commit_tool_result(run, tool,
+                       "error: tool '" + tool.name + "' failed after " + std::to_string(attempt) +
+                           " attempt(s): mcp_unavailable: " + server.withheld_reason,
+                       true, attempt);
+    return;
+  }
+  std::string run_id = run.record.id;
+  uint64_t generation = run.generation;
+  loop_.post_after(*delay, [this, run_id, generation, tool] {
+    ActiveRun* again = find_run(run_id, generation);
+    if (again == nullptr || again->terminal_requested) return;
+    again->mcp_tools.reset();  // list afresh
+    start_tool_call(*again, tool);
+  });
 }
 
 void Engine::attempt_tool_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,

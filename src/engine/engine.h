@@ -169,6 +169,9 @@ class Engine {
   void list_mcp_tools(ActiveRun& run, std::function<void(ActiveRun&)> next);
   void send_model_request(ActiveRun& run, std::shared_ptr<ModelRequest> request);
   void start_tool_call(ActiveRun& run, const PendingTool& tool);
+  // A call to a tool of an MCP server that could not be listed: listed again
+  // per the server's retry policy, then an error result.
+  void retry_unlisted_tool(ActiveRun& run, const PendingTool& tool, const McpToolEntry& server);
   void attempt_tool_call(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call,
                          int attempt);
   void on_tool_outcome(const std::string& run_id, uint64_t generation, std::shared_ptr<ToolCall> call, int attempt,

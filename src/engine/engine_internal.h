@@ -37,6 +37,7 @@ struct Engine::ActiveRun {
   // The tools of the agent's MCP servers as last listed for this run (at its
   // latest model call, or when a call must be resumed); nullopt = not listed yet.
   std::optional<std::vector<McpToolEntry>> mcp_tools;
+  std::map<int64_t, int> mcp_listing_attempts;  // by tool seq: listings of an unavailable server so far
   std::optional<std::string> session_user;  // the session's end user, read at the first policy check
   // Audit events (policy decisions on effects) written with the run's next commit.
   std::vector<AuditEventRecord> audit_backlog;

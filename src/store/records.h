@@ -234,6 +234,7 @@ struct WriteBatch {
   std::vector<ApprovalRecord> approval_decisions;
   std::vector<AuditEventRecord> audit_events;   // appended to their tenants' chains, in order
   std::vector<AuditCheckpointRecord> audit_checkpoints;  // conflict if (tenant, seq) exists
+  std::vector<McpToolPinRecord> mcp_tool_pin_inserts;    // first pins: nothing if (tenant, server, tool) exists
   std::vector<McpToolPinRecord> mcp_tool_pin_upserts;    // created, or every field replaced
 
   bool empty() const {
@@ -242,7 +243,8 @@ struct WriteBatch {
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
            secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
            policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty() &&
-           audit_events.empty() && audit_checkpoints.empty() && mcp_tool_pin_upserts.empty();
+           audit_events.empty() && audit_checkpoints.empty() && mcp_tool_pin_inserts.empty() &&
+           mcp_tool_pin_upserts.empty();
   }
 };
 

@@ -153,6 +153,7 @@ void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_pt
         unavailable_server.server = server;
         unavailable_server.withheld_reason =
             "its MCP server '" + server->name + "' is unavailable: " + tools.status().message();
+        unavailable_server.listing_retryable = tools.status().code() != Code::kPermissionDenied;
         gather->entries.push_back(std::move(unavailable_server));
         return server_done();
       }

@@ -46,6 +46,7 @@ struct McpToolEntry {
   json::object parameters;  // the server's inputSchema
   std::shared_ptr<const JsonSchemaValidator> validator;
   std::string withheld_reason;  // non-empty: not offered (e.g. changed since approved), and calls are refused
+  bool listing_retryable = true;  // empty `tool`: whether listing the server again may succeed
 };
 
 // Contract: call() returns at once; `done` runs exactly once, later, on the loop thread.

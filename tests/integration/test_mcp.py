@@ -491,7 +491,8 @@ class McpTest(McpTestBase):
             return
         for r in requests:
             headers = r["headers"]
-            self.assertIn("application/json", headers.get("Accept", ""), r)
+            if r["method"] != "GET":  # POSTs accept both; the standalone GET stream only SSE
+                self.assertIn("application/json", headers.get("Accept", ""), r)
             self.assertIn("text/event-stream", headers.get("Accept", ""), r)
         call_requests = [r for r in requests if r["method"] == "tools/call"]
         self.assertEqual(len(call_requests), 2, requests)

@@ -5,7 +5,8 @@ MCP conformance harness judging Continuum's client.
                         no longer offered, a call to it is refused as withheld, the
                         change is audited; a member may not approve; an admin approves
                         with `continuum mcp approve`; the new definition is offered.
-  rug pull (HTTP, 2026-07-28)   the change arrives through subscriptions/listen.
+  rug pull (HTTP, 2026-07-28)   the change arrives through subscriptions/listen;
+                        (HTTP, 2025-11-25) on the standalone GET stream.
   CLI                   `continuum mcp servers|tools|pins` show what the API shows.
   approvals             a policy requiring approval for an MCP tool holds the call; once
                         approved it reaches the server exactly once, with those arguments.
@@ -22,8 +23,8 @@ import sys
 
 from harness import REPO_DIR, clean_env, describe, run_cli, wait_until
 from test_governance import client_for
-from test_mcp import (MODERN, LEGACY, McpTestBase, McpTestHttpServer, call, calls_then_report, http_server,
-                      read_jsonl, test_server_stdio)
+from test_mcp import (LEGACY, MCP_TEST_SERVER_PY, MODERN, McpTestBase, McpTestHttpServer, call, calls_then_report,
+                      http_server, read_jsonl, test_server_stdio)
 
 CONFORMANCE_DIR = os.path.join(REPO_DIR, "tests", "mcp")
 CONFORMANCE_BIN = os.path.join(CONFORMANCE_DIR, "node_modules", ".bin", "conformance")
@@ -103,12 +104,17 @@ class McpPinningTest(McpPinningBase):
         self.assertNotEqual(echo_pin["approved_definition"]["description"], RUGPULL_DESCRIPTION)
 
         member = client_for(self.server, self.client, "mallory", roles=["member"])
-        refused = member.post("/v1/mcp/servers/test/tools/echo/approve", {})
+        refused = member.post("/v1/mcp/servers/test/tools/echo/approve", {"hash": echo_pin["seen_hash"]})
         self.assertEqual(refused.status, 403, refused.text)
-        approved = self.cli("approve", "test", "echo")
+        stale = self.client.post("/v1/mcp/servers/test/tools/echo/approve", {"hash": echo_pin["approved_hash"]})
+        self.assertEqual(stale.status, 409, "only the definition the admin reviewed is approved: " + stale.text)
+        listed = self.cli("tools", "test")
+        self.assertIn("echo  [allowed, changed, approve the new definition with --hash " + echo_pin["seen_hash"],
+                      listed.stdout)
+        approved = self.cli("approve", "test", "echo", "--hash", echo_pin["seen_hash"])
         self.assertEqual(approved.returncode, 0, describe(approved))
         self.assertEqual(json.loads(approved.stdout)["approved_by"], "user:admin")
-        again = self.cli("approve", "test", "echo")
+        again = self.cli("approve", "test", "echo", "--hash", echo_pin["seen_hash"])
         self.assertNotEqual(again.returncode, 0, "nothing left to approve: " + describe(again))
         self.assertIn(("mcp_tool:approve", "mcp:test/echo", "ok"), self.audit_actions())
 
@@ -127,6 +133,17 @@ class McpPinningTest(McpPinningBase):
         listens = [r for r in read_jsonl(os.path.join(state, "requests.jsonl"))
                    if r.get("method") == "subscriptions/listen"]
         self.assertTrue(listens, "the client subscribed to tool list changes")
+
+    def test_rug_pull_over_http_2025_arrives_on_the_get_stream(self):
+        state = self.state_dir()
+        server = self.start_process(McpTestHttpServer(self.tmp, state, revisions=LEGACY))
+        proxy = self.strict_model()
+        self.agent("rug", "echo", http_server("test", server.url), endpoint=proxy)
+        self.pull_the_rug(state, proxy, "rug")
+        self.assert_audited_change()
+        gets = [r for r in read_jsonl(os.path.join(state, "requests.jsonl")) if r.get("method") == "GET"]
+        self.assertTrue(gets, "the client opened the standalone GET stream")
+        self.assertIn('"msg":"mcp server tools changed"', self.server_log(), "the change came on that stream")
 
     def test_cli_lists_servers_and_what_a_server_offers(self):
         state = self.state_dir()
@@ -210,9 +227,38 @@ class McpApprovalAndProcessTest(McpPinningBase):
         wait_until(lambda: gone(pids[1]), message="the second server to stop with Continuum")
 
 
+    def test_a_command_entry_with_arguments_allows_only_that_script(self):
+        self.server.stop()
+        self.server.extra_env["CONTINUUM_MCP_STDIO_COMMANDS"] = f"python3 {MCP_TEST_SERVER_PY}"
+        self.server.start()
+        self.client = self.server.client()
+        state = self.state_dir()
+        self.agent("script", "add", test_server_stdio(state))
+        self.assert_completed(self.run_agent("script"))
+        self.agent("code", "add", {"type": "mcp", "name": "test", "transport": "stdio", "command": "python3",
+                                   "args": ["-c", "open('/tmp/pwned', 'w')"], "allowed_tools": ["*"]})
+        refused = self.run_agent("code")
+        self.assertIn("mcp_stdio_commands", refused["output"])
+        resp = self.client.post("/v1/agents", {
+            "name": "preload", "model": {"provider": "openai", "model": "add", "base_url": self.mock.base_url},
+            "tools": [{"type": "mcp", "name": "x", "transport": "stdio", "command": "python3",
+                       "args": [MCP_TEST_SERVER_PY, "stdio"], "env": {"PYTHONSTARTUP": "/tmp/evil.py"}}]})
+        self.assertEqual(resp.status, 400, resp.text)
+        self.assertEqual(resp.body["error"]["param"], "tools[0].env.PYTHONSTARTUP")
+
+
 class McpConformanceTest(McpPinningBase):
     """The official harness judges the client; the scenarios that need what Continuum
     does not offer (elicitation, SSE resumption, OAuth) are listed in docs/mcp.md."""
+
+    def setUp(self):
+        super().setUp()
+        # The harness ends a scenario once its server's connections are closed: Continuum drops
+        # an idle server's connections (its GET stream too) after mcp_idle_stop_ms.
+        self.server.stop()
+        self.server.extra_env["CONTINUUM_MCP_IDLE_STOP_MS"] = "1000"
+        self.server.start()
+        self.client = self.server.client()
 
     @classmethod
     def setUpClass(cls):

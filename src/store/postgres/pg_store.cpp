@@ -202,18 +202,22 @@ void compile_governance(const WriteBatch& batch, std::vector<Statement>& out) {
                             PgParams().add(key.revoked_at_ms).add(key.tenant_id).add(key.id), Expect::kOneRow,
                             Code::kNotFound, "active API key '" + key.id + "' not found"));
   }
-  for (const auto& pin : batch.mcp_tool_pin_upserts) {
-    out.push_back(plain(std::string("INSERT INTO mcp_tool_pins (") + kMcpPinColumns +
-                            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
-                            "ON CONFLICT (tenant_id, server, tool) DO UPDATE SET status = EXCLUDED.status, "
-                            "approved_hash = EXCLUDED.approved_hash, approved_definition = EXCLUDED.approved_definition, "
-                            "approved_at_ms = EXCLUDED.approved_at_ms, approved_by = EXCLUDED.approved_by, "
-                            "seen_hash = EXCLUDED.seen_hash, seen_definition = EXCLUDED.seen_definition, "
-                            "changed_at_ms = EXCLUDED.changed_at_ms",
-                        PgParams().add(pin.tenant_id).add(pin.server).add(pin.tool).add(pin.status)
-                            .add(pin.approved_hash).add(pin.approved_definition_json).add(pin.approved_at_ms)
-                            .add(pin.approved_by).add(pin.seen_hash).add(pin.seen_definition_json)
-                            .add(pin.changed_at_ms)));
+  for (bool replace : {false, true}) {
+    for (const auto& pin : replace ? batch.mcp_tool_pin_upserts : batch.mcp_tool_pin_inserts) {
+      std::string on_conflict = replace ? "ON CONFLICT (tenant_id, server, tool) DO UPDATE SET status = EXCLUDED.status, "
+                                          "approved_hash = EXCLUDED.approved_hash, "
+                                          "approved_definition = EXCLUDED.approved_definition, "
+                                          "approved_at_ms = EXCLUDED.approved_at_ms, approved_by = EXCLUDED.approved_by, "
+                                          "seen_hash = EXCLUDED.seen_hash, seen_definition = EXCLUDED.seen_definition, "
+                                          "changed_at_ms = EXCLUDED.changed_at_ms"
+                                        : "ON CONFLICT (tenant_id, server, tool) DO NOTHING";
+      out.push_back(plain(std::string("INSERT INTO mcp_tool_pins (") + kMcpPinColumns +
+                              ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) " + on_conflict,
+                          PgParams().add(pin.tenant_id).add(pin.server).add(pin.tool).add(pin.status)
+                              .add(pin.approved_hash).add(pin.approved_definition_json).add(pin.approved_at_ms)
+                              .add(pin.approved_by).add(pin.seen_hash).add(pin.seen_definition_json)
+                              .add(pin.changed_at_ms)));
+    }
   }
   for (const auto& policy : batch.policy_inserts) {
     out.push_back(plain("INSERT INTO policies (tenant_id, version, document, created_at_ms, created_by) "

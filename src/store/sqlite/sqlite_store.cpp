@@ -321,13 +321,17 @@ Status SqliteStore::apply_governance(const WriteBatch& batch) {
     RETURN_IF_ERROR(revoke.run());
     if (write_db_.changes() != 1) return not_found("active API key '" + key.id + "' not found");
   }
-  for (const auto& pin : batch.mcp_tool_pin_upserts) {
-    ASSIGN_OR_RETURN(auto upsert, write_db_.prepare_cached(std::string("INSERT OR REPLACE INTO mcp_tool_pins (") +
-                                                           kMcpPinColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
-    upsert.bind(1, pin.tenant_id).bind(2, pin.server).bind(3, pin.tool).bind(4, pin.status).bind(5, pin.approved_hash)
-        .bind(6, pin.approved_definition_json).bind(7, pin.approved_at_ms).bind(8, pin.approved_by)
-        .bind(9, pin.seen_hash).bind(10, pin.seen_definition_json).bind(11, pin.changed_at_ms);
-    RETURN_IF_ERROR(upsert.run());
+  for (bool replace : {false, true}) {
+    for (const auto& pin : replace ? batch.mcp_tool_pin_upserts : batch.mcp_tool_pin_inserts) {
+      ASSIGN_OR_RETURN(auto write, write_db_.prepare_cached(std::string(replace ? "INSERT OR REPLACE" : "INSERT OR IGNORE") +
+                                                            " INTO mcp_tool_pins (" + kMcpPinColumns +
+                                                            ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+      write.bind(1, pin.tenant_id).bind(2, pin.server).bind(3, pin.tool).bind(4, pin.status)
+          .bind(5, pin.approved_hash).bind(6, pin.approved_definition_json).bind(7, pin.approved_at_ms)
+          .bind(8, pin.approved_by).bind(9, pin.seen_hash).bind(10, pin.seen_definition_json)
+          .bind(11, pin.changed_at_ms);
+      RETURN_IF_ERROR(write.run());
+    }
   }
   for (const auto& policy : batch.policy_inserts) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(

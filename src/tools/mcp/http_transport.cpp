@@ -37,6 +37,7 @@ struct HttpState {
   std::string protocol_version;
   bool closed = false;
   std::map<int64_t, std::weak_ptr<Exchange>> exchanges;  // requests in progress, by id
+  std::weak_ptr<Exchange> server_stream;                  // the standalone GET stream, while open
 };
 
 HttpClientRequest make_request(const HttpState& state, const char* method, int64_t timeout_ms) {
@@ -91,18 +92,33 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // 2026-07-28 server takes a closed stream to mean), or a resumed stream has
   // delivered its answer.
   void abort() {
+    aborted_ = true;  // also stops a resumption that is waiting for its delay
     if (abort_) abort_->abort();
   }
 
+  // Runs after the exchange ended, with whether the server answered 2xx (the
+  // standalone GET stream uses it to open itself again).
+  void on_finished(std::function<void(bool ok)> handler) { on_finished_ = std::move(handler); }
+
   void on_done(Result<HttpClientResponse> result) {
+    bool ok = result.is_ok() && result->status >= 200 && result->status < 300;
+    take_reply(std::move(result));
+    if (on_finished_) on_finished_(ok);
+  }
+
+ private:
+  void take_reply(Result<HttpClientResponse> result) {
     if (state_->closed) return;
-    if (!result.is_ok() && result.status().code() == Code::kCancelled) return fail(result.status());
     if (!result.is_ok()) return fail(result.status());
     std::string session = result->header("Mcp-Session-Id");
     if (!session.empty()) state_->session_id = session;
     if (result->status == 404 && !state_->session_id.empty()) {
       state_->session_id.clear();
       return fail(not_found("the MCP session expired"));
+    }
+    if (result->status == 401 || result->status == 403) {
+      // Perhaps a rotated credential: a new connection reads the vault again.
+      return fail(Status(Code::kUnauthenticated, "MCP server answered HTTP " + std::to_string(result->status)));
     }
     if (result->status < 200 || result->status >= 300) {
       // A JSON-RPC error in the body (e.g. an unsupported protocol version) says more than the status.
@@ -126,7 +142,6 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (request_id_ && !answered_) fail(unavailable("the MCP server ended its reply without answering"));
   }
 
- private:
   enum class Mode { kUnknown, kWhole, kSse };  // kWhole: read once the reply is complete
 
   SseReader new_reader() {
@@ -141,7 +156,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     int64_t delay_ms = reader_.retry_ms() >= 0 ? std::min(reader_.retry_ms(), kResumeDelayMaxMs) : kResumeDelayDefaultMs;
     auto self = shared_from_this();
     state_->loop->post_after(delay_ms, [self, last_event_id] {
-      if (self->state_->closed) return;
+      if (self->state_->closed || self->aborted_) return;
       HttpClientRequest request = make_request(*self->state_, "GET", self->timeout_ms_);
       request.headers.emplace_back("Accept", "text/event-stream");
       request.headers.emplace_back("Last-Event-ID", last_event_id);
@@ -184,7 +199,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void fail(Status status) {
     if (state_->closed || !request_id_ || answered_) {
-      if (!status.is_ok() && !request_id_) {
+      if (!status.is_ok() && !request_id_ && !on_finished_) {
         log::warn("mcp notification not delivered", {{"server", state_->options.server_name},
                                                       {"error", status.message()}});
       }
@@ -197,6 +212,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::shared_ptr<HttpState> state_;
   std::optional<int64_t> request_id_;
   std::shared_ptr<HttpAbort> abort_;  // of the exchange in progress
+  bool aborted_ = false;
   bool live_ = true;
   int64_t timeout_ms_ = 0;
   int resumes_ = 0;
@@ -205,7 +221,31 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string sniffed_;
   Status stream_status_;
   bool answered_ = false;
+  std::function<void(bool)> on_finished_;
 };
+
+constexpr int64_t kServerStreamReopenMs = 1000;
+constexpr int64_t kServerStreamTimeoutMs = 3'600'000;
+
+// The 2025-11-25 standalone stream: a GET that carries what the server sends
+// unasked (notifications/tools/list_changed). Opened again when it ends
+// normally; given up on when the server refuses it (405: it has none).
+void open_server_stream(const std::shared_ptr<HttpState>& state) {
+  if (state->closed || !state->server_stream.expired()) return;
+  HttpClientRequest request = make_request(*state, "GET", kServerStreamTimeoutMs);
+  request.headers.emplace_back("Accept", "text/event-stream");
+  auto stream = std::make_shared<Exchange>(state, std::nullopt, true, kServerStreamTimeoutMs);
+  std::weak_ptr<HttpState> weak = state;
+  stream->on_finished([weak](bool ok) {
+    auto alive = weak.lock();
+    if (!alive || alive->closed || !ok) return;
+    alive->loop->post_after(kServerStreamReopenMs, [weak] {
+      if (auto again = weak.lock()) open_server_stream(again);
+    });
+  });
+  state->server_stream = stream;
+  stream->send(std::move(request));
+}
 
 class HttpTransport final : public McpTransport {
  public:
@@ -243,6 +283,8 @@ class HttpTransport final : public McpTransport {
 
   void set_protocol_version(std::string version) override { state_->protocol_version = std::move(version); }
 
+  void open_server_stream() override { continuum::open_server_stream(state_); }
+
   void cancel_request(int64_t request_id) override {
     auto it = state_->exchanges.find(request_id);
     if (it == state_->exchanges.end()) return;
@@ -258,6 +300,7 @@ class HttpTransport final : public McpTransport {
     for (auto& [id, weak] : state_->exchanges) {
       if (auto exchange = weak.lock()) exchange->abort();  // e.g. a subscription's open stream
     }
+    if (auto stream = state_->server_stream.lock()) stream->abort();
     state_->exchanges.clear();
     if (state_->session_id.empty()) return;
     state_->http->send(make_request(*state_, "DELETE", 5000), nullptr, [](Result<HttpClientResponse>) {});

@@ -7,6 +7,7 @@ namespace continuum {
 namespace {
 
 constexpr int kListPagesMax = 100;
+constexpr size_t kToolsPerServerMax = 1000;
 constexpr int64_t kListenRetryMs = 5000;
 constexpr int64_t kCacheTtlFloorMs = 1000;
 constexpr int64_t kJsonRpcUnsupportedVersion = -32022;
@@ -43,8 +44,10 @@ void McpConnection::start() {
   handlers.on_request_failed = [weak](int64_t id, Status status) {
     auto self = weak.lock();
     if (!self) return;
-    if (status.code() == Code::kNotFound) {  // the HTTP session ended: this connection is done
-      self->lost(unavailable("the MCP server ended the session"));
+    if (status.code() == Code::kNotFound || status.code() == Code::kUnauthenticated) {
+      // The HTTP session ended, or the credential is refused: a new connection starts afresh.
+      self->lost(unavailable(status.code() == Code::kNotFound ? "the MCP server ended the session"
+                                                              : "the MCP server refused the credential: " + status.message()));
       return;
     }
     self->resolve(id, std::move(status));
@@ -138,6 +141,7 @@ void McpConnection::become_ready(std::string revision) {
   state_ = State::kReady;
   log::info("mcp server ready", {{"server", options_.server_name}, {"revision", revision_}});
   if (revision_ == kMcpRevision2026 && options_.listen_for_changes) listen_for_changes();
+  if (revision_ != kMcpRevision2026 && options_.listen_for_changes) transport_->open_server_stream();
   auto waiting = std::move(waiting_for_ready_);
   waiting_for_ready_.clear();
   for (auto& task : waiting) task(Status::ok());
@@ -242,6 +246,10 @@ void McpConnection::fetch_page(std::optional<std::string> cursor, std::shared_pt
                  auto page = parse_tools_page(*result);
                  if (!page.is_ok()) return self->finish_listing(page.status());
                  for (auto& tool : page->tools) acc->push_back(std::move(tool));
+                 if (acc->size() > kToolsPerServerMax) {
+                   return self->finish_listing(invalid_argument("MCP server lists more than " +
+                                                                std::to_string(kToolsPerServerMax) + " tools"));
+                 }
                  if (page->next_cursor && pages + 1 < kListPagesMax) {
                    return self->fetch_page(page->next_cursor, acc, pages + 1, changes_at_start);
                  }
@@ -252,6 +260,8 @@ void McpConnection::fetch_page(std::optional<std::string> cursor, std::shared_pt
                  const json::value* server_ttl = result->get_object().if_contains("ttlMs");
                  if (server_ttl != nullptr && server_ttl->is_int64()) {
                    ttl = std::max(kCacheTtlFloorMs, std::min(ttl, server_ttl->get_int64()));
+                 } else if (self->revision_ == kMcpRevision2026) {
+                   ttl = kCacheTtlFloorMs;  // 2026-07-28: no ttlMs means "do not reuse"
                  }
                  self->tools_cached_until_ms_ = self->clock_.now_ms() + ttl;
                  // Pages read across a change may mix old and new: answer, but do not keep them.

@@ -1,6 +1,7 @@
 #include "tools/mcp/mcp_hub.h"
 
 #include <algorithm>
+#include <sstream>
 
 #include "core/log.h"
 #include "crypto/hash.h"
@@ -10,7 +11,7 @@ namespace continuum {
 
 namespace {
 
-constexpr int64_t kIdleSweepMs = 30'000;
+constexpr int64_t kIdleSweepMaxMs = 30'000;
 
 // Everything that makes two configurations the same server.
 std::string entry_key(const std::string& tenant, const ToolSpec& server) {
@@ -34,22 +35,33 @@ std::string entry_key(const std::string& tenant, const ToolSpec& server) {
 McpHub::McpHub(AsioEventLoop& loop, const Clock& clock, HttpClient& http, McpHubOptions options)
     : loop_(loop), clock_(clock), http_(http), options_(std::move(options)) {
   std::weak_ptr<bool> alive = alive_;
-  loop_.post_after(kIdleSweepMs, [this, alive] {
+  loop_.post_after(sweep_interval_ms(), [this, alive] {
     if (alive.lock()) sweep_idle();
   });
 }
 
+int64_t McpHub::sweep_interval_ms() const {
+  return std::clamp<int64_t>(options_.idle_stop_ms / 2, 100, kIdleSweepMaxMs);
+}
+
 McpHub::~McpHub() { shutdown(); }
 
-bool McpHub::stdio_command_allowed(const std::string& command) const {
-  return std::any_of(options_.stdio_commands.begin(), options_.stdio_commands.end(),
-                     [&](const std::string& allowed) { return allowed == "*" || allowed == command; });
+bool stdio_command_allowed(const std::vector<std::string>& allowed_commands, const McpServerSpec& mcp) {
+  for (const std::string& entry : allowed_commands) {
+    if (entry == "*") return true;
+    std::vector<std::string> words;
+    std::istringstream split(entry);
+    for (std::string word; split >> word;) words.push_back(word);
+    if (words.empty() || words[0] != mcp.command || mcp.args.size() + 1 < words.size()) continue;
+    if (std::equal(words.begin() + 1, words.end(), mcp.args.begin())) return true;
+  }
+  return false;
 }
 
 Result<std::unique_ptr<McpTransport>> McpHub::make_transport(const std::string& tenant, const ToolSpec& server) {
   const McpServerSpec& mcp = *server.mcp;
   if (mcp.transport == "stdio") {
-    if (!stdio_command_allowed(mcp.command)) {
+    if (!stdio_command_allowed(options_.stdio_commands, mcp)) {
       return Status(Code::kPermissionDenied, "the server's configuration does not allow the MCP command '" + mcp.command +
                                "' (mcp_stdio_commands)");
     }
@@ -127,9 +139,6 @@ Result<std::shared_ptr<McpConnection>> McpHub::connection_for(const std::string&
     log::warn("mcp server lost", {{"server", lost.server_name}, {"error", status.message()},
                                   {"restart_after_ms", std::to_string(backoff)}});
   });
-  connection->on_tools_changed([this, alive, tenant, name = server.name] {
-    if (alive.lock() && on_tools_changed_) on_tools_changed_(tenant, name);
-  });
   entry.stdio = server.mcp->transport == "stdio";
   entry.connection = connection;
   connection->start();
@@ -164,8 +173,13 @@ void McpHub::call(const std::string& tenant, const ToolSpec& server, McpCallOpti
                   std::function<void(Result<json::value>)> done) {
   if (int64_t wait_ms = restart_wait_ms(tenant, server); wait_ms > 0) {
     std::weak_ptr<bool> alive = alive_;
-    loop_.post_after(wait_ms, [this, alive, tenant, &server, call = std::move(call), done = std::move(done)]() mutable {
-      if (alive.lock()) this->call(tenant, server, std::move(call), std::move(done));
+    std::string key = call.idempotency_key;
+    deferred_.insert(key);
+    loop_.post_after(wait_ms, [this, alive, key, tenant, &server, call = std::move(call),
+                               done = std::move(done)]() mutable {
+      if (!alive.lock()) return;
+      if (deferred_.erase(key) == 0) return done(Status(Code::kCancelled, "the call was cancelled"));
+      this->call(tenant, server, std::move(call), std::move(done));
     });
     return;
   }
@@ -193,6 +207,7 @@ void McpHub::call(const std::string& tenant, const ToolSpec& server, McpCallOpti
 }
 
 void McpHub::cancel(const std::string& call_key, const std::string& reason) {
+  deferred_.erase(call_key);  // a call waiting out a restart backoff is never sent
   auto it = in_flight_.find(call_key);
   if (it == in_flight_.end()) return;
   auto connection = it->second.connection.lock();
@@ -215,7 +230,7 @@ void McpHub::sweep_idle() {
     Entry& entry = it->second;
     bool idle = entry.connection && entry.connection->requests_in_flight() == 0 &&
                 now - entry.last_used_ms >= options_.idle_stop_ms;
-    if (entry.stdio && idle) {
+    if (idle) {  // stdio: the process; http: the session, the subscription and the credential read at start
       log::info("stopping idle mcp server", {{"server", entry.server_name}});
       entry.connection->close();
       entry.connection.reset();
@@ -224,7 +239,7 @@ void McpHub::sweep_idle() {
     it = forgotten ? entries_.erase(it) : std::next(it);
   }
   std::weak_ptr<bool> alive = alive_;
-  loop_.post_after(kIdleSweepMs, [this, alive] {
+  loop_.post_after(sweep_interval_ms(), [this, alive] {
     if (alive.lock() && !stopped_) sweep_idle();
   });
 }
@@ -237,6 +252,7 @@ void McpHub::shutdown() {
   }
   entries_.clear();
   in_flight_.clear();
+  deferred_.clear();
 }
 
 }  // namespace continuum

@@ -10,6 +10,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -24,17 +25,23 @@ class AsioEventLoop;
 class HttpClient;
 
 struct McpHubOptions {
-  // Programs stdio servers may run (names or absolute paths, as written in the
-  // agent); empty = no stdio server may start. A "*" entry allows any program.
+  // What stdio servers may run; empty = no stdio server may start. Each entry
+  // is a program (as the agent writes it) optionally followed by the
+  // arguments a server's own must begin with: "node /opt/mcp/fs/index.js"
+  // allows that script only, "node" any script (and `node -e ...`: any code).
+  // "*" allows anything.
   std::vector<std::string> stdio_commands;
   int stdio_processes_max = 32;
-  int64_t idle_stop_ms = 600'000;          // a stdio server unused this long is stopped
+  int64_t idle_stop_ms = 600'000;          // a server unused this long is stopped (http: disconnected)
   int64_t restart_backoff_initial_ms = 250;
   int64_t restart_backoff_max_ms = 30'000;
   int64_t tools_cache_ttl_ms = 300'000;
   bool allow_private_addresses = false;    // http servers on loopback/private networks
   SecretReader secrets;                    // http servers' `auth`
 };
+
+// Whether an mcp_stdio_commands entry allows `mcp`'s command and arguments.
+bool stdio_command_allowed(const std::vector<std::string>& allowed_commands, const McpServerSpec& mcp);
 
 class McpHub {
  public:
@@ -49,10 +56,6 @@ class McpHub {
   void call(const std::string& tenant, const ToolSpec& server, McpCallOptions call,
             std::function<void(Result<json::value>)> done);
   void cancel(const std::string& call_key, const std::string& reason);
-  // Runs `handler(tenant, server name)` when a server says its tools changed.
-  void on_tools_changed(std::function<void(const std::string&, const std::string&)> handler) {
-    on_tools_changed_ = std::move(handler);
-  }
   // Stops every server (stdio: stdin closed, then SIGTERM, then SIGKILL).
   void shutdown();
   // Live stdio server processes (for tests and metrics).
@@ -77,9 +80,9 @@ class McpHub {
   int64_t restart_wait_ms(const std::string& tenant, const ToolSpec& server) const;
   Result<std::shared_ptr<McpConnection>> connection_for(const std::string& tenant, const ToolSpec& server);
   Result<std::unique_ptr<McpTransport>> make_transport(const std::string& tenant, const ToolSpec& server);
-  bool stdio_command_allowed(const std::string& command) const;
   Status make_room_for_stdio();
   void sweep_idle();
+  int64_t sweep_interval_ms() const;
 
   AsioEventLoop& loop_;
   const Clock& clock_;
@@ -87,7 +90,7 @@ class McpHub {
   McpHubOptions options_;
   std::map<std::string, Entry> entries_;        // by tenant + server configuration
   std::map<std::string, InFlight> in_flight_;   // by call key
-  std::function<void(const std::string&, const std::string&)> on_tools_changed_;
+  std::set<std::string> deferred_;              // call keys waiting out a restart backoff
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the idle sweep timer
   bool stopped_ = false;
 };

@@ -1,5 +1,7 @@
 #include "tools/mcp/mcp_protocol.h"
 
+#include <algorithm>
+
 #include "crypto/hash.h"
 
 namespace continuum {
@@ -75,7 +77,10 @@ Result<McpTool> parse_tool(const json::value& value) {
   const json::object& obj = value.get_object();
   McpTool tool;
   tool.name = string_or_empty(obj, "name");
-  if (tool.name.empty() || tool.name.size() > kToolNameBytesMax) return malformed("a listed tool has no valid name");
+  bool visible_ascii = std::all_of(tool.name.begin(), tool.name.end(), [](char c) { return c > 0x20 && c < 0x7f; });
+  if (tool.name.empty() || tool.name.size() > kToolNameBytesMax || !visible_ascii) {
+    return malformed("a listed tool has no valid name (1-128 visible ASCII characters)");
+  }
   tool.title = string_or_empty(obj, "title");
   tool.description = string_or_empty(obj, "description");
   const json::value* schema = obj.if_contains("inputSchema");
@@ -150,13 +155,15 @@ std::string mcp_error_text(const json::value& id, int64_t code, std::string_view
 
 json::object mcp_client_info() { return json::object{{"name", "continuum"}, {"version", "0.1.0"}}; }
 
-std::string tool_definition_hash(const McpTool& tool) {
+std::string tool_definition_json(const McpTool& tool) {
   json::object definition{{"name", tool.name},
                           {"title", tool.title},
                           {"description", tool.description},
                           {"inputSchema", tool.input_schema}};
-  return sha256_hex(to_json(sorted_keys(definition)));
+  return to_json(sorted_keys(definition));
 }
+
+std::string tool_definition_hash(const McpTool& tool) { return sha256_hex(tool_definition_json(tool)); }
 
 Result<McpToolsPage> parse_tools_page(const json::value& result) {
   if (!result.is_object()) return malformed("tools/list result is not an object");
@@ -169,7 +176,7 @@ Result<McpToolsPage> parse_tools_page(const json::value& result) {
     page.tools.push_back(std::move(tool));
   }
   const json::value* cursor = obj.if_contains("nextCursor");
-  if (cursor != nullptr && cursor->is_string() && !cursor->get_string().empty()) {
+  if (cursor != nullptr && cursor->is_string()) {  // "" is a cursor too; absent means the end
     page.next_cursor = std::string(cursor->get_string());
   }
   return page;
@@ -179,6 +186,12 @@ Result<McpToolResult> render_tool_result(const json::value& result) {
   if (!result.is_object()) return malformed("tools/call result is not an object");
   const json::object& obj = result.get_object();
   McpToolResult rendered;
+  const json::value* result_type = obj.if_contains("resultType");
+  if (result_type != nullptr && !(result_type->is_string() && result_type->get_string() == "complete")) {
+    // e.g. "input_required": the tool has not run; the client cannot supply input.
+    return malformed("the server answered tools/call with resultType " + to_json(*result_type) +
+                     ", which the client does not support");
+  }
   const json::value* is_error = obj.if_contains("isError");
   rendered.is_error = is_error != nullptr && is_error->is_bool() && is_error->get_bool();
   const json::value* content = obj.if_contains("content");

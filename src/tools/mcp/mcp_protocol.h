@@ -75,6 +75,9 @@ struct McpToolsPage {
 // is not trusted with the others).
 Result<McpToolsPage> parse_tools_page(const json::value& result);
 
+// What a tool is pinned as: canonical JSON of {name, title, description,
+// inputSchema}; and its SHA-256 (hex).
+std::string tool_definition_json(const McpTool& tool);
 std::string tool_definition_hash(const McpTool& tool);
 
 // What the model sees of a tools/call result: text content joined by blank

@@ -46,6 +46,9 @@ class McpTransport {
   virtual ~McpTransport() = default;
   virtual Status start(Handlers handlers) = 0;
   virtual void send(McpOutgoing message) = 0;
+  // 2025-11-25 Streamable HTTP: opens the GET stream on which the server sends
+  // what it sends unasked (tools/list_changed). No-op elsewhere.
+  virtual void open_server_stream() {}
   // Stops waiting for a request's reply (HTTP: drops its connection, which a
   // 2026-07-28 server takes as the cancellation). No handler runs for it.
   virtual void cancel_request(int64_t request_id) { (void)request_id; }

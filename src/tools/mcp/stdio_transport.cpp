@@ -66,17 +66,12 @@ class StdioChild : public std::enable_shared_from_this<StdioChild> {
 
   Status start(McpTransport::Handlers handlers) {
     handlers_ = std::move(handlers);
-    ASSIGN_OR_RETURN(Pipe in, make_pipe());
-    ASSIGN_OR_RETURN(Pipe out, make_pipe());
-    ASSIGN_OR_RETURN(Pipe err, make_pipe());
-    Status spawned = spawn(in, out, err);
-    ::close(in.read_end);
-    ::close(out.write_end);
-    ::close(err.write_end);
+    Pipe in, out, err;
+    Status spawned = make_pipes(in, out, err);
+    if (spawned.is_ok()) spawned = spawn(in, out, err);
+    for (int fd : {in.read_end, out.write_end, err.write_end}) close_fd(fd);
     if (!spawned.is_ok()) {
-      ::close(in.write_end);
-      ::close(out.read_end);
-      ::close(err.read_end);
+      for (int fd : {in.write_end, out.read_end, err.read_end}) close_fd(fd);
       return spawned;
     }
     stdin_.assign(in.write_end);
@@ -108,13 +103,37 @@ class StdioChild : public std::enable_shared_from_this<StdioChild> {
 
   int pid() const { return pid_; }
 
+  // The last resort, when the loop no longer runs (the process is exiting):
+  // whatever was not reaped is killed with its process group.
+  ~StdioChild() {
+    if (pid_ > 0 && !reaped_) {
+      ::kill(-pid_, SIGKILL);
+      ::waitpid(pid_, nullptr, WNOHANG);
+    }
+  }
+
  private:
+  static void close_fd(int fd) {
+    if (fd >= 0) ::close(fd);
+  }
+
+  static Status make_pipes(Pipe& in, Pipe& out, Pipe& err) {
+    for (Pipe* pipe : {&in, &out, &err}) {
+      auto made = make_pipe();
+      if (!made.is_ok()) return made.status();  // the caller closes what was made
+      *pipe = *made;
+    }
+    return Status::ok();
+  }
+
   Status spawn(const Pipe& in, const Pipe& out, const Pipe& err) {
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_adddup2(&actions, in.read_end, 0);
     posix_spawn_file_actions_adddup2(&actions, out.write_end, 1);
     posix_spawn_file_actions_adddup2(&actions, err.write_end, 2);
+    // Nothing else of ours: not the API's sockets, not the store's files.
+    posix_spawn_file_actions_addclosefrom_np(&actions, 3);
     posix_spawnattr_t attributes;
     posix_spawnattr_init(&attributes);
     sigset_t defaults, none;

@@ -20,13 +20,6 @@ std::string withheld_reason(const McpToolPinRecord& pin) {
 
 }  // namespace
 
-std::string McpToolPins::definition_json(const McpTool& tool) {
-  return to_json(sorted_keys(json::object{{"name", tool.name},
-                                          {"title", tool.title},
-                                          {"description", tool.description},
-                                          {"inputSchema", tool.input_schema}}));
-}
-
 json::object mcp_pin_to_json(const McpToolPinRecord& pin) {
   json::object obj{{"server", pin.server},
                    {"tool", pin.tool},
@@ -45,33 +38,54 @@ json::object mcp_pin_to_json(const McpToolPinRecord& pin) {
   return obj;
 }
 
+void McpToolPins::post(std::function<void(Reasons)> done, Reasons reasons) {
+  loop_.post([done = std::move(done), reasons = std::move(reasons)]() mutable { done(std::move(reasons)); });
+}
+
 void McpToolPins::check(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
-                        std::function<void(std::map<std::string, std::string>)> done) {
-  std::map<std::string, std::string> reasons;
-  bool all_known = true;
+                        std::function<void(Reasons)> done) {
+  check_pass(tenant, server, tools, std::move(done), /*may_pin=*/true);
+}
+
+// One pass: the cache answers when it can; otherwise the stored pins decide,
+// and what must be written (new pins, changes) is committed before a second
+// pass decides again from what is then stored (another node may have pinned
+// first). Only stored pins ever fill the cache.
+void McpToolPins::check_pass(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
+                             std::function<void(Reasons)> done, bool may_pin) {
+  Reasons reasons;
   for (const McpTool& tool : tools) {
     auto cached = approved_.find(cache_key(tenant, server, tool.name));
-    if (cached != approved_.end() && cached->second == tool.definition_hash) {
-      reasons[tool.name] = "";
-    } else {
-      all_known = false;
-    }
+    if (cached != approved_.end() && cached->second == tool.definition_hash) reasons[tool.name] = "";
   }
-  if (all_known) {
-    loop_.post([done = std::move(done), reasons = std::move(reasons)]() mutable { done(std::move(reasons)); });
-    return;
-  }
+  if (reasons.size() == tools.size()) return post(std::move(done), std::move(reasons));
   auto stored = store_.list_mcp_tool_pins(tenant, server);
   if (!stored.is_ok()) {
     log::warn("cannot read mcp tool pins", {{"server", server}, {"error", stored.status().to_string()}});
-    for (const McpTool& tool : tools) {
-      if (!reasons.count(tool.name)) reasons[tool.name] = "its pin could not be read";
-    }
-    loop_.post([done = std::move(done), reasons = std::move(reasons)]() mutable { done(std::move(reasons)); });
-    return;
+    for (const McpTool& tool : tools) reasons.try_emplace(tool.name, "its pin could not be read");
+    return post(std::move(done), std::move(reasons));
   }
   std::map<std::string, McpToolPinRecord> pins;
   for (auto& pin : *stored) pins[pin.tool] = std::move(pin);
+  WriteBatch batch = decide(tenant, server, tools, pins, may_pin, reasons);
+  if (batch.empty()) return post(std::move(done), std::move(reasons));
+  EventLoop& loop = loop_;
+  store_.commit(std::move(batch), [&loop, this, tenant, server, tools, done = std::move(done)](Status status) mutable {
+    loop.post([this, tenant, server, tools = std::move(tools), status, done = std::move(done)]() mutable {
+      if (status.is_ok()) return check_pass(tenant, server, tools, std::move(done), /*may_pin=*/false);
+      log::warn("cannot write mcp tool pins", {{"server", server}, {"error", status.to_string()}});
+      Reasons refused;  // nothing unpinned or changed is offered; the next listing tries again
+      for (const McpTool& tool : tools) refused[tool.name] = "its pin could not be written";
+      done(std::move(refused));
+    });
+  });
+}
+
+// Fills `reasons` for the tools it can decide from `pins`, and returns what to
+// write: a first-use pin for each unknown tool (when `may_pin`; written only
+// if no pin exists by then), a change for each tool that serves a new definition.
+WriteBatch McpToolPins::decide(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
+                               const std::map<std::string, McpToolPinRecord>& pins, bool may_pin, Reasons& reasons) {
   int64_t now = clock_.now_ms();
   WriteBatch batch;
   for (const McpTool& tool : tools) {
@@ -79,14 +93,16 @@ void McpToolPins::check(const std::string& tenant, const std::string& server, co
     std::string resource = "mcp:" + server + "/" + tool.name;
     auto found = pins.find(tool.name);
     if (found == pins.end()) {
-      std::string definition = definition_json(tool);
-      batch.mcp_tool_pin_upserts.push_back(McpToolPinRecord{tenant, server, tool.name, kMcpPinApproved,
+      if (!may_pin) {
+        reasons[tool.name] = "it could not be pinned";
+        continue;
+      }
+      std::string definition = tool_definition_json(tool);
+      batch.mcp_tool_pin_inserts.push_back(McpToolPinRecord{tenant, server, tool.name, kMcpPinApproved,
                                                             tool.definition_hash, definition, now, kFirstUse,
                                                             tool.definition_hash, definition, 0});
       batch.audit_events.push_back(audit_event(tenant, now, "system", "mcp_tool:pin", resource, "ok",
                                                json::object{{"hash", tool.definition_hash}}));
-      approved_[cache_key(tenant, server, tool.name)] = tool.definition_hash;
-      reasons[tool.name] = "";
       continue;
     }
     McpToolPinRecord pin = found->second;
@@ -104,7 +120,7 @@ void McpToolPins::check(const std::string& tenant, const std::string& server, co
     if (pin.seen_hash != tool.definition_hash || pin.status != kMcpPinChanged) {
       pin.status = kMcpPinChanged;
       pin.seen_hash = tool.definition_hash;
-      pin.seen_definition_json = definition_json(tool);
+      pin.seen_definition_json = tool_definition_json(tool);
       pin.changed_at_ms = now;
       batch.mcp_tool_pin_upserts.push_back(pin);
       batch.audit_events.push_back(audit_event(
@@ -116,48 +132,28 @@ void McpToolPins::check(const std::string& tenant, const std::string& server, co
     }
     reasons[tool.name] = withheld_reason(pin);
   }
-  if (batch.empty()) {
-    loop_.post([done = std::move(done), reasons = std::move(reasons)]() mutable { done(std::move(reasons)); });
-    return;
-  }
-  EventLoop& loop = loop_;
-  store_.commit(std::move(batch), [&loop, this, tenant, server, done = std::move(done),
-                                   reasons = std::move(reasons)](Status status) mutable {
-    loop.post([this, tenant, server, status, done = std::move(done), reasons = std::move(reasons)]() mutable {
-      if (!status.is_ok()) {
-        // Nothing was pinned: offer nothing that is not pinned, and look again next time.
-        log::warn("cannot write mcp tool pins", {{"server", server}, {"error", status.to_string()}});
-        forget(tenant, server);
-        for (auto& [tool, reason] : reasons) {
-          if (reason.empty()) reason = "its pin could not be written";
-        }
-      }
-      done(std::move(reasons));
-    });
-  });
-}
-
-void McpToolPins::forget(const std::string& tenant, const std::string& server) {
-  std::string prefix = tenant + "\n" + server + "\n";
-  for (auto it = approved_.lower_bound(prefix); it != approved_.end() && it->first.rfind(prefix, 0) == 0;) {
-    it = approved_.erase(it);
-  }
+  return batch;
 }
 
 void McpToolPins::approve(const std::string& tenant, const std::string& server, const std::string& tool,
-                          const std::string& principal, std::function<void(Result<McpToolPinRecord>)> done) {
-  auto post = [this](std::function<void(Result<McpToolPinRecord>)> callback, Result<McpToolPinRecord> result) {
+                          const std::string& expected_hash, const std::string& principal,
+                          std::function<void(Result<McpToolPinRecord>)> done) {
+  auto answer = [this](std::function<void(Result<McpToolPinRecord>)> callback, Result<McpToolPinRecord> result) {
     loop_.post([callback = std::move(callback), result = std::move(result)]() mutable { callback(std::move(result)); });
   };
   auto stored = store_.list_mcp_tool_pins(tenant, server);
-  if (!stored.is_ok()) return post(std::move(done), stored.status());
+  if (!stored.is_ok()) return answer(std::move(done), stored.status());
   const McpToolPinRecord* found = nullptr;
   for (const auto& pin : *stored) {
     if (pin.tool == tool) found = &pin;
   }
-  if (found == nullptr) return post(std::move(done), not_found("no pin for tool '" + tool + "' of MCP server '" + server + "'"));
+  if (found == nullptr) return answer(std::move(done), not_found("no pin for tool '" + tool + "' of MCP server '" + server + "'"));
   if (found->status == kMcpPinApproved) {
-    return post(std::move(done), conflict("tool '" + tool + "' of MCP server '" + server + "' has no change to approve"));
+    return answer(std::move(done), conflict("tool '" + tool + "' of MCP server '" + server + "' has no change to approve"));
+  }
+  if (found->seen_hash != expected_hash) {
+    return answer(std::move(done), conflict("the server now serves another definition of '" + tool + "' (" +
+                                          found->seen_hash.substr(0, 12) + "); review it again"));
   }
   McpToolPinRecord pin = *found;
   int64_t now = clock_.now_ms();

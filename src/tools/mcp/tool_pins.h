@@ -26,21 +26,27 @@ class McpToolPins {
  public:
   McpToolPins(Store& store, EventLoop& loop, const Clock& clock) : store_(store), loop_(loop), clock_(clock) {}
 
+  using Reasons = std::map<std::string, std::string>;  // tool name -> why withheld ("" = offered)
+
   // For each of `tools` (as `server` lists them now): "" if it may be
-  // offered, else why it is withheld. Unknown tools are pinned first.
+  // offered, else why it is withheld. Unknown tools are pinned first (durably).
   void check(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
-             std::function<void(std::map<std::string, std::string>)> done);
+             std::function<void(Reasons)> done);
 
-  // Approves the definition `server` serves now for `tool` (as last seen).
-  // kNotFound without a pin; kConflict if the pin has nothing to approve.
+  // Approves the definition `server` serves now for `tool` (as last seen),
+  // if it is the one the approver reviewed (`expected_hash`, its seen_hash).
+  // kNotFound without a pin; kConflict if the pin has nothing to approve or
+  // the server has moved on to another definition since.
   void approve(const std::string& tenant, const std::string& server, const std::string& tool,
-               const std::string& principal, std::function<void(Result<McpToolPinRecord>)> done);
-
-  // The JSON a tool's definition is pinned as.
-  static std::string definition_json(const McpTool& tool);
+               const std::string& expected_hash, const std::string& principal,
+               std::function<void(Result<McpToolPinRecord>)> done);
 
  private:
-  void forget(const std::string& tenant, const std::string& server);
+  void check_pass(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
+                  std::function<void(Reasons)> done, bool may_pin);
+  WriteBatch decide(const std::string& tenant, const std::string& server, const std::vector<McpTool>& tools,
+                    const std::map<std::string, McpToolPinRecord>& pins, bool may_pin, Reasons& reasons);
+  void post(std::function<void(Reasons)> done, Reasons reasons);
 
   Store& store_;
   EventLoop& loop_;

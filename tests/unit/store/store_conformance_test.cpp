@@ -355,6 +355,19 @@ TEST_P(StoreConformanceTest, McpToolPinsUpsertPerServerAndTenant) {
   EXPECT_EQ((*all)[1].server, "mem");
   EXPECT_EQ(store_->list_mcp_tool_pins("t2", "")->size(), 1u) << "tenants see only their pins";
   EXPECT_EQ((*store_->list_mcp_tool_pins("t2", ""))[0].status, kMcpPinApproved);
+  // A first pin written by a second node (or run) that read before the first committed: ignored.
+  McpToolPinRecord late_first = echo;
+  late_first.approved_hash = late_first.seen_hash = "h3";
+  WriteBatch third;
+  third.mcp_tool_pin_inserts.push_back(late_first);
+  McpToolPinRecord brand_new = echo;
+  brand_new.tool = "write";
+  third.mcp_tool_pin_inserts.push_back(brand_new);
+  ASSERT_TRUE(commit(std::move(third)).is_ok());
+  auto after = store_->list_mcp_tool_pins("t1", "fs");
+  ASSERT_EQ(after->size(), 2u);
+  EXPECT_EQ((*after)[0].approved_hash, "h1") << "an existing pin is never replaced by a first pin";
+  EXPECT_EQ((*after)[1].tool, "write");
 }
 
 TEST_P(StoreConformanceTest, SessionsListedPerEndUser) {

@@ -236,13 +236,25 @@ TEST(McpProtocolTest, ParsesAToolsPage) {
 }
 
 TEST(McpProtocolTest, ALastPageHasNoCursor) {
-  for (const char* text : {R"({"tools":[]})", R"({"tools":[],"nextCursor":""})", R"({"tools":[],"nextCursor":null})",
-                           R"({"tools":[],"nextCursor":7})"}) {
+  for (const char* text : {R"({"tools":[]})", R"({"tools":[],"nextCursor":null})", R"({"tools":[],"nextCursor":7})"}) {
     auto page = parse_tools_page(parse(text));
     ASSERT_TRUE(page.is_ok()) << text;
     EXPECT_FALSE(page->next_cursor.has_value()) << text;
     EXPECT_TRUE(page->tools.empty());
   }
+}
+
+// The spec: "" is a valid cursor; only its absence ends the listing.
+TEST(McpProtocolTest, AnEmptyCursorIsACursor) {
+  auto page = parse_tools_page(parse(R"({"tools":[],"nextCursor":""})"));
+  ASSERT_TRUE(page.is_ok());
+  EXPECT_EQ(page->next_cursor, std::optional<std::string>(""));
+}
+
+TEST(McpProtocolTest, AToolThatHasNotRunIsNotASuccess) {
+  auto rendered = render_tool_result(parse(R"({"resultType":"input_required","inputRequests":{}})"));
+  EXPECT_EQ(rendered.status().code(), Code::kInvalidArgument);
+  EXPECT_TRUE(render_tool_result(parse(R"({"resultType":"complete","content":[]})")).is_ok());
 }
 
 TEST(McpProtocolTest, OneBadToolSpoilsThePage) {
