@@ -237,18 +237,22 @@ void PostgresCluster::renew() {
   static const std::string kHeartbeat = sql(
       "INSERT INTO nodes (node_id, address, started_at_ms, heartbeat_at_ms) VALUES ($1, $2, NOW_MS, NOW_MS) "
       "ON CONFLICT (node_id) DO UPDATE SET address = EXCLUDED.address, heartbeat_at_ms = EXCLUDED.heartbeat_at_ms");
-  static const std::string kRenew = sql(
-      "UPDATE session_leases SET expires_at_ms = NOW_MS + $2 WHERE node_id = $1 AND expires_at_ms > NOW_MS "
-      "RETURNING tenant_id, session_id, epoch");
+  // Writers' fenced updates lock lease rows FOR SHARE, several per group
+  // commit, in no particular order. A renewal that locked many rows in one
+  // statement could deadlock with them (and, aborted twice, let leases
+  // expire under a live node: then runs moved between nodes mid-step). So
+  // the rows no writer holds are renewed together (SKIP LOCKED), and each of
+  // the others alone: a statement holding one row lock cannot deadlock.
+  static const std::string kRenewFree = sql(
+      "UPDATE session_leases SET expires_at_ms = NOW_MS + $2 WHERE (tenant_id, session_id) IN "
+      "(SELECT tenant_id, session_id FROM session_leases WHERE node_id = $1 AND expires_at_ms > NOW_MS "
+      "FOR UPDATE SKIP LOCKED) RETURNING tenant_id, session_id, epoch");
+  static const std::string kRenewOne = sql(
+      "UPDATE session_leases SET expires_at_ms = NOW_MS + $2 WHERE node_id = $1 AND tenant_id = $3 "
+      "AND session_id = $4 AND expires_at_ms > NOW_MS RETURNING epoch");
   (void)thread_connection_->exec(kHeartbeat, PgParams().add(options_.node_id).add(options_.address));
   forget_what_is_done();
-  auto renewed = thread_connection_->exec(kRenew, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
-  // The renewal locks many lease rows; a writer's fenced updates lock some of
-  // them FOR SHARE, in another order: PostgreSQL may break that tie by
-  // aborting the renewal. Once more at once, rather than a TTL/3 later.
-  if (!renewed.is_ok() && renewed.status().message().find("deadlock detected") != std::string::npos) {
-    renewed = thread_connection_->exec(kRenew, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
-  }
+  auto renewed = thread_connection_->exec(kRenewFree, PgParams().add(options_.node_id).add(options_.lease_ttl_ms));
   if (!renewed.is_ok()) {
     log::warn("cluster: cannot renew leases", {{"error", renewed.status().to_string()}});
     return;  // writes under leases that expire meanwhile are refused by the store
@@ -256,6 +260,16 @@ void PostgresCluster::renew() {
   std::map<SessionKey, int64_t> live;
   for (int row = 0; row < renewed->rows(); ++row) {
     live[{renewed->text(row, 0), renewed->text(row, 1)}] = renewed->int64(row, 2);
+  }
+  for (const auto& [key, epoch] : believed) {
+    if (live.count(key)) continue;
+    auto one = thread_connection_->exec(
+        kRenewOne, PgParams().add(options_.node_id).add(options_.lease_ttl_ms).add(key.first).add(key.second));
+    if (!one.is_ok()) {
+      log::warn("cluster: cannot renew leases", {{"error", one.status().to_string()}});
+      return;
+    }
+    if (one->rows() == 1) live[key] = one->int64(0, 0);
   }
   // Lost leases leave held_ before the node is fresh again (holds()).
   std::vector<std::pair<SessionKey, int64_t>> lost;

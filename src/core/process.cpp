@@ -1,15 +1,11 @@
 #include "core/process.h"
 
 #include <malloc.h>
-#include <signal.h>
 #include <sys/resource.h>
 
 namespace continuum {
 
 void tune_process_resources() {
-  // A child (an MCP server) that dies while we write to its stdin must be an
-  // EPIPE error for that write, not the end of this process.
-  signal(SIGPIPE, SIG_IGN);
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
   rlimit files{};

@@ -12,8 +12,6 @@ namespace continuum {
 //    memory in the process.
 // 2. Open files: every waiting model or tool call holds a socket, so the soft
 //    RLIMIT_NOFILE (often 1024) is raised to the hard limit.
-// 3. SIGPIPE is ignored: writing to a pipe or socket whose reader is gone
-//    (an MCP server process that crashed) fails with EPIPE instead.
 void tune_process_resources();
 
 }  // namespace continuum

@@ -7,6 +7,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <sys/socket.h>
+
+#include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/posix/stream_descriptor.hpp>
 #include <boost/asio/read.hpp>
 #include <boost/asio/steady_timer.hpp>
@@ -45,6 +48,19 @@ Result<Pipe> make_pipe() {
   return Pipe{fds[0], fds[1]};
 }
 
+// The child's stdin is a socket, not a pipe: writing to a pipe whose reader
+// died raises SIGPIPE, which would end this process; a socket write fails
+// with EPIPE instead (Asio sends with MSG_NOSIGNAL).
+Result<Pipe> make_stdin_socket() {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    return unavailable(std::string("socketpair failed: ") + std::strerror(errno));
+  }
+  shutdown(fds[0], SHUT_WR);  // the child's end only reads
+  shutdown(fds[1], SHUT_RD);  // ours only writes
+  return Pipe{fds[0], fds[1]};
+}
+
 std::vector<std::string> child_environment(const std::map<std::string, std::string>& extra) {
   std::map<std::string, std::string> merged;
   for (const char* name : kInheritedEnv) {
@@ -74,7 +90,7 @@ class StdioChild : public std::enable_shared_from_this<StdioChild> {
       for (int fd : {in.write_end, out.read_end, err.read_end}) close_fd(fd);
       return spawned;
     }
-    stdin_.assign(in.write_end);
+    stdin_.assign(asio::local::stream_protocol(), in.write_end);
     stdout_.assign(out.read_end);
     stderr_.assign(err.read_end);
     read_stdout();
@@ -119,7 +135,7 @@ class StdioChild : public std::enable_shared_from_this<StdioChild> {
 
   static Status make_pipes(Pipe& in, Pipe& out, Pipe& err) {
     for (Pipe* pipe : {&in, &out, &err}) {
-      auto made = make_pipe();
+      auto made = pipe == &in ? make_stdin_socket() : make_pipe();
       if (!made.is_ok()) return made.status();  // the caller closes what was made
       *pipe = *made;
     }
@@ -274,7 +290,7 @@ class StdioChild : public std::enable_shared_from_this<StdioChild> {
   asio::io_context& context_;
   McpStdioOptions options_;
   McpTransport::Handlers handlers_;
-  asio::posix::stream_descriptor stdin_;
+  asio::local::stream_protocol::socket stdin_;
   asio::posix::stream_descriptor stdout_;
   asio::posix::stream_descriptor stderr_;
   asio::steady_timer reap_timer_;
