@@ -189,6 +189,13 @@ Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::strin
     }
     mcp.protocol_version = *protocol;
   }
+  ASSIGN_OR_RETURN(auto elicitation, get_optional_string(obj, "elicitation", param + ".elicitation"));
+  if (elicitation) {
+    if (*elicitation != "none" && *elicitation != "decline" && *elicitation != "defaults") {
+      return invalid_argument("elicitation must be 'none', 'decline' or 'defaults'", param + ".elicitation");
+    }
+    mcp.elicitation = *elicitation;
+  }
   ASSIGN_OR_RETURN(mcp.connect_timeout_ms, bounded_int(obj, "connect_timeout_ms", param + ".connect_timeout_ms",
                                                        mcp.connect_timeout_ms, 1, 600'000));
   ASSIGN_OR_RETURN(mcp.call_timeout_max_ms, bounded_int(obj, "call_timeout_max_ms", param + ".call_timeout_max_ms",
@@ -200,7 +207,7 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   if (auto unknown = first_unknown_key(obj, {"type", "name", "description", "parameters", "url", "timeout_ms",
                                              "retry", "auth", "transport", "command", "args", "env", "headers",
                                              "allowed_tools", "protocol_version", "connect_timeout_ms",
-                                             "call_timeout_max_ms"})) {
+                                             "call_timeout_max_ms", "elicitation"})) {
     return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
   }
   ToolSpec tool;
@@ -211,7 +218,7 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   }
   if (tool.type != "mcp") {
     for (const char* key : {"transport", "command", "args", "env", "headers", "allowed_tools", "protocol_version",
-                            "connect_timeout_ms", "call_timeout_max_ms"}) {
+                            "connect_timeout_ms", "call_timeout_max_ms", "elicitation"}) {
       if (obj.contains(key)) return invalid_argument(std::string(key) + " belongs to mcp tools", param + "." + key);
     }
   }
@@ -310,6 +317,7 @@ void add_mcp_fields(const McpServerSpec& mcp, json::object& entry) {
   }
   entry["allowed_tools"] = string_list_json(mcp.allowed_tools);
   entry["protocol_version"] = mcp.protocol_version;
+  entry["elicitation"] = mcp.elicitation;
   entry["connect_timeout_ms"] = mcp.connect_timeout_ms;
   entry["call_timeout_max_ms"] = mcp.call_timeout_max_ms;
 }

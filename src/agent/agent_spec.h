@@ -45,6 +45,7 @@ struct McpServerSpec {
   std::map<std::string, std::string> headers; // http: sent on every request (not secrets: use auth)
   std::vector<std::string> allowed_tools;     // "*", names, or prefixes ending in '*'; none = no tool
   std::string protocol_version = "auto";      // "auto", "2026-07-28" or "2025-11-25"
+  std::string elicitation = "none";           // "none", "decline" or "defaults" (docs/mcp.md)
   int64_t connect_timeout_ms = 10'000;
   int64_t call_timeout_max_ms = 600'000;      // a call's limit even while it reports progress
 };

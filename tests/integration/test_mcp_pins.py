@@ -12,7 +12,8 @@ MCP conformance harness judging Continuum's client.
                         approved it reaches the server exactly once, with those arguments.
   processes             a stdio server's stderr is in the log; at the process bound the
                         idle server is stopped for a new one; all stop with Continuum.
-  conformance           `conformance client --scenario initialize|tools_call|sse-retry` with
+  conformance           `conformance client --scenario initialize|tools_call|sse-retry|
+                        elicitation-sep1034-client-defaults` with
                         tests/support/mcp_conformance_client.py driving Continuum."""
 
 import json
@@ -47,6 +48,8 @@ class McpPinningBase(McpTestBase):
         "echo": calls_then_report([call("test__echo", message="{{input}}")]),
         "conformance_tools_call": calls_then_report([call("conf__add_numbers", a=2, b=3)]),
         "conformance_sse_retry": calls_then_report([call("conf__test_reconnection")]),
+        "conformance_elicitation_sep1034_client_defaults": calls_then_report(
+            [call("conf__test_client_elicitation_defaults")]),
         "add": calls_then_report([call("test__add", a=20, b=22)]),
         "other_add": calls_then_report([call("other__add", a=1, b=2)]),
     }
@@ -288,6 +291,9 @@ class McpConformanceTest(McpPinningBase):
 
     def test_sse_retry(self):  # a reply stream closed early is resumed with Last-Event-ID
         self.run_scenario("sse-retry")
+
+    def test_elicitation_defaults(self):  # "elicitation": "defaults" accepts with the schema's defaults
+        self.run_scenario("elicitation-sep1034-client-defaults")
 
 
 

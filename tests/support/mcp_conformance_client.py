@@ -8,6 +8,10 @@ URL as an agent's MCP server, so the client being judged is Continuum's.
   tools_call   run an agent whose (mock) model calls conf__add_numbers {a: 2, b: 3}
   sse-retry    run an agent whose model calls conf__test_reconnection (its reply
                stream is cut and must be resumed with Last-Event-ID)
+  elicitation-sep1034-client-defaults
+               run an agent whose model calls conf__test_client_elicitation_defaults;
+               the server asks for input, which the server's "elicitation": "defaults"
+               answers with the requested schema's defaults
 
 Env: CONTINUUM_URL, CONTINUUM_API_KEY, MOCK_MODEL_URL (a continuum-mock-model whose
 script has a model "conformance_tools_call"). Exits 0 on success."""
@@ -38,11 +42,11 @@ def main():
         "name": agent,
         "model": {"provider": "openai", "model": "conformance_" + scenario.replace("-", "_"), "base_url": os.environ["MOCK_MODEL_URL"]},
         "tools": [{"type": "mcp", "name": "conf", "transport": "http", "url": url, "allowed_tools": ["*"],
-                   "connect_timeout_ms": 5000}]})
+                   "connect_timeout_ms": 5000, "elicitation": "defaults"}]})
     if status != 201:
         print("cannot create the agent:", status, body, file=sys.stderr)
         return 1
-    if scenario in ("tools_call", "sse-retry"):
+    if scenario in ("tools_call", "sse-retry", "elicitation-sep1034-client-defaults"):
         status, session = call("POST", "/v1/sessions", {"agent": agent})
         status, run = call("POST", f"/v1/sessions/{session['id']}/runs", {"input": "add", "wait": True})
         print(json.dumps(run), file=sys.stderr)

@@ -111,7 +111,9 @@ void McpConnection::initialize_legacy() {
   revision_.clear();  // no protocol header until the server agrees to one
   transport_->set_protocol_version("");
   json::object params{{"protocolVersion", kMcpRevision2025},
-                      {"capabilities", json::object{}},
+                      {"capabilities", options_.elicitation == "none"
+                                           ? json::object{}
+                                           : json::object{{"elicitation", json::object{{"form", json::object{}}}}}},
                       {"clientInfo", mcp_client_info()}};
   std::weak_ptr<McpConnection> weak = weak_from_this();
   int64_t left_ms = std::max<int64_t>(1, negotiation_deadline_ms_ - clock_.now_ms());  // of the whole negotiation
@@ -348,10 +350,12 @@ void McpConnection::on_server_message(McpMessage message) {
     return resolve(id, std::move(message.result));
   }
   if (message.kind == Kind::kRequest) {
-    std::string reply = message.method == "ping" ? mcp_result_text(message.id, json::object{})
-                        : message.method == "roots/list"
-                            ? mcp_result_text(message.id, json::object{{"roots", json::array{}}})
-                            : mcp_error_text(message.id, kJsonRpcMethodNotFound, "the client does not offer " + message.method);
+    bool elicits = message.method == "elicitation/create" && options_.elicitation != "none";
+    std::string reply =
+        message.method == "ping"         ? mcp_result_text(message.id, json::object{})
+        : message.method == "roots/list" ? mcp_result_text(message.id, json::object{{"roots", json::array{}}})
+        : elicits ? mcp_result_text(message.id, mcp_elicitation_answer(message.params, options_.elicitation))
+                  : mcp_error_text(message.id, kJsonRpcMethodNotFound, "the client does not offer " + message.method);
     transport_->send(McpOutgoing{std::move(reply), std::nullopt, "", "", 10'000});
     return;
   }

@@ -33,6 +33,7 @@ struct McpConnectionOptions {
   int64_t list_timeout_ms = 30'000;        // each tools/list page
   int64_t tools_cache_ttl_ms = 300'000;    // a listing is reused this long unless the server says it changed
   bool listen_for_changes = true;          // 2026-07-28: subscriptions/listen for tools list changes
+  std::string elicitation = "none";        // "none" (not offered), "decline" or "defaults" (mcp_elicitation_answer)
 };
 
 struct McpCallOptions {

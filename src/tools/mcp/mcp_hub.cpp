@@ -17,7 +17,8 @@ constexpr int64_t kIdleSweepMaxMs = 30'000;
 std::string entry_key(const std::string& tenant, const ToolSpec& server) {
   const McpServerSpec& mcp = *server.mcp;
   json::object identity{{"transport", mcp.transport}, {"command", mcp.command}, {"url", mcp.url},
-                        {"protocol", mcp.protocol_version}, {"name", server.name}};
+                        {"protocol", mcp.protocol_version}, {"name", server.name},
+                        {"elicitation", mcp.elicitation}};
   json::array args;
   for (const auto& arg : mcp.args) args.emplace_back(arg);
   identity["args"] = std::move(args);
@@ -121,6 +122,7 @@ Result<std::shared_ptr<McpConnection>> McpHub::connection_for(const std::string&
   McpConnectionOptions options;
   options.server_name = server.name;
   options.protocol = server.mcp->protocol_version;
+  options.elicitation = server.mcp->elicitation;
   options.connect_timeout_ms = server.mcp->connect_timeout_ms;
   options.tools_cache_ttl_ms = options_.tools_cache_ttl_ms;
   auto connection = std::make_shared<McpConnection>(loop_, clock_, std::move(transport), options);

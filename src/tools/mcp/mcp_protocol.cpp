@@ -216,6 +216,27 @@ Result<McpToolResult> render_tool_result(const json::value& result) {
   return rendered;
 }
 
+json::object mcp_elicitation_answer(const json::object& params, const std::string& policy) {
+  json::object decline{{"action", "decline"}};
+  if (policy != "defaults") return decline;
+  const json::value* schema = params.if_contains("requestedSchema");
+  if (schema == nullptr || !schema->is_object()) return decline;
+  const json::value* properties = schema->get_object().if_contains("properties");
+  if (properties == nullptr || !properties->is_object()) return decline;
+  json::object content;
+  for (const auto& [name, property] : properties->get_object()) {
+    const json::value* fallback = property.is_object() ? property.get_object().if_contains("default") : nullptr;
+    if (fallback != nullptr) content[name] = *fallback;
+  }
+  const json::value* required = schema->get_object().if_contains("required");
+  if (required != nullptr && required->is_array()) {
+    for (const auto& name : required->get_array()) {
+      if (!name.is_string() || !content.contains(name.get_string())) return decline;  // nobody can fill it in
+    }
+  }
+  return json::object{{"action", "accept"}, {"content", std::move(content)}};
+}
+
 std::string mcp_model_tool_name(std::string_view server, std::string_view tool) {
   std::string name = std::string(server) + "__";
   for (char c : tool) name += is_model_name_char(c) ? c : '_';

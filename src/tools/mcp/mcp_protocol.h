@@ -89,6 +89,12 @@ struct McpToolResult {
 };
 Result<McpToolResult> render_tool_result(const json::value& result);
 
+// The answer to a server's elicitation/create request (2025-11-25, form mode)
+// under `policy`: "decline" declines; "defaults" accepts with the default of
+// every property of the requested schema when each required property has one,
+// and declines otherwise. No person is asked: a tool call has no one to ask.
+json::object mcp_elicitation_answer(const json::object& params, const std::string& policy);
+
 // The name the model calls an MCP tool by: "<server>__<tool>", with characters
 // outside [A-Za-z0-9_-] replaced by '_' and, past 64 characters, shortened with
 // a hash suffix so that distinct tools keep distinct names.

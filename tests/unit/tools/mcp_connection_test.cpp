@@ -922,5 +922,25 @@ TEST_F(McpConnectionTest, NegotiationStaysWithinTheConnectTimeout) {
   EXPECT_EQ(clock.now_ms() - kStart, 4000) << "negotiation took longer than connect_timeout_ms";
 }
 
+TEST_F(McpConnectionTest, ElicitationIsDeclaredAndAnsweredOnlyWhenConfigured) {
+  McpConnectionOptions options;
+  options.elicitation = "defaults";
+  auto connection = connect("2025-11-25", options);
+  connection->start();
+  auto init = wire->last("initialize");
+  EXPECT_TRUE(init.at("params").at("capabilities").as_object().contains("elicitation"));
+  wire->reply(wire->last_id("initialize"), json::object{{"protocolVersion", "2025-11-25"}});
+  run();
+  ASSERT_TRUE(connection->ready());
+  auto request = parse_json(R"({"jsonrpc":"2.0","id":"e1","method":"elicitation/create","params":{"message":"x",
+      "requestedSchema":{"type":"object","properties":{"ok":{"type":"boolean","default":true}},"required":["ok"]}}})");
+  ASSERT_TRUE(request.is_ok());
+  wire->deliver(*request);
+  run();
+  json::object answer = wire->body(wire->sent.size() - 1);
+  EXPECT_EQ(answer.at("id"), json::value("e1"));
+  EXPECT_EQ(answer.at("result"), json::value(json::object{{"action", "accept"}, {"content", json::object{{"ok", true}}}}));
+}
+
 }  // namespace
 }  // namespace continuum

@@ -244,6 +244,19 @@ TEST(McpProtocolTest, ALastPageHasNoCursor) {
   }
 }
 
+TEST(McpProtocolTest, ElicitationIsAnsweredWithDefaultsOnlyWhenEveryRequiredFieldHasOne) {
+  json::object params = parse(R"({"message":"Who?","requestedSchema":{"type":"object",
+      "properties":{"name":{"type":"string","default":"John Doe"},"age":{"type":"integer","default":30},
+                    "note":{"type":"string"}},"required":["name","age"]}})").as_object();
+  EXPECT_EQ(json::value(mcp_elicitation_answer(params, "defaults")),
+            parse(R"({"action":"accept","content":{"name":"John Doe","age":30}})"));
+  EXPECT_EQ(json::value(mcp_elicitation_answer(params, "decline")), parse(R"({"action":"decline"})"));
+  params["requestedSchema"].as_object()["required"] = json::array{"name", "note"};
+  EXPECT_EQ(json::value(mcp_elicitation_answer(params, "defaults")), parse(R"({"action":"decline"})"))
+      << "a required field without a default cannot be filled in";
+  EXPECT_EQ(json::value(mcp_elicitation_answer(json::object{}, "defaults")), parse(R"({"action":"decline"})"));
+}
+
 // The spec: "" is a valid cursor; only its absence ends the listing.
 TEST(McpProtocolTest, AnEmptyCursorIsACursor) {
   auto page = parse_tools_page(parse(R"({"tools":[],"nextCursor":""})"));
