@@ -123,28 +123,36 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
                                            "run:" + run.id, kRunQueued,
                                            {{"session", run.session_id}, {"agent_version", run.agent_version}},
                                            run.id));
+  if (shared_cluster() && !active_run_by_session_.count(session_key(run.tenant_id, run.session_id))) {
+    // Lease first: a queued run in an unleased session is what other nodes'
+    // sweeps adopt, and this node is about to start it. Failing is fine:
+    // another node holds the session (it runs the queue next) or the store
+    // is unreachable (the commit fails too, or a sweep adopts the run).
+    (void)lease_for(run.tenant_id, run.session_id);
+  }
   ++commits_in_flight_;
   store_.commit(std::move(batch), [this, loop = &loop_, run, done = std::move(done)](Status status) mutable {
     loop->post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
       --commits_in_flight_;
+      std::string tenant = run.tenant_id, session = run.session_id;
       if (!status.is_ok()) {
         done(status);
       } else {
         metrics_->runs_created->inc();
-        std::string tenant = run.tenant_id, session = run.session_id;
         done(std::move(run));
-        try_start_session(tenant, session);
       }
+      try_start_session(tenant, session);  // or give back the lease taken above
       maybe_finish_drain();
     });
   });
 }
 
-void Engine::try_start_session(const std::string& tenant, const std::string& session_id) {
+void Engine::try_start_session(const std::string& tenant, const std::string& session_id, int attempt) {
   if (draining_ || active_run_by_session_.count(session_key(tenant, session_id))) return;
   auto queued = store_.list_queued_runs(tenant, session_id, 1);
   if (!queued.is_ok()) {
     log::error("cannot read queued runs", {{"session_id", session_id}, {"error", queued.status().to_string()}});
+    retry_session_start(tenant, session_id, attempt);
     return;
   }
   if (queued->empty()) {
@@ -156,18 +164,33 @@ void Engine::try_start_session(const std::string& tenant, const std::string& ses
     // (and any node claims the session if that node dies).
     if (lease.status().code() != Code::kConflict) {
       log::error("cannot lease session", {{"session_id", session_id}, {"error", lease.status().to_string()}});
+      retry_session_start(tenant, session_id, attempt);
     }
     return;
   }
   RunRecord record = std::move(queued->front());
   auto agent = load_agent(tenant, record.agent_name, record.agent_version);
   if (!agent.is_ok()) {
-    log::error("cannot start run: agent missing", {{"run_id", record.id}});
+    log::error("cannot start run: agent unreadable",
+               {{"run_id", record.id}, {"error", agent.status().to_string()}});
+    retry_session_start(tenant, session_id, attempt);
     return;
   }
   std::string run_id = record.id;
   activate(std::move(record), *agent);
   if (ActiveRun* run = find_run(run_id)) start_run(*run);
+}
+
+void Engine::retry_session_start(const std::string& tenant, const std::string& session_id, int attempt) {
+  // The store could not be read (unreachable, restarting): a session left
+  // leased here with nothing running would be stranded, as no sweep claims a
+  // live lease. So the lease goes back (any node's sweep may take the
+  // session) and this node tries again after a backoff.
+  release_lease(tenant, session_id);
+  int64_t delay_ms = std::min<int64_t>(30'000, 250LL << std::min(attempt, 7));
+  loop_.post_after(delay_ms, [this, tenant, session_id, attempt] {
+    try_start_session(tenant, session_id, attempt + 1);
+  });
 }
 
 void Engine::activate(RunRecord record, std::shared_ptr<const AgentSpec> agent) {

@@ -112,7 +112,10 @@ class Engine {
   struct ActiveRun;
   struct Metrics;
 
-  void try_start_session(const std::string& tenant, const std::string& session_id);
+  // Starts the session's oldest queued run if the session is idle here (and,
+  // in a cluster, leasable); on a store error it retries after a backoff.
+  void try_start_session(const std::string& tenant, const std::string& session_id, int attempt = 0);
+  void retry_session_start(const std::string& tenant, const std::string& session_id, int attempt);
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
   void advance(const std::string& run_id);

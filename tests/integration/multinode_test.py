@@ -75,7 +75,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 from harness import (Client, ContinuumServer, IntegrationTest, MockModel, ToolServer, binary,  # noqa: E402
                      http_tool, model_spec, new_postgres_database, read_sse, result_for, tool_steps,
-                     wait_until)
+                     WaitTimeout, wait_until)
 from crash_test import (agent_definition, check_journals, check_ledger, check_sessions,  # noqa: E402
                         output_matches, scripts)
 from test_governance import LARGE_REFUNDS, issue_key, sha256_hex  # noqa: E402
@@ -598,8 +598,13 @@ class MultiNodeTest(IntegrationTest):
         run_session = {run_id: row[0] for run_id in inputs
                        for row in self.sql(f"SELECT session_id FROM runs WHERE id = {sql_text(run_id)}")}
 
-        wait_until(lambda: len(self.live_work_sessions(a.node_id, sessions)) == run_count, 60, 0.1,
-                   f"{a.node_id} to lease all {run_count} sessions")
+        try:
+            wait_until(lambda: len(self.live_work_sessions(a.node_id, sessions)) == run_count, 60, 0.1,
+                       f"{a.node_id} to lease all {run_count} sessions")
+        except WaitTimeout as error:
+            runs = self.sql(f"SELECT id, session_id, status FROM runs WHERE id IN {sql_list(list(inputs))}")
+            raise AssertionError(f"{error}; A={a.node_id} B={b.node_id}; leases {self.leases(sessions)}; "
+                                 f"runs {runs}") from None
         # In flight on A: every run's first two (parallel) tool calls have reached the
         # checker, which holds them for PAUSE_TOOL_DELAY_MS, and none is answered yet; so
         # A has nothing left to send when it is paused (the pause stops no send half-way).

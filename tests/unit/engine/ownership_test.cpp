@@ -23,6 +23,7 @@ class ScriptedCluster final : public Cluster {
   const std::string& node_id() const override { return id_; }
   Result<int64_t> acquire(const std::string&, const std::string& session) override {
     acquired.push_back(session);
+    if (on_acquire) on_acquire(session);
     if (held_elsewhere) return conflict("held by another node");
     return next_epoch;
   }
@@ -44,6 +45,7 @@ class ScriptedCluster final : public Cluster {
   std::vector<std::string> acquired;
   std::vector<std::pair<std::string, int64_t>> released;
   std::vector<std::string> cancel_requests;
+  std::function<void(const std::string& session)> on_acquire;
 
  private:
   std::string id_ = "node-test";
@@ -74,6 +76,20 @@ TEST_F(OwnershipTest, StepsAreWrittenUnderTheLeaseEpochAndTheLeaseIsGivenBack) {
   ASSERT_TRUE(pump([&] { return !cluster_.released.empty(); })) << "nothing left to run: the lease goes back";
   ASSERT_EQ(cluster_.released.size(), 1u);
   EXPECT_EQ(cluster_.released[0], std::make_pair(session_.id, int64_t{7}));
+}
+
+// Regression: the lease was taken after the run was stored, and in between
+// another node's sweep could adopt the session (a queued run, no lease).
+TEST_F(OwnershipTest, TheLeaseIsTakenBeforeTheRunIsStored) {
+  int64_t runs_stored_at_acquire = -1;
+  cluster_.on_acquire = [&](const std::string& session) {
+    runs_stored_at_acquire = static_cast<int64_t>(store_->list_queued_runs("t1", session, 10)->size());
+  };
+  std::string run_id = submit(session_, agent_, "C-0");
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(runs_stored_at_acquire, 0);
+  EXPECT_EQ(cluster_.acquired.size(), 1u) << "taken once, used to start the run";
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
 }
 
 TEST_F(OwnershipTest, ASessionLeasedElsewhereStaysQueuedUntilHandedOver) {

@@ -13,6 +13,18 @@ class FaultyStore final : public ForwardingStore {
   explicit FaultyStore(Store& inner) : ForwardingStore(inner) {}
   std::set<int> fail_commits;
   int commits = 0;
+  int fail_queued_reads = 0;  // the next this many reads of a session's queue fail
+  int queued_reads = 0;
+
+  Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
+                                                  int limit) override {
+    ++queued_reads;
+    if (fail_queued_reads > 0) {
+      --fail_queued_reads;
+      return Status(Code::kUnavailable, "injected read failure");
+    }
+    return inner_.list_queued_runs(tenant, session, limit);
+  }
 
   void commit(WriteBatch batch, std::function<void(Status)> done) override {
     if (fail_commits.count(++commits)) {
@@ -74,6 +86,22 @@ TEST_F(StoreFaultsTest, FailedStartIsRetriedAndTheSessionQueueMovesOn) {
   ASSERT_TRUE(pump([&] { return finished(first) && finished(second); }));
   EXPECT_EQ(run(first).status, kRunCompleted);
   EXPECT_EQ(run(second).status, kRunCompleted);
+}
+
+// Regression: a session whose queue could not be read (the database
+// restarting) stayed idle for good, its queued run never started.
+TEST_F(StoreFaultsTest, AQueueThatCannotBeReadIsReadAgainLater) {
+  set_script(kScript);
+  start_faulty_engine();
+  AgentRecord agent = put_agent(kAgent);
+  SessionRecord session = new_session("a");
+  faulty_->fail_queued_reads = 3;
+  std::string run_id = submit(session, agent, "one");
+  settle();
+  EXPECT_EQ(run(run_id).status, kRunQueued) << "no timer fired yet: the retry waits for its backoff";
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  EXPECT_GE(faulty_->queued_reads, 4);
 }
 
 }  // namespace
