@@ -16,7 +16,7 @@ stage() { echo; echo "=== $* ($(date +%H:%M:%S))"; }
 
 stage "dependencies"
 bash scripts/install-deps.sh
-bash scripts/install-node-deps.sh  # Node.js and the pinned MCP servers of tests/mcp
+bash scripts/install-node-deps.sh  # Node.js, the pinned MCP servers (tests/mcp) and openai SDK (tests/openai)
 export CONTINUUM_REQUIRE_MCP=1
 
 stage "release build"
@@ -35,6 +35,7 @@ stage "unit tests"
 
 stage "integration and crash tests"
 CONTINUUM_BUILD_DIR="$ROOT/build" bash tests/integration/run_all.sh
+CONTINUUM_BUILD_DIR="$ROOT/build" bash tests/openai/run.sh  # the official openai SDK against the server
 
 if [[ "${CONTINUUM_SKIP_SANITIZERS:-0}" != "1" ]]; then
   stage "ASan+UBSan build"

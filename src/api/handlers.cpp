@@ -328,43 +328,52 @@ json::object run_view(const RunRecord& run) {
   return view;
 }
 
+
 namespace {
-
-// Answers with the run once it is terminal (or at the timeout, or at
-// shutdown, as it is then: 202). The subscription and the shutdown hook own
-// the waiter; the timeout timer only holds a weak reference, so an answered
-// request leaves nothing behind but an empty timer.
+// The waiter is owned by the subscription and the shutdown hook; the timeout
+// timer only holds a weak reference, so an answered request leaves nothing
+// behind but an empty timer.
 struct RunWaiter {
-  std::function<void(int)> respond;
+  std::function<void(bool)> respond;
 };
+}  // namespace
 
-void respond_when_finished(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
-                           int finished_status, Writer writer) {
+void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
+                   std::function<void(bool ended)> then) {
   auto waiter = std::make_shared<RunWaiter>();
   auto token = std::make_shared<int64_t>(0);
   auto hook = std::make_shared<int64_t>(0);
   std::weak_ptr<RunWaiter> weak = waiter;
-  waiter->respond = [&ctx, tenant, run_id, token, hook, writer](int status) {
+  waiter->respond = [&ctx, run_id, token, hook, then = std::move(then)](bool ended) {
     ctx.engine->unsubscribe(run_id, *token);  // drops the listener's reference
     ctx.remove_shutdown_hook(*hook);          // drops the hook's reference
-    auto record = ctx.store->get_run(tenant, run_id);
-    if (!record.is_ok()) return writer->send(error_response(record.status()));
-    writer->send(json_response(is_terminal_status(record->status) ? status : 202, run_view(*record)));
+    then(ended);
   };
-  auto fire = [weak](int status) {
+  auto fire = [weak](bool ended) {
     if (auto live = weak.lock()) {
       auto respond = std::move(live->respond);  // once; `live` may die inside
-      if (respond) respond(status);
+      if (respond) respond(ended);
     }
   };
-  *token = ctx.engine->subscribe(run_id, [waiter, fire, finished_status](const RunEvent& event) {
-    if (event.terminal) fire(finished_status);
+  *token = ctx.engine->subscribe(run_id, [waiter, fire](const RunEvent& event) {
+    if (event.terminal) fire(true);
   });
   ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
-  *hook = ctx.add_shutdown_hook([waiter, fire] { fire(202); });
+  *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false); });
   auto current = ctx.store->get_run(tenant, run_id);
-  if (current.is_ok() && is_terminal_status(current->status)) return fire(finished_status);
-  ctx.loop->post_after(timeout_ms, [fire] { fire(202); });
+  if (current.is_ok() && is_terminal_status(current->status)) return fire(true);
+  ctx.loop->post_after(timeout_ms, [fire] { fire(false); });
+}
+
+namespace {
+
+void respond_when_finished(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
+                           int finished_status, Writer writer) {
+  when_run_ends(ctx, tenant, run_id, timeout_ms, [&ctx, tenant, run_id, finished_status, writer](bool) {
+    auto record = ctx.store->get_run(tenant, run_id);
+    if (!record.is_ok()) return writer->send(error_response(record.status()));
+    writer->send(json_response(is_terminal_status(record->status) ? finished_status : 202, run_view(*record)));
+  });
 }
 
 void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

@@ -71,4 +71,15 @@ void add_event_routes(Router& router, ApiContext& context);
 // The public JSON view of a run (status, output, error, usage, ...).
 json::object run_view(const RunRecord& run);
 
+// Calls `then(true)` once the run is terminal, or `then(false)` at the
+// timeout or at shutdown, whichever comes first (once). For requests that
+// wait for a run's end (it may execute on another node).
+void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
+                   std::function<void(bool ended)> then);
+
+// /v1/responses... (responses_handlers.cpp) and /v1/conversations...
+// (conversations_handlers.cpp): the OpenAI-compatible API.
+void add_response_routes(Router& router, ApiContext& context);
+void add_conversation_routes(Router& router, ApiContext& context);
+
 }  // namespace continuum

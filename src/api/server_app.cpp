@@ -352,6 +352,8 @@ void add_routes(App& app) {
   add_approval_routes(app.router, app.api);
   add_audit_routes(app.router, app.api);
   add_mcp_routes(app.router, app.api);
+  add_response_routes(app.router, app.api);
+  add_conversation_routes(app.router, app.api);
 }
 
 Status start_listening(App& app) {

@@ -156,7 +156,11 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
     run.context_loaded = true;
   }
   std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
-  request->messages = assemble_context(run.agent->instructions, run.record.id, user_message(run.record.input),
+  std::string instructions = run.agent->instructions;
+  if (!run.committed.instructions.empty()) {
+    instructions += (instructions.empty() ? "" : "\n\n") + run.committed.instructions;
+  }
+  request->messages = assemble_context(instructions, run.record.id, user_message(run.record.input),
                                        newest_first, run.agent->model.context_tokens);
   if (!run.agent->has_mcp_servers()) return send_model_request(run, std::move(request));
   // The model is offered what the MCP servers list now (cached by the hub).
@@ -205,9 +209,13 @@ void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, 
       [this, run_id, generation, seq](std::string_view delta) {
         ActiveRun* streaming = find_run(run_id, generation);
         if (streaming == nullptr) return;  // a call of an evicted or finished run
-        if (streaming->streaming_seq != seq) streaming->streaming_text.clear();
+        if (streaming->streaming_seq != seq) {
+          streaming->streaming_text.clear();
+          streaming->streaming_ends.clear();
+        }
         streaming->streaming_seq = seq;
         streaming->streaming_text.append(delta);
+        streaming->streaming_ends.push_back(static_cast<int64_t>(streaming->streaming_text.size()));
         publish(RunEvent{run_id, -1, "text_delta",
                          to_json(json::object{{"seq", seq}, {"delta", json::string(delta)}}), false});
       },
@@ -222,6 +230,9 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
   if (run == nullptr || run->terminal_requested) return;  // cancelled or finished meanwhile
   run->streaming_seq = -1;  // a retry streams anew; a success is journaled whole
   run->streaming_text.clear();
+  // Where the deltas ended: a replayed stream splits the text as the live one did.
+  std::vector<int64_t> stream_ends = std::move(run->streaming_ends);
+  run->streaming_ends.clear();
   if (!outcome.response) {
     metrics_->model_errors->inc();
     auto delay = next_retry_delay_ms(request->spec.retry, attempt, outcome.error, random_);
@@ -247,6 +258,11 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
                        {"usage", usage_to_json(response.usage)},
                        {"finish_reason", response.finish_reason},
                        {"attempts", attempt}};
+  if (stream_ends.size() > 1) {
+    json::array ends;
+    for (int64_t end : stream_ends) ends.push_back(end);
+    payload["stream_ends"] = std::move(ends);
+  }
   StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, to_json(payload), now};
   commit_step(*run, std::move(step), {to_json(response.message)}, nullptr);
 }

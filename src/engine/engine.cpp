@@ -91,7 +91,7 @@ Status Engine::recover() {
 }
 
 void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, std::string input,
-                        std::function<void(Result<RunRecord>)> done) {
+                        std::function<void(Result<RunRecord>)> done, RunOptions options) {
   if (draining_) {
     done(Status(Code::kUnavailable, "the server is shutting down"));
     return;
@@ -106,11 +106,19 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   run.input = std::move(input);
   run.created_at_ms = run.updated_at_ms = clock_.now_ms();
 
-  StepRecord created{run.tenant_id, run.id, 0, kStepRunCreated,
-                     to_json(json::object{{"input", run.input},
-                                          {"agent", agent.name},
-                                          {"agent_version", agent.version}}),
-                     run.created_at_ms};
+  json::object created_payload{{"input", run.input}, {"agent", agent.name}, {"agent_version", agent.version}};
+  if (!options.instructions.empty()) created_payload["instructions"] = options.instructions;
+  if (!options.input_messages.empty()) {
+    json::array messages;
+    for (const auto& message : options.input_messages) {
+      auto parsed = parse_json(message);
+      if (!parsed.is_ok()) return done(invalid_argument("an input message is not JSON"));
+      messages.push_back(std::move(*parsed));
+    }
+    created_payload["input_messages"] = std::move(messages);
+  }
+  if (!options.annotations.empty()) created_payload["annotations"] = std::move(options.annotations);
+  StepRecord created{run.tenant_id, run.id, 0, kStepRunCreated, to_json(created_payload), run.created_at_ms};
   RunSnapshot snapshot;
   Status folded = fold_step(snapshot, created);
   CONTINUUM_CHECK(folded.is_ok(), "a fresh snapshot accepts run_created at seq 0");
@@ -229,13 +237,31 @@ void Engine::start_run(ActiveRun& run) {
   int64_t deadline = run.agent->limits.deadline_ms > 0 ? now + run.agent->limits.deadline_ms : 0;
   StepRecord started{run.record.tenant_id, run.record.id, run.projected.next_seq, kStepRunStarted,
                      to_json(json::object{{"started_at_ms", now}, {"deadline_at_ms", deadline}}), now};
-  std::string user_item = user_message(run.record.input);
-  commit_step(run, std::move(started), {std::move(user_item)}, [this, deadline](ActiveRun& started_run) {
+  auto items = turn_input_items(run);
+  if (!items.is_ok()) {
+    log::error("cannot read a run's input", {{"run_id", run.record.id}, {"error", items.status().to_string()}});
+    return evict_and_reload(run.record.tenant_id, run.record.id);
+  }
+  commit_step(run, std::move(started), std::move(*items), [this, deadline](ActiveRun& started_run) {
     if (deadline > 0) {
       std::string run_id = started_run.record.id;
       loop_.post_after(std::max<int64_t>(0, deadline - clock_.now_ms()), [this, run_id] { advance(run_id); });
     }
   });
+}
+
+Result<std::vector<std::string>> Engine::turn_input_items(const ActiveRun& run) {
+  if (!run.committed.has_input_messages) return std::vector<std::string>{user_message(run.record.input)};
+  // Given as messages (kept in run_created, not in the snapshot written at every step).
+  ASSIGN_OR_RETURN(auto steps, store_.list_steps(run.record.tenant_id, run.record.id, -1, 1));
+  if (steps.empty() || steps.front().kind != kStepRunCreated) return internal_error("run_created step missing");
+  ASSIGN_OR_RETURN(json::object payload, parse_json_object(steps.front().payload_json));
+  std::vector<std::string> items;
+  if (const json::value* messages = payload.if_contains("input_messages"); messages && messages->is_array()) {
+    for (const auto& message : messages->as_array()) items.push_back(to_json(message));
+  }
+  if (items.empty()) return internal_error("run_created has no input_messages");
+  return items;
 }
 
 void Engine::advance(const std::string& run_id) {

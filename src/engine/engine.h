@@ -51,6 +51,17 @@ struct RunEvent {
   bool terminal = false;
 };
 
+// What a run may carry besides its input text (the OpenAI-compatible API).
+struct RunOptions {
+  // Added to the agent's instructions for this run only.
+  std::string instructions;
+  // The run's turn as chat messages (JSON text), stored in the session when
+  // the run starts; empty = one user message with the input text.
+  std::vector<std::string> input_messages;
+  // Kept in the run_created step as "annotations" (e.g. response metadata).
+  json::object annotations;
+};
+
 using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
 
 struct EngineOptions {
@@ -87,7 +98,7 @@ class Engine {
   // Creates a queued run in `session`, pinned to `agent`; `done` receives the
   // committed run. The run starts when the session has no active run.
   void submit_run(const SessionRecord& session, const AgentRecord& agent, std::string input,
-                  std::function<void(Result<RunRecord>)> done);
+                  std::function<void(Result<RunRecord>)> done, RunOptions options = {});
 
   // An approval of `run_id` was decided (through the API): if the run executes
   // here, it goes on now rather than at its next poll.
@@ -118,6 +129,8 @@ class Engine {
   void retry_session_start(const std::string& tenant, const std::string& session_id, int attempt);
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
+  // The session items a run's turn begins with: its input as messages.
+  Result<std::vector<std::string>> turn_input_items(const ActiveRun& run);
   void advance(const std::string& run_id);
   void record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch);
   // `extra` is written in the same transaction (e.g. an approval record).

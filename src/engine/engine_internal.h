@@ -32,6 +32,7 @@ struct Engine::ActiveRun {
   // listener that subscribes mid-stream can be sent what it missed.
   int64_t streaming_seq = -1;
   std::string streaming_text;
+  std::vector<int64_t> streaming_ends;  // byte offsets where the streamed deltas ended
   bool terminal_requested = false;
   bool cancel_requested = false;
   // The tools of the agent's MCP servers as last listed for this run (at its

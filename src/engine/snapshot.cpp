@@ -39,6 +39,8 @@ json::object snapshot_to_json(const RunSnapshot& snapshot) {
                    {"error_code", snapshot.error_code},
                    {"error_message", snapshot.error_message}};
   if (snapshot.final_text) obj["final_text"] = *snapshot.final_text;
+  if (!snapshot.instructions.empty()) obj["instructions"] = snapshot.instructions;
+  if (snapshot.has_input_messages) obj["has_input_messages"] = true;
   if (!snapshot.approvals.empty()) {
     json::array approvals;
     for (const auto& [seq, approval] : snapshot.approvals) {
@@ -97,6 +99,10 @@ Result<RunSnapshot> snapshot_from_json(std::string_view text) {
           ApprovalState{string_field(approval, "approval_id"), string_field(approval, "arguments_hash"),
                         string_field(approval, "decision")};
     }
+  }
+  snapshot.instructions = string_field(obj, "instructions");
+  if (const json::value* flag = obj.if_contains("has_input_messages"); flag && flag->is_bool()) {
+    snapshot.has_input_messages = flag->as_bool();
   }
   snapshot.started_at_ms = int_field(obj, "started_at_ms");
   snapshot.deadline_at_ms = int_field(obj, "deadline_at_ms");
@@ -183,6 +189,8 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
   }
   if (step.kind == kStepRunCreated) {
     snapshot.status = kRunQueued;
+    snapshot.instructions = string_field(payload, "instructions");
+    snapshot.has_input_messages = payload.contains("input_messages");
     snapshot.next_seq = step.seq + 1;
   } else if (step.kind == kStepRunStarted) {
     snapshot.status = kRunRunning;

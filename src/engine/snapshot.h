@@ -60,6 +60,8 @@ struct RunSnapshot {
   std::vector<PendingTool> pending_tools;    // tool calls of the last model step without a result yet
   std::map<int64_t, ApprovalState> approvals;  // by tool call seq; status is waiting while one is undecided
   std::optional<std::string> final_text;     // the model answered without tool calls
+  std::string instructions;                  // the run's own, added to the agent's
+  bool has_input_messages = false;           // run_created holds the turn's input as messages
   int64_t started_at_ms = 0;
   int64_t deadline_at_ms = 0;                // 0 = none
   std::string output;

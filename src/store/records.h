@@ -216,10 +216,12 @@ struct WriteBatch {
   std::vector<AgentRecord> agent_inserts;       // conflict if (tenant, name, version) exists
   std::vector<SessionRecord> session_inserts;
   std::vector<SessionRecord> session_deletes;   // deletes items, runs and journals too
+  std::vector<SessionRecord> session_metadata_updates;  // metadata replaced; must exist
   std::vector<RunRecord> run_inserts;
   std::vector<RunRecord> run_updates;           // status, snapshot, updated_at; only if the row is at version - 1
   std::vector<StepRecord> steps;                // conflict if (run, seq) exists
   std::vector<ItemRecord> items;                // seq assigned by the store
+  std::vector<ItemRecord> item_deletes;         // by (tenant, session, seq); must exist
   std::vector<DataKeyRecord> data_key_inserts;  // conflict if (tenant, scope, version) exists
   std::vector<DataKeyRecord> data_key_updates;  // kek_version, wrapped_key, destroyed_at; must exist
   std::vector<SecretRecord> secret_upserts;     // created, or value and updated_at replaced
@@ -239,7 +241,7 @@ struct WriteBatch {
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
-           run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
+           session_metadata_updates.empty() && item_deletes.empty() && run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
            secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
            policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty() &&

@@ -88,9 +88,11 @@ Status SealingStore::seal_batch(WriteBatch& batch) {
   for (auto& agent : batch.agent_inserts) {
     ASSIGN_OR_RETURN(agent.spec_json, seal(agent.tenant_id, "tenant", "agents", agent_row(agent), "spec", agent.spec_json));
   }
-  for (auto& session : batch.session_inserts) {
-    ASSIGN_OR_RETURN(session.metadata_json, seal(session.tenant_id, key_scope_of(session), "sessions", session.id,
-                                                 "metadata", session.metadata_json));
+  for (auto* sessions : {&batch.session_inserts, &batch.session_metadata_updates}) {
+    for (auto& session : *sessions) {
+      ASSIGN_OR_RETURN(session.metadata_json, seal(session.tenant_id, key_scope_of(session), "sessions", session.id,
+                                                   "metadata", session.metadata_json));
+    }
   }
   for (auto& run : batch.run_inserts) {
     ASSIGN_OR_RETURN(auto scope, run_scope(run.tenant_id, run.id));

@@ -259,6 +259,16 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             .add_bytes(session.metadata_json).add(session.created_at_ms).add(session.user_id)));
   }
   for (const auto& session : batch.session_deletes) compile_session_delete(session, out);
+  for (const auto& session : batch.session_metadata_updates) {
+    out.push_back(expecting("UPDATE sessions SET metadata = $1 WHERE tenant_id = $2 AND id = $3",
+                            PgParams().add_bytes(session.metadata_json).add(session.tenant_id).add(session.id),
+                            Expect::kOneRow, Code::kNotFound, "session " + session.id + " not found"));
+  }
+  for (const auto& item : batch.item_deletes) {
+    out.push_back(expecting("DELETE FROM items WHERE tenant_id = $1 AND session_id = $2 AND seq = $3",
+                            PgParams().add(item.tenant_id).add(item.session_id).add(item.seq), Expect::kOneRow,
+                            Code::kNotFound, "item " + std::to_string(item.seq) + " not found"));
+  }
   for (const auto& run : batch.run_inserts) {
     // Inserted only while the session exists (and locked against a concurrent delete).
     out.push_back(expecting(std::string("INSERT INTO runs (") + kRunColumns +

@@ -228,6 +228,20 @@ Status SqliteStore::apply(const WriteBatch& batch) {
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& session : batch.session_deletes) RETURN_IF_ERROR(apply_session_delete(session));
+  for (const auto& session : batch.session_metadata_updates) {
+    ASSIGN_OR_RETURN(auto update,
+                     write_db_.prepare_cached("UPDATE sessions SET metadata = ? WHERE tenant_id = ? AND id = ?"));
+    update.bind(1, session.metadata_json).bind(2, session.tenant_id).bind(3, session.id);
+    RETURN_IF_ERROR(update.run());
+    if (write_db_.changes() != 1) return not_found("session " + session.id + " not found");
+  }
+  for (const auto& item : batch.item_deletes) {
+    ASSIGN_OR_RETURN(auto remove, write_db_.prepare_cached(
+                                      "DELETE FROM items WHERE tenant_id = ? AND session_id = ? AND seq = ?"));
+    remove.bind(1, item.tenant_id).bind(2, item.session_id).bind(3, item.seq);
+    RETURN_IF_ERROR(remove.run());
+    if (write_db_.changes() != 1) return not_found("item " + std::to_string(item.seq) + " not found");
+  }
   for (const auto& run : batch.run_inserts) {
     // Checked in the writer, so a run can never land in a session deleted meanwhile.
     ASSIGN_OR_RETURN(auto session, write_db_.prepare_cached("SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?"));

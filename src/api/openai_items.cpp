@@ -1,0 +1,318 @@
+#include "api/openai_items.h"
+
+#include <algorithm>
+
+#include "engine/snapshot.h"
+
+namespace continuum {
+
+namespace {
+
+constexpr size_t kInputItemsMax = 1000;
+
+std::string text_of(const json::value& value) { return value.is_string() ? std::string(value.as_string()) : ""; }
+
+// The string at `key`, or "".
+std::string text_at(const json::object& obj, std::string_view key) {
+  const json::value* value = obj.if_contains(key);
+  return value ? text_of(*value) : "";
+}
+
+// A message item's content: a string, or a list of text parts.
+Result<std::string> content_text(const json::value& content, const std::string& param) {
+  if (content.is_string()) return std::string(content.as_string());
+  if (!content.is_array()) return invalid_argument(param + " must be a string or a list of text parts", param);
+  std::string text;
+  for (const auto& part : content.as_array()) {
+    const json::object* obj = part.if_object();
+    std::string type = obj ? text_at(*obj, "type") : "";
+    if (!obj || (type != "input_text" && type != "output_text" && type != "text") || !obj->contains("text") ||
+        !obj->at("text").is_string()) {
+      return invalid_argument(param + ": only text parts (input_text, output_text) are supported", param);
+    }
+    if (!text.empty()) text += "\n";
+    text += obj->at("text").as_string();
+  }
+  return text;
+}
+
+struct InputMessage {
+  std::string role;  // user, assistant, system (developer is system)
+  std::string text;
+};
+
+Result<InputMessage> parse_message_item(const json::value& item, const std::string& param) {
+  const json::object* obj = item.if_object();
+  if (!obj) return invalid_argument(param + " must be an object", param);
+  std::string type = obj->contains("type") ? text_of(obj->at("type")) : "message";
+  if (type != "message") {
+    return invalid_argument(param + ": item type '" + type + "' is not supported here (message items only)", param);
+  }
+  ASSIGN_OR_RETURN(std::string role, get_string(*obj, "role", param + ".role"));
+  if (role == "developer") role = "system";
+  if (role != "user" && role != "assistant" && role != "system") {
+    return invalid_argument(param + ".role must be user, assistant, system or developer", param + ".role");
+  }
+  if (!obj->contains("content")) return invalid_argument(param + ".content is required", param + ".content");
+  ASSIGN_OR_RETURN(std::string text, content_text(obj->at("content"), param + ".content"));
+  return InputMessage{role, std::move(text)};
+}
+
+std::string chat_message(const std::string& role, const std::string& text) {
+  return to_json(json::object{{"role", role}, {"content", text}});
+}
+
+json::object message_item(const std::string& id, const std::string& role, const std::string& text,
+                          const char* status = "completed") {
+  json::object part{{"type", role == "assistant" ? "output_text" : "input_text"}, {"text", text}};
+  if (role == "assistant") part["annotations"] = json::array{};
+  return json::object{{"type", "message"}, {"id", id}, {"status", status}, {"role", role},
+                      {"content", json::array{std::move(part)}}};
+}
+
+// The model name of an MCP tool is "<server>__<tool>".
+json::object tool_call_item(const std::string& id, const std::string& call_id, const std::string& name,
+                            const std::string& arguments) {
+  size_t split = name.find("__");
+  if (split != std::string::npos) {
+    return json::object{{"type", "mcp_call"},   {"id", id},         {"server_label", name.substr(0, split)},
+                        {"name", name.substr(split + 2)}, {"arguments", arguments}, {"output", nullptr},
+                        {"error", nullptr},     {"status", "in_progress"}};
+  }
+  return json::object{{"type", "tool_call"}, {"id", id},          {"call_id", call_id}, {"name", name},
+                      {"arguments", arguments}, {"output", nullptr}, {"status", "in_progress"}};
+}
+
+}  // namespace
+
+Result<ResponseInput> parse_response_input(const json::value& input, const std::string& param) {
+  ResponseInput parsed;
+  if (input.is_string()) {
+    parsed.text = std::string(input.as_string());
+    if (parsed.text.empty()) return invalid_argument(param + " must not be empty", param);
+    parsed.messages.push_back(chat_message("user", parsed.text));
+    return parsed;
+  }
+  if (!input.is_array() || input.as_array().empty()) {
+    return invalid_argument(param + " must be a non-empty string or list of items", param);
+  }
+  if (input.as_array().size() > kInputItemsMax) return invalid_argument(param + " has over 1000 items", param);
+  bool has_user = false;
+  for (size_t i = 0; i < input.as_array().size(); ++i) {
+    ASSIGN_OR_RETURN(InputMessage message,
+                     parse_message_item(input.as_array()[i], param + "[" + std::to_string(i) + "]"));
+    if (message.role == "system") {
+      parsed.instructions += (parsed.instructions.empty() ? "" : "\n\n") + message.text;
+      continue;
+    }
+    if (message.role == "user") {
+      parsed.text = message.text;
+      has_user = true;
+    }
+    parsed.messages.push_back(chat_message(message.role, message.text));
+  }
+  if (!has_user || parsed.text.empty()) {
+    return invalid_argument(param + " must contain a user message with text", param);
+  }
+  // A turn starts with a user message (context assembly keeps turns whole).
+  if (!parsed.messages.empty() && parse_json_object(parsed.messages.front())->at("role").as_string() != "user") {
+    return invalid_argument(param + ": the first non-system message must be the user's", param);
+  }
+  return parsed;
+}
+
+Result<std::vector<std::string>> parse_conversation_items(const json::value& items, const std::string& param) {
+  if (!items.is_array()) return invalid_argument(param + " must be a list of items", param);
+  if (items.as_array().size() > 20) return invalid_argument(param + " takes at most 20 items at a time", param);
+  std::vector<std::string> messages;
+  for (size_t i = 0; i < items.as_array().size(); ++i) {
+    ASSIGN_OR_RETURN(InputMessage message,
+                     parse_message_item(items.as_array()[i], param + "[" + std::to_string(i) + "]"));
+    messages.push_back(chat_message(message.role, message.text));
+  }
+  return messages;
+}
+
+json::array conversation_items(const ItemRecord& item) {
+  std::string id = "item_" + std::to_string(item.seq);
+  json::array out;
+  auto parsed = parse_json_object(item.message_json);
+  if (!parsed.is_ok()) return out;
+  const json::object& message = *parsed;
+  std::string role = message.contains("role") ? text_of(message.at("role")) : "";
+  std::string content = message.contains("content") ? text_of(message.at("content")) : "";
+  if (role == "tool") {
+    out.push_back(json::object{{"type", "function_call_output"}, {"id", id},
+                               {"call_id", text_at(message, "tool_call_id")},
+                               {"output", content}, {"status", "completed"}});
+    return out;
+  }
+  if (!content.empty() || role != "assistant") out.push_back(message_item(id, role, content));
+  if (const json::value* calls = message.if_contains("tool_calls"); calls && calls->is_array()) {
+    int n = 0;
+    for (const auto& call : calls->as_array()) {
+      const json::object* call_obj = call.if_object();
+      const json::object* function =
+          call_obj && call_obj->contains("function") ? call_obj->at("function").if_object() : nullptr;
+      if (!function) continue;
+      std::string call_id = call_obj->contains("id") ? text_of(call_obj->at("id")) : "";
+      out.push_back(json::object{{"type", "function_call"}, {"id", id + "_c" + std::to_string(++n)},
+                                 {"call_id", call_id},
+                                 {"name", text_at(*function, "name")},
+                                 {"arguments", text_at(*function, "arguments")},
+                                 {"status", "completed"}});
+    }
+  }
+  return out;
+}
+
+Result<json::object> list_page(const json::array& all, const std::string& after, const std::string& limit,
+                               const std::string& order) {
+  int64_t count = 20;
+  if (!limit.empty()) {
+    char* end = nullptr;
+    long long value = std::strtoll(limit.c_str(), &end, 10);
+    if (*end != '\0' || value < 1 || value > 100) return invalid_argument("limit must be 1-100", "limit");
+    count = value;
+  }
+  if (!order.empty() && order != "asc" && order != "desc") return invalid_argument("order must be asc or desc", "order");
+  std::vector<const json::value*> ordered;
+  for (const auto& item : all) ordered.push_back(&item);
+  if (order != "asc") std::reverse(ordered.begin(), ordered.end());
+  size_t begin = 0;
+  if (!after.empty()) {
+    auto found = std::find_if(ordered.begin(), ordered.end(), [&](const json::value* item) {
+      return item->as_object().at("id").as_string() == after;
+    });
+    if (found == ordered.end()) return not_found("no item '" + after + "' in this list");
+    begin = static_cast<size_t>(found - ordered.begin()) + 1;
+  }
+  json::array data;
+  for (size_t i = begin; i < ordered.size() && static_cast<int64_t>(data.size()) < count; ++i) data.push_back(*ordered[i]);
+  bool has_more = begin + data.size() < ordered.size();
+  json::value first_id = data.empty() ? json::value(nullptr) : data.front().as_object().at("id");
+  json::value last_id = data.empty() ? json::value(nullptr) : data.back().as_object().at("id");
+  return json::object{{"object", "list"}, {"data", std::move(data)}, {"first_id", first_id},
+                      {"last_id", last_id}, {"has_more", has_more}};
+}
+
+std::string response_status(const std::string& run_status) {
+  if (run_status == kRunRunning || run_status == kRunWaiting) return "in_progress";
+  return run_status;  // queued, completed, failed, cancelled
+}
+
+std::vector<size_t> ResponseOutput::add_step(const StepRecord& step) {
+  std::vector<size_t> touched;
+  auto payload = parse_json_object(step.payload_json);
+  if (!payload.is_ok()) return touched;
+  if (step.kind == kStepModelCall) {
+    const json::object* message = payload->contains("message") ? payload->at("message").if_object() : nullptr;
+    if (!message) return touched;
+    std::string text = message->contains("content") ? text_of(message->at("content")) : "";
+    if (!text.empty()) {
+      message_by_seq_[step.seq] = items_.size();
+      touched.push_back(items_.size());
+      items_.push_back(message_item(message_id(step.seq), "assistant", text));
+    }
+    if (const json::value* calls = message->if_contains("tool_calls"); calls && calls->is_array()) {
+      int n = 0;
+      for (const auto& call : calls->as_array()) {
+        const json::object* call_obj = call.if_object();
+        const json::object* function =
+            call_obj && call_obj->contains("function") ? call_obj->at("function").if_object() : nullptr;
+        if (!function) continue;
+        std::string call_id = call_obj->contains("id") ? text_of(call_obj->at("id")) : "";
+        std::string id = "tc_" + run_id_ + "_" + std::to_string(step.seq) + "_" + std::to_string(++n);
+        tool_item_by_call_[call_id] = items_.size();
+        touched.push_back(items_.size());
+        items_.push_back(tool_call_item(id, call_id,
+                                        function->contains("name") ? text_of(function->at("name")) : "",
+                                        function->contains("arguments") ? text_of(function->at("arguments")) : ""));
+      }
+    }
+  } else if (step.kind == kStepToolCall) {
+    std::string call_id = payload->contains("call_id") ? text_of(payload->at("call_id")) : "";
+    auto found = tool_item_by_call_.find(call_id);
+    if (found == tool_item_by_call_.end()) return touched;
+    json::object& item = items_[found->second].as_object();
+    bool failed = payload->contains("is_error") && payload->at("is_error").is_bool() && payload->at("is_error").as_bool();
+    std::string output = payload->contains("output") ? text_of(payload->at("output")) : "";
+    item["status"] = failed ? "failed" : "completed";
+    if (item.at("type").as_string() == "mcp_call" && failed) {
+      item["error"] = output;
+    } else {
+      item["output"] = output;
+    }
+    touched.push_back(found->second);
+  }
+  return touched;
+}
+
+std::string ResponseOutput::output_text() const {
+  std::string text;
+  for (const auto& item : items_) {
+    const json::object& obj = item.as_object();
+    if (obj.at("type").as_string() != "message") continue;
+    for (const auto& part : obj.at("content").as_array()) text += part.as_object().at("text").as_string();
+  }
+  return text;
+}
+
+size_t ResponseOutput::message_index(int64_t model_seq) const {
+  auto found = message_by_seq_.find(model_seq);
+  return found != message_by_seq_.end() ? found->second : items_.size();
+}
+
+std::string ResponseOutput::message_id(int64_t model_seq) const {
+  return "msg_" + run_id_ + "_" + std::to_string(model_seq);
+}
+
+json::object response_object(const RunRecord& run, const StepRecord& created, const ResponseOutput& output) {
+  json::object options;
+  json::value instructions = nullptr;
+  if (auto payload = parse_json_object(created.payload_json); payload.is_ok()) {
+    if (const json::value* annotations = payload->if_contains("annotations"); annotations && annotations->is_object()) {
+      options = annotations->as_object();
+    }
+    if (payload->contains("instructions")) instructions = payload->at("instructions");
+  }
+  auto option = [&](const char* key, json::value fallback) {
+    return options.contains(key) ? options.at(key) : fallback;
+  };
+  json::object response{{"id", run.id},
+                        {"object", "response"},
+                        {"created_at", run.created_at_ms / 1000},
+                        {"status", response_status(run.status)},
+                        {"model", run.agent_name},
+                        {"output", output.items()},
+                        {"output_text", output.output_text()},
+                        {"instructions", instructions},
+                        {"metadata", option("metadata", json::object{})},
+                        {"previous_response_id", option("previous_response_id", nullptr)},
+                        {"conversation", json::object{{"id", run.session_id}}},
+                        {"background", option("background", false)},
+                        {"store", option("store", true)},
+                        {"error", nullptr},
+                        {"incomplete_details", nullptr},
+                        {"parallel_tool_calls", true},
+                        {"tool_choice", "auto"},
+                        {"tools", json::array{}},
+                        {"temperature", nullptr},
+                        {"top_p", nullptr},
+                        {"max_output_tokens", nullptr},
+                        {"truncation", "disabled"},
+                        {"text", json::object{{"format", json::object{{"type", "text"}}}}}};
+  if (auto snapshot = snapshot_from_json(run.snapshot_json); snapshot.is_ok()) {
+    response["usage"] = json::object{{"input_tokens", snapshot->usage.input_tokens},
+                                     {"input_tokens_details", json::object{{"cached_tokens", 0}}},
+                                     {"output_tokens", snapshot->usage.output_tokens},
+                                     {"output_tokens_details", json::object{{"reasoning_tokens", 0}}},
+                                     {"total_tokens", snapshot->usage.total_tokens}};
+    if (!snapshot->error_code.empty()) {
+      response["error"] = json::object{{"code", snapshot->error_code}, {"message", snapshot->error_message}};
+    }
+  }
+  return response;
+}
+
+}  // namespace continuum

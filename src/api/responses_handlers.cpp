@@ -1,0 +1,349 @@
+// The OpenAI-compatible Responses API (docs/openai-sdk.md): a response is a
+// run, `model` names the agent, and the conversation is the run's session.
+#include "api/access.h"
+#include "api/errors.h"
+#include "api/handlers.h"
+#include "api/openai_items.h"
+#include "api/responses_stream.h"
+#include "engine/snapshot.h"
+
+namespace continuum {
+
+namespace {
+
+using Writer = std::shared_ptr<ResponseWriter>;
+constexpr int64_t kWaitMs = 600'000;
+constexpr int kJournalPage = 1000;
+constexpr size_t kMetadataKeysMax = 16;
+
+// Accepted and ignored: sampling and presentation settings belong to the agent.
+constexpr std::string_view kResponseFields[] = {
+    "model", "input", "instructions", "previous_response_id", "conversation", "metadata", "store", "stream",
+    "background", "tools", "temperature", "top_p", "max_output_tokens", "parallel_tool_calls", "tool_choice",
+    "text", "truncation", "user", "include", "reasoning", "service_tier", "prompt_cache_key",
+    "safety_identifier", "stream_options", "top_logprobs", "max_tool_calls"};
+
+struct ResponseRequest {
+  std::string model;
+  ResponseInput input;
+  std::string instructions;
+  std::optional<std::string> previous_response_id;
+  std::optional<std::string> conversation;
+  json::object metadata;
+  bool store = true;
+  bool stream = false;
+  bool background = false;
+};
+
+Result<json::object> parse_metadata(const json::object& body) {
+  ASSIGN_OR_RETURN(const json::object* metadata, get_optional_object(body, "metadata", "metadata"));
+  if (!metadata) return json::object{};
+  if (metadata->size() > kMetadataKeysMax) return invalid_argument("metadata has over 16 keys", "metadata");
+  for (const auto& entry : *metadata) {
+    if (entry.key().size() > 64 || !entry.value().is_string() || entry.value().as_string().size() > 512) {
+      return invalid_argument("metadata maps keys of at most 64 characters to strings of at most 512", "metadata");
+    }
+  }
+  return *metadata;
+}
+
+Result<ResponseRequest> parse_response_request(const json::object& body) {
+  for (const auto& entry : body) {
+    if (std::find(std::begin(kResponseFields), std::end(kResponseFields), entry.key()) == std::end(kResponseFields)) {
+      return invalid_argument("unknown parameter '" + std::string(entry.key()) + "'", entry.key());
+    }
+  }
+  ResponseRequest request;
+  ASSIGN_OR_RETURN(request.model, get_string(body, "model", "model"));
+  if (!body.contains("input")) return invalid_argument("input is required", "input");
+  ASSIGN_OR_RETURN(request.input, parse_response_input(body.at("input"), "input"));
+  ASSIGN_OR_RETURN(auto instructions, get_optional_string(body, "instructions", "instructions"));
+  request.instructions = instructions.value_or("");
+  if (!request.input.instructions.empty()) {
+    request.instructions += (request.instructions.empty() ? "" : "\n\n") + request.input.instructions;
+  }
+  ASSIGN_OR_RETURN(request.previous_response_id,
+                   get_optional_string(body, "previous_response_id", "previous_response_id"));
+  if (const json::value* conversation = body.if_contains("conversation"); conversation && !conversation->is_null()) {
+    const json::object* obj = conversation->if_object();
+    if (conversation->is_string()) {
+      request.conversation = std::string(conversation->as_string());
+    } else if (obj && obj->contains("id") && obj->at("id").is_string()) {
+      request.conversation = std::string(obj->at("id").as_string());
+    } else {
+      return invalid_argument("conversation must be an id or {\"id\": ...}", "conversation");
+    }
+  }
+  if (request.previous_response_id && request.conversation) {
+    return invalid_argument("previous_response_id and conversation cannot both be given", "previous_response_id");
+  }
+  if (const json::value* tools = body.if_contains("tools");
+      tools && !(tools->is_null() || (tools->is_array() && tools->as_array().empty()))) {
+    return invalid_argument("tools supplied by the client are not supported yet; the agent's own tools run on "
+                            "the server", "tools");
+  }
+  ASSIGN_OR_RETURN(request.metadata, parse_metadata(body));
+  ASSIGN_OR_RETURN(auto store, get_optional_bool(body, "store", "store"));
+  ASSIGN_OR_RETURN(auto stream, get_optional_bool(body, "stream", "stream"));
+  ASSIGN_OR_RETURN(auto background, get_optional_bool(body, "background", "background"));
+  request.store = store.value_or(true);
+  request.stream = stream.value_or(false);
+  request.background = background.value_or(false);
+  return request;
+}
+
+// The whole journal, oldest first.
+Result<std::vector<StepRecord>> journal(ApiContext& ctx, const RunRecord& run) {
+  std::vector<StepRecord> steps;
+  for (int64_t after = -1;;) {
+    ASSIGN_OR_RETURN(auto page, ctx.store->list_steps(run.tenant_id, run.id, after, kJournalPage));
+    if (page.empty()) break;
+    after = page.back().seq;
+    bool last = static_cast<int>(page.size()) < kJournalPage;
+    for (auto& step : page) steps.push_back(std::move(step));
+    if (last) break;
+  }
+  if (steps.empty() || steps.front().kind != kStepRunCreated) return internal_error("run " + run.id + " has no journal");
+  return steps;
+}
+
+Result<json::object> load_response(ApiContext& ctx, const std::string& tenant, const std::string& run_id) {
+  ASSIGN_OR_RETURN(RunRecord run, ctx.store->get_run(tenant, run_id));
+  ASSIGN_OR_RETURN(auto steps, journal(ctx, run));
+  ResponseOutput output(run.id);
+  for (const auto& step : steps) output.add_step(step);
+  return response_object(run, steps.front(), output);
+}
+
+void send_response(ApiContext& ctx, const std::string& tenant, const std::string& run_id, Writer writer) {
+  auto response = load_response(ctx, tenant, run_id);
+  if (!response.is_ok()) return writer->send(error_response(response.status()));
+  writer->send(json_response(200, *response));
+}
+
+// ---- streaming ----
+
+struct LiveStream {
+  ResponseEventStream events;
+  std::string tenant, run_id;
+};
+
+// Sends the committed steps after those sent, in seq order; while the run is
+// not terminal, up to the first gap (parallel tool results commit out of
+// order). Returns true once the terminal event is sent.
+Result<bool> pump(ApiContext& ctx, LiveStream& live, bool run_terminal, ResponseWriter& out) {
+  auto latest = [&] {
+    auto run = ctx.store->get_run(live.tenant, live.run_id);
+    return run.is_ok() ? *run : RunRecord{};
+  };
+  for (;;) {
+    int64_t after = live.events.last_step_seq();
+    ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(live.tenant, live.run_id, after, kJournalPage));
+    for (const auto& step : steps) {
+      if (!run_terminal && step.seq != live.events.last_step_seq() + 1) return false;
+      if (live.events.on_step(step, latest, out)) return true;
+    }
+    if (static_cast<int>(steps.size()) < kJournalPage) return false;
+  }
+}
+
+void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
+  ctx.loop->post_after(ctx.sse_keepalive_ms, [&ctx, weak] {
+    auto writer = weak.lock();
+    if (!writer || writer->closed()) return;
+    writer->write(": keep-alive\n\n");
+    keep_alive(ctx, weak);
+  });
+}
+
+void text_delta(LiveStream& live, const RunEvent& event, ResponseWriter& out) {
+  auto data = parse_json_object(event.data);
+  if (!data.is_ok() || !data->contains("seq") || !data->at("seq").is_int64() || !data->contains("delta") ||
+      !data->at("delta").is_string()) {
+    return;
+  }
+  live.events.on_text_delta(data->at("seq").as_int64(), std::string_view(data->at("delta").as_string()), out);
+}
+
+void stream_response(ApiContext& ctx, const RunRecord& run, int64_t starting_after, Writer writer) {
+  auto first = ctx.store->list_steps(run.tenant_id, run.id, -1, 1);
+  if (!first.is_ok() || first->empty()) {
+    return writer->send(error_response(first.is_ok() ? internal_error("run has no journal") : first.status()));
+  }
+  writer->start_stream(200, "text/event-stream", {{"X-Accel-Buffering", "no"}, {"Cache-Control", "no-cache"}});
+  auto live = std::make_shared<LiveStream>(LiveStream{ResponseEventStream(run, first->front(), starting_after),
+                                                      run.tenant_id, run.id});
+  auto ended = pump(ctx, *live, is_terminal_status(run.status), *writer);
+  if (!ended.is_ok() || *ended) return writer->end();
+  std::weak_ptr<ResponseWriter> weak = writer;
+  std::string run_id = run.id;
+  if (auto partial = ctx.engine->partial_text(run_id)) text_delta(*live, *partial, *writer);
+  int64_t token = ctx.engine->subscribe(run_id, [&ctx, weak, live](const RunEvent& event) {
+    auto out = weak.lock();
+    if (!out || out->closed()) return;
+    if (event.seq < 0) {
+      if (event.type == "text_delta") text_delta(*live, event, *out);
+    } else {
+      auto done = pump(ctx, *live, event.terminal, *out);
+      if (!done.is_ok() || *done) return out->end();
+    }
+    if (out->queued_bytes() > ctx.sse_queued_bytes_max) out->end();  // it resumes with starting_after
+  });
+  ctx.engine->follow_remote(run.tenant_id, run_id);
+  Engine* engine = ctx.engine;
+  int64_t hook = ctx.add_shutdown_hook([weak] {
+    if (auto out = weak.lock()) out->end();
+  });
+  writer->on_close([&ctx, engine, run_id, token, hook] {
+    engine->unsubscribe(run_id, token);
+    ctx.remove_shutdown_hook(hook);
+  });
+  keep_alive(ctx, weak);
+}
+
+// ---- handlers ----
+
+void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord& session,
+            const AgentRecord& agent, Writer writer) {
+  RunOptions options;
+  options.instructions = request.instructions;
+  options.input_messages = request.input.messages;
+  options.annotations = json::object{{"metadata", request.metadata},
+                                     {"store", request.store},
+                                     {"background", request.background}};
+  if (request.previous_response_id) options.annotations["previous_response_id"] = *request.previous_response_id;
+  bool stream = request.stream, background = request.background;
+  ctx.engine->submit_run(
+      session, agent, request.input.text,
+      [&ctx, stream, background, writer](Result<RunRecord> run) {
+        if (!run.is_ok()) return writer->send(error_response(run.status()));
+        if (stream) return stream_response(ctx, *run, -1, writer);
+        if (background) return send_response(ctx, run->tenant_id, run->id, writer);
+        std::string tenant = run->tenant_id, run_id = run->id;
+        when_run_ends(ctx, tenant, run_id, kWaitMs,
+                      [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); });
+      },
+      std::move(options));
+}
+
+void create_response(ApiContext& ctx, HttpRequest& http, Writer writer) {
+  auto body = parse_json_object(http.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  auto request = parse_response_request(*body);
+  if (!request.is_ok()) return writer->send(error_response(request.status()));
+  const Principal& who = caller(http);
+  auto agent = ctx.store->get_agent(who.tenant, request->model, std::nullopt);
+  if (!agent.is_ok()) {
+    Status shown = agent.status().code() == Code::kNotFound
+                       ? Status(Code::kNotFound, "model '" + request->model + "' names no agent", "model")
+                       : agent.status();
+    return writer->send(error_response(shown));
+  }
+  std::optional<std::string> session_id = request->conversation;
+  if (request->previous_response_id) {
+    auto previous = authorized_run(ctx, who, *request->previous_response_id, "run:read", writer);
+    if (!previous) return;
+    session_id = previous->session_id;
+  }
+  if (session_id) {
+    auto session = authorized_session(ctx, who, *session_id, "run:create", writer);
+    if (!session) return;
+    return submit(ctx, *request, *session, *agent, writer);
+  }
+  // A new conversation: a session of this agent, owned by the caller.
+  if (!allowed(ctx, who, "session:create", "session:*", {{"owner", who.user_id}, {"agent", request->model}},
+               writer)) {
+    return;
+  }
+  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), request->model, "{}", ctx.clock->now_ms(),
+                        who.user_id};
+  WriteBatch batch;
+  batch.session_inserts.push_back(session);
+  ctx.store->commit(std::move(batch), [&ctx, session, request = std::move(*request), agent = std::move(*agent),
+                                       writer](Status result) {
+    ctx.loop->post([&ctx, session, request, agent, writer, result] {
+      if (!result.is_ok()) return writer->send(error_response(result));
+      submit(ctx, request, session, agent, writer);
+    });
+  });
+}
+
+Result<int64_t> starting_after(const HttpRequest& request) {
+  if (!request.has_query_param("starting_after")) return int64_t{-1};
+  std::string text = request.query_param("starting_after");
+  char* end = nullptr;
+  long long value = std::strtoll(text.c_str(), &end, 10);
+  if (text.empty() || *end != '\0' || value < 0) {
+    return invalid_argument("starting_after must be a sequence number", "starting_after");
+  }
+  return static_cast<int64_t>(value);
+}
+
+void get_response(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  std::string stream = request.query_param("stream");
+  if (!stream.empty() && stream != "true" && stream != "false") {
+    return writer->send(error_response(invalid_argument("stream must be true or false", "stream")));
+  }
+  auto after = starting_after(request);
+  if (!after.is_ok()) return writer->send(error_response(after.status()));
+  auto run = authorized_run(ctx, caller(request), params.at("id"), "run:read", writer);
+  if (!run) return;
+  if (stream == "true") return stream_response(ctx, *run, *after, writer);
+  send_response(ctx, run->tenant_id, run->id, writer);
+}
+
+void cancel_response(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto run = authorized_run(ctx, caller(request), params.at("id"), "run:cancel", writer);
+  if (!run) return;
+  std::string tenant = run->tenant_id, run_id = run->id;
+  if (is_terminal_status(run->status)) {
+    return writer->send(error_response(conflict("response " + run_id + " is already " + run->status)));
+  }
+  ctx.engine->cancel_run(tenant, run_id, [&ctx, tenant, run_id, writer](Status status) {
+    if (!status.is_ok()) return writer->send(error_response(status));
+    when_run_ends(ctx, tenant, run_id, 60'000,
+                  [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); });
+  });
+}
+
+void list_input_items(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto run = authorized_run(ctx, caller(request), params.at("id"), "run:read", writer);
+  if (!run) return;
+  auto first = ctx.store->list_steps(run->tenant_id, run->id, -1, 1);
+  if (!first.is_ok() || first->empty()) {
+    return writer->send(error_response(first.is_ok() ? internal_error("run has no journal") : first.status()));
+  }
+  std::vector<ItemRecord> items;
+  auto payload = parse_json_object(first->front().payload_json);
+  const json::value* messages = payload.is_ok() ? payload->if_contains("input_messages") : nullptr;
+  if (messages && messages->is_array()) {
+    for (const auto& message : messages->as_array()) items.push_back(ItemRecord{0, "", "", run->id, to_json(message)});
+  } else {
+    items.push_back(ItemRecord{0, "", "", run->id, to_json(json::object{{"role", "user"}, {"content", run->input}})});
+  }
+  json::array data;
+  for (size_t i = 0; i < items.size(); ++i) {
+    for (auto& item : conversation_items(items[i])) {
+      item.as_object()["id"] = "in_" + run->id + "_" + std::to_string(i);
+      data.push_back(std::move(item));
+    }
+  }
+  auto page = list_page(data, request.query_param("after"), request.query_param("limit"),
+                        request.query_param("order"));
+  if (!page.is_ok()) return writer->send(error_response(page.status()));
+  writer->send(json_response(200, *page));
+}
+
+}  // namespace
+
+void add_response_routes(Router& router, ApiContext& ctx) {
+  router.add("POST", "/v1/responses", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_response(ctx, r, w); });
+  router.add("GET", "/v1/responses/{id}",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_response(ctx, r, p, w); });
+  router.add("POST", "/v1/responses/{id}/cancel",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { cancel_response(ctx, r, p, w); });
+  router.add("GET", "/v1/responses/{id}/input_items",
+             [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_input_items(ctx, r, p, w); });
+}
+
+}  // namespace continuum
