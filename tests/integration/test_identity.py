@@ -618,11 +618,14 @@ if __name__ == "__main__":
     unittest.main()
 
 
-ROTATION_TTL_S = 1
+# Tokens expire at the issuing second (truncated) plus the lifetime: with 1 s, a token
+# could be expired before the tool saw it (it failed so once under load). 2 s leave
+# at least a second.
+ROTATION_TTL_S = 2
 
 
 class ToolIdentityRotationTest(IdentityTestBase):
-    """Rotation: a key is replaced only once it is older than the token lifetime (1 s here)."""
+    """Rotation: a key is replaced only once it is older than the token lifetime (2 s here)."""
     SERVER_ENV = {"CONTINUUM_IDENTITY_ISSUER": CONTINUUM_ISSUER, "CONTINUUM_TOOL_TOKEN_TTL_S": str(ROTATION_TTL_S)}
     ISSUER = CONTINUUM_ISSUER
     oidc_env = ToolIdentityTest.oidc_env
