@@ -56,18 +56,35 @@ std::vector<json::object> truncated_turn(const std::string& user_message, const 
   return turn;
 }
 
+// The end of the turn whose newest items start at `begin`, where `first_end`
+// ends its first run's items: a run's items that do not begin with a user
+// message (a client's function call outputs, items added to a conversation
+// outside a run) continue the turn before them.
+size_t turn_end_from(const std::vector<ContextItem>& newest_first, size_t first_end) {
+  size_t end = first_end;
+  while (end > 0 && end < newest_first.size() && !is_user_item(newest_first[end - 1])) {
+    const std::string& run_id = newest_first[end].run_id;
+    while (end < newest_first.size() && newest_first[end].run_id == run_id) ++end;
+  }
+  return end;
+}
+
+int64_t cost_of(const std::vector<ContextItem>& newest_first, size_t begin, size_t end) {
+  int64_t cost = 0;
+  for (size_t i = begin; i < end; ++i) cost += estimate_tokens(newest_first[i].message_json);
+  return cost;
+}
+
 }  // namespace
 
 json::array assemble_context(const std::string& instructions, const std::string& current_run_id,
                              const std::string& current_user_message,
                              const std::vector<ContextItem>& newest_first, int64_t budget_tokens) {
   int64_t budget = budget_tokens - (instructions.empty() ? 0 : estimate_tokens(instructions));
-  size_t turn_end = 0;  // current run's items are newest_first[0, turn_end)
-  int64_t turn_cost = 0;
-  while (turn_end < newest_first.size() && newest_first[turn_end].run_id == current_run_id) {
-    turn_cost += estimate_tokens(newest_first[turn_end].message_json);
-    ++turn_end;
-  }
+  size_t turn_end = 0;  // the current turn is newest_first[0, turn_end)
+  while (turn_end < newest_first.size() && newest_first[turn_end].run_id == current_run_id) ++turn_end;
+  turn_end = turn_end_from(newest_first, turn_end);
+  int64_t turn_cost = cost_of(newest_first, 0, turn_end);
   bool turn_complete = turn_end > 0 && is_user_item(newest_first[turn_end - 1]);
   std::vector<json::object> messages;
   if (turn_cost <= budget && turn_complete) {
@@ -76,12 +93,10 @@ json::array assemble_context(const std::string& instructions, const std::string&
     int64_t used = turn_cost;
     while (included_end < newest_first.size()) {
       size_t end = included_end;
-      int64_t cost = 0;
       const std::string& run_id = newest_first[included_end].run_id;
-      while (end < newest_first.size() && newest_first[end].run_id == run_id) {
-        cost += estimate_tokens(newest_first[end].message_json);
-        ++end;
-      }
+      while (end < newest_first.size() && newest_first[end].run_id == run_id) ++end;
+      end = turn_end_from(newest_first, end);
+      int64_t cost = cost_of(newest_first, included_end, end);
       if (used + cost > budget || !is_user_item(newest_first[end - 1])) break;
       used += cost;
       included_end = end;

@@ -19,8 +19,10 @@ struct ContextItem {
 };
 
 // Builds the messages for the model, oldest first: the system instructions,
-// then the current run's turn, preceded by as many whole earlier turns (one
-// run = one turn) as fit `budget_tokens`. Turns are never cut in the middle,
+// then the current run's turn, preceded by as many whole earlier turns as
+// fit `budget_tokens`. A turn is a run's items; a run whose items do not begin
+// with a user message (a client's function call outputs, items added to a
+// conversation outside a run) continues the turn before it. Turns are never cut in the middle,
 // so the model never sees a tool result without its call or a call without
 // its result. If the current turn alone is over budget, its user message is
 // kept and followed by the newest of its items that fit, starting at an

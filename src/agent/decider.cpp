@@ -22,13 +22,20 @@ std::vector<Command> decide(const AgentSpec& agent, const RunSnapshot& snapshot,
   if (!snapshot.pending_tools.empty()) {
     std::vector<Command> commands;
     for (const auto& tool : snapshot.pending_tools) {
+      if (is_client_tool(snapshot.client_tools, tool.name)) continue;  // the client runs it
       Command command;
       command.kind = Command::Kind::kCallTool;
       command.seq = tool.seq;
       command.tool = tool;
       commands.push_back(std::move(command));
     }
-    return commands;
+    if (!commands.empty()) return commands;
+    // Only the client's calls are left: the run ends here, and the client's
+    // outputs start the next run of the session.
+    Command command;
+    command.kind = Command::Kind::kComplete;
+    command.seq = snapshot.next_seq;
+    return {command};
   }
   if (snapshot.final_text) {
     Command command;

@@ -1,6 +1,8 @@
 #include "api/openai_items.h"
 
 #include <algorithm>
+#include <cctype>
+#include <set>
 
 #include "engine/snapshot.h"
 
@@ -85,6 +87,27 @@ json::object tool_call_item(const std::string& id, const std::string& call_id, c
 
 }  // namespace
 
+namespace {
+
+// A function_call_output item as a tool message.
+Result<json::object> tool_output_message(const json::object& item, const std::string& param) {
+  ASSIGN_OR_RETURN(std::string call_id, get_string(item, "call_id", param + ".call_id"));
+  if (!item.contains("output")) return invalid_argument(param + ".output is required", param + ".output");
+  ASSIGN_OR_RETURN(std::string output, content_text(item.at("output"), param + ".output"));
+  return json::object{{"role", "tool"}, {"tool_call_id", call_id}, {"content", output}};
+}
+
+// A function_call item (history a client sends back) as an assistant tool call.
+Result<json::object> tool_call_of(const json::object& item, const std::string& param) {
+  ASSIGN_OR_RETURN(std::string call_id, get_string(item, "call_id", param + ".call_id"));
+  ASSIGN_OR_RETURN(std::string name, get_string(item, "name", param + ".name"));
+  ASSIGN_OR_RETURN(std::string arguments, get_string(item, "arguments", param + ".arguments"));
+  return json::object{{"id", call_id}, {"type", "function"},
+                      {"function", json::object{{"name", name}, {"arguments", arguments}}}};
+}
+
+}  // namespace
+
 Result<ResponseInput> parse_response_input(const json::value& input, const std::string& param) {
   ResponseInput parsed;
   if (input.is_string()) {
@@ -97,28 +120,77 @@ Result<ResponseInput> parse_response_input(const json::value& input, const std::
     return invalid_argument(param + " must be a non-empty string or list of items", param);
   }
   if (input.as_array().size() > kInputItemsMax) return invalid_argument(param + " has over 1000 items", param);
-  bool has_user = false;
+  std::vector<json::object> messages;
+  std::string outputs;
   for (size_t i = 0; i < input.as_array().size(); ++i) {
-    ASSIGN_OR_RETURN(InputMessage message,
-                     parse_message_item(input.as_array()[i], param + "[" + std::to_string(i) + "]"));
+    std::string at = param + "[" + std::to_string(i) + "]";
+    const json::object* item = input.as_array()[i].if_object();
+    std::string type = item ? text_at(*item, "type") : "";
+    if (item && type == "function_call_output") {
+      ASSIGN_OR_RETURN(json::object message, tool_output_message(*item, at));
+      outputs += (outputs.empty() ? "" : "\n") + text_at(message, "content");
+      parsed.call_outputs.push_back(text_at(message, "tool_call_id"));
+      messages.push_back(std::move(message));
+      continue;
+    }
+    if (item && type == "function_call") {  // consecutive calls form one assistant message
+      ASSIGN_OR_RETURN(json::object call, tool_call_of(*item, at));
+      bool joins = !messages.empty() && messages.back().contains("tool_calls") && !messages.back().contains("tool_call_id");
+      if (!joins) messages.push_back(json::object{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", json::array{}}});
+      messages.back()["tool_calls"].as_array().push_back(std::move(call));
+      continue;
+    }
+    ASSIGN_OR_RETURN(InputMessage message, parse_message_item(input.as_array()[i], at));
     if (message.role == "system") {
       parsed.instructions += (parsed.instructions.empty() ? "" : "\n\n") + message.text;
       continue;
     }
-    if (message.role == "user") {
-      parsed.text = message.text;
-      has_user = true;
-    }
-    parsed.messages.push_back(chat_message(message.role, message.text));
+    if (message.role == "user") parsed.text = message.text;
+    messages.push_back(json::object{{"role", message.role}, {"content", message.text}});
   }
-  if (!has_user || parsed.text.empty()) {
-    return invalid_argument(param + " must contain a user message with text", param);
+  if (parsed.text.empty()) parsed.text = outputs;
+  if (messages.empty() || parsed.text.empty()) {
+    return invalid_argument(param + " must contain a user message with text or function call outputs", param);
   }
-  // A turn starts with a user message (context assembly keeps turns whole).
-  if (!parsed.messages.empty() && parse_json_object(parsed.messages.front())->at("role").as_string() != "user") {
-    return invalid_argument(param + ": the first non-system message must be the user's", param);
+  // A turn starts with the user's message, or continues the previous one
+  // with the outputs of the client's function calls.
+  std::string first_role = text_at(messages.front(), "role");
+  if (first_role != "user" && first_role != "tool") {
+    return invalid_argument(param + ": the first non-system item must be a user message or a function_call_output",
+                            param);
   }
+  for (const auto& message : messages) parsed.messages.push_back(to_json(message));
   return parsed;
+}
+
+Result<json::array> parse_client_tools(const json::value& tools, const std::string& param) {
+  json::array definitions;
+  if (tools.is_null()) return definitions;
+  if (!tools.is_array()) return invalid_argument(param + " must be a list", param);
+  if (tools.as_array().size() > 128) return invalid_argument(param + " has over 128 tools", param);
+  std::set<std::string> names;
+  for (size_t i = 0; i < tools.as_array().size(); ++i) {
+    std::string at = param + "[" + std::to_string(i) + "]";
+    const json::object* tool = tools.as_array()[i].if_object();
+    if (!tool || text_at(*tool, "type") != "function") {
+      return invalid_argument(at + ": only function tools are supported (the agent's own tools run on the server)",
+                              at + ".type");
+    }
+    ASSIGN_OR_RETURN(std::string name, get_string(*tool, "name", at + ".name"));
+    bool plain = !name.empty() && name.size() <= 64 && name.find("__") == std::string::npos &&
+                 std::all_of(name.begin(), name.end(), [](char c) {
+                   return std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-';
+                 });
+    if (!plain) return invalid_argument(at + ".name must be 1-64 of [A-Za-z0-9_-], without \"__\"", at + ".name");
+    if (!names.insert(name).second) return invalid_argument(at + ".name repeats '" + name + "'", at + ".name");
+    ASSIGN_OR_RETURN(auto description, get_optional_string(*tool, "description", at + ".description"));
+    ASSIGN_OR_RETURN(const json::object* parameters, get_optional_object(*tool, "parameters", at + ".parameters"));
+    json::object schema = parameters ? *parameters : json::object{{"type", "object"}, {"properties", json::object{}}};
+    definitions.push_back(json::object{
+        {"type", "function"},
+        {"function", json::object{{"name", name}, {"description", description.value_or("")}, {"parameters", schema}}}});
+  }
+  return definitions;
 }
 
 Result<std::vector<std::string>> parse_conversation_items(const json::value& items, const std::string& param) {
@@ -205,7 +277,11 @@ std::vector<size_t> ResponseOutput::add_step(const StepRecord& step) {
   std::vector<size_t> touched;
   auto payload = parse_json_object(step.payload_json);
   if (!payload.is_ok()) return touched;
-  if (step.kind == kStepModelCall) {
+  if (step.kind == kStepRunCreated) {
+    if (const json::value* tools = payload->if_contains("client_tools"); tools && tools->is_array()) {
+      client_tools_ = tools->as_array();
+    }
+  } else if (step.kind == kStepModelCall) {
     const json::object* message = payload->contains("message") ? payload->at("message").if_object() : nullptr;
     if (!message) return touched;
     std::string text = message->contains("content") ? text_of(message->at("content")) : "";
@@ -222,12 +298,17 @@ std::vector<size_t> ResponseOutput::add_step(const StepRecord& step) {
             call_obj && call_obj->contains("function") ? call_obj->at("function").if_object() : nullptr;
         if (!function) continue;
         std::string call_id = call_obj->contains("id") ? text_of(call_obj->at("id")) : "";
-        std::string id = "tc_" + run_id_ + "_" + std::to_string(step.seq) + "_" + std::to_string(++n);
-        tool_item_by_call_[call_id] = items_.size();
+        std::string suffix = run_id_ + "_" + std::to_string(step.seq) + "_" + std::to_string(++n);
+        std::string name = text_at(*function, "name"), arguments = text_at(*function, "arguments");
         touched.push_back(items_.size());
-        items_.push_back(tool_call_item(id, call_id,
-                                        function->contains("name") ? text_of(function->at("name")) : "",
-                                        function->contains("arguments") ? text_of(function->at("arguments")) : ""));
+        if (is_client_tool(client_tools_, name)) {
+          // The client runs it: the response ends with it, as in OpenAI's API.
+          items_.push_back(json::object{{"type", "function_call"}, {"id", "fc_" + suffix}, {"call_id", call_id},
+                                        {"name", name}, {"arguments", arguments}, {"status", "completed"}});
+          continue;
+        }
+        tool_item_by_call_[call_id] = items_.size();
+        items_.push_back(tool_call_item("tc_" + suffix, call_id, name, arguments));
       }
     }
   } else if (step.kind == kStepToolCall) {
@@ -296,7 +377,7 @@ json::object response_object(const RunRecord& run, const StepRecord& created, co
                         {"incomplete_details", nullptr},
                         {"parallel_tool_calls", true},
                         {"tool_choice", "auto"},
-                        {"tools", json::array{}},
+                        {"tools", option("tools", json::array{})},
                         {"temperature", nullptr},
                         {"top_p", nullptr},
                         {"max_output_tokens", nullptr},

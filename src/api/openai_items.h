@@ -20,8 +20,12 @@ struct ResponseInput {
   std::vector<std::string> messages;  // chat messages (JSON text), oldest first
   std::string text;                   // the newest user message's text: the run's input
   std::string instructions;           // system and developer messages, joined
+  std::vector<std::string> call_outputs;  // call ids of its function_call_output items
 };
 Result<ResponseInput> parse_response_input(const json::value& input, const std::string& param);
+
+// A request's `tools` (function tools only) as chat tool definitions.
+Result<json::array> parse_client_tools(const json::value& tools, const std::string& param);
 
 // Items for POST /v1/conversations[/{id}/items]: message items as chat messages.
 Result<std::vector<std::string>> parse_conversation_items(const json::value& items, const std::string& param);
@@ -59,6 +63,7 @@ class ResponseOutput {
   json::array items_;
   std::map<std::string, size_t> tool_item_by_call_;
   std::map<int64_t, size_t> message_by_seq_;
+  json::array client_tools_;  // from run_created: calls to these are function_call items
 };
 
 // The response object of a run: `created` is its run_created step (request

@@ -1,5 +1,8 @@
 // The OpenAI-compatible Responses API (docs/openai-sdk.md): a response is a
 // run, `model` names the agent, and the conversation is the run's session.
+#include <set>
+
+#include "agent/agent_spec.h"
 #include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -30,6 +33,8 @@ struct ResponseRequest {
   std::optional<std::string> previous_response_id;
   std::optional<std::string> conversation;
   json::object metadata;
+  json::array client_tools;  // chat tool definitions
+  json::value tools_shown;    // the request's `tools`, echoed in the response
   bool store = true;
   bool stream = false;
   bool background = false;
@@ -77,10 +82,9 @@ Result<ResponseRequest> parse_response_request(const json::object& body) {
   if (request.previous_response_id && request.conversation) {
     return invalid_argument("previous_response_id and conversation cannot both be given", "previous_response_id");
   }
-  if (const json::value* tools = body.if_contains("tools");
-      tools && !(tools->is_null() || (tools->is_array() && tools->as_array().empty()))) {
-    return invalid_argument("tools supplied by the client are not supported yet; the agent's own tools run on "
-                            "the server", "tools");
+  if (const json::value* tools = body.if_contains("tools")) {
+    ASSIGN_OR_RETURN(request.client_tools, parse_client_tools(*tools, "tools"));
+    request.tools_shown = *tools;
   }
   ASSIGN_OR_RETURN(request.metadata, parse_metadata(body));
   ASSIGN_OR_RETURN(auto store, get_optional_bool(body, "store", "store"));
@@ -208,10 +212,12 @@ void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord
   RunOptions options;
   options.instructions = request.instructions;
   options.input_messages = request.input.messages;
+  options.client_tools = request.client_tools;
   options.annotations = json::object{{"metadata", request.metadata},
                                      {"store", request.store},
                                      {"background", request.background}};
   if (request.previous_response_id) options.annotations["previous_response_id"] = *request.previous_response_id;
+  if (request.tools_shown.is_array()) options.annotations["tools"] = request.tools_shown;
   bool stream = request.stream, background = request.background;
   ctx.engine->submit_run(
       session, agent, request.input.text,
@@ -224,6 +230,50 @@ void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord
                       [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); });
       },
       std::move(options));
+}
+
+// A client's function tool may not take the name of one of the agent's own.
+Status check_client_tool_names(const AgentRecord& agent, const json::array& client_tools) {
+  if (client_tools.empty()) return Status::ok();
+  ASSIGN_OR_RETURN(json::object spec_json, parse_json_object(agent.spec_json));
+  ASSIGN_OR_RETURN(AgentSpec spec, parse_agent_spec(spec_json));
+  for (const auto& tool : client_tools) {
+    std::string name(tool.as_object().at("function").as_object().at("name").as_string());
+    if (spec.find_tool(name) != nullptr) {
+      return invalid_argument("tool '" + name + "' is one of the agent's own tools", "tools");
+    }
+  }
+  return Status::ok();
+}
+
+// A response that ended awaiting the client's function calls continues only
+// with an output for each of them (the model cannot see a call without one).
+Status check_call_outputs(ApiContext& ctx, const RunRecord& previous, const ResponseInput& input) {
+  std::set<std::string> awaited;
+  if (previous.status == kRunCompleted) {
+    ASSIGN_OR_RETURN(auto steps, journal(ctx, previous));
+    auto payload = parse_json_object(steps.back().payload_json);
+    const json::value* calls = payload.is_ok() ? payload->if_contains("awaiting_client_calls") : nullptr;
+    if (calls && calls->is_array()) {
+      for (const auto& call : calls->as_array()) {
+        if (call.is_string()) awaited.insert(std::string(call.as_string()));
+      }
+    }
+  }
+  std::set<std::string> given(input.call_outputs.begin(), input.call_outputs.end());
+  for (const auto& call_id : given) {
+    if (!awaited.count(call_id)) {
+      return invalid_argument("no function call '" + call_id + "' awaits an output in response " + previous.id,
+                              "input");
+    }
+  }
+  for (const auto& call_id : awaited) {
+    if (!given.count(call_id)) {
+      return invalid_argument("response " + previous.id + " awaits the output of function call '" + call_id +
+                                  "' (a function_call_output item)", "input");
+    }
+  }
+  return Status::ok();
 }
 
 void create_response(ApiContext& ctx, HttpRequest& http, Writer writer) {
@@ -239,10 +289,16 @@ void create_response(ApiContext& ctx, HttpRequest& http, Writer writer) {
                        : agent.status();
     return writer->send(error_response(shown));
   }
+  if (Status distinct = check_client_tool_names(*agent, request->client_tools); !distinct.is_ok()) {
+    return writer->send(error_response(distinct));
+  }
   std::optional<std::string> session_id = request->conversation;
   if (request->previous_response_id) {
     auto previous = authorized_run(ctx, who, *request->previous_response_id, "run:read", writer);
     if (!previous) return;
+    if (Status answered = check_call_outputs(ctx, *previous, request->input); !answered.is_ok()) {
+      return writer->send(error_response(answered));
+    }
     session_id = previous->session_id;
   }
   if (session_id) {

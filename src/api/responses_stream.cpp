@@ -119,9 +119,31 @@ void ResponseEventStream::on_model_call(const StepRecord& step, const std::vecto
       tool_number = done + 4;
       continue;
     }
-    emit(tool_number++, "response.output_item.added",
-         json::object{{"output_index", static_cast<int64_t>(index)}, {"item", item}}, out);
+    emit_tool_call(tool_number, index, item, out);
+    tool_number += 4;
   }
+}
+
+void ResponseEventStream::emit_tool_call(int64_t number, size_t index, const json::object& item,
+                                         ResponseWriter& out) {
+  auto output_index = static_cast<int64_t>(index);
+  if (item.at("type").as_string() != "function_call") {  // runs on the server: done at its tool_call step
+    emit(number, "response.output_item.added", json::object{{"output_index", output_index}, {"item", item}}, out);
+    return;
+  }
+  // The client's call: complete as the model made it.
+  json::object added = item;
+  added["status"] = "in_progress";
+  added["arguments"] = "";
+  std::string id(item.at("id").as_string());
+  emit(number, "response.output_item.added", json::object{{"output_index", output_index}, {"item", added}}, out);
+  emit(number + 1, "response.function_call_arguments.delta",
+       json::object{{"item_id", id}, {"output_index", output_index}, {"delta", item.at("arguments")}}, out);
+  emit(number + 2, "response.function_call_arguments.done",
+       json::object{{"item_id", id}, {"output_index", output_index}, {"name", item.at("name")},
+                    {"arguments", item.at("arguments")}},
+       out);
+  emit(number + 3, "response.output_item.done", json::object{{"output_index", output_index}, {"item", item}}, out);
 }
 
 bool ResponseEventStream::on_step(const StepRecord& step, const std::function<RunRecord()>& latest,

@@ -9,8 +9,10 @@
 //   model_call (text)   S*B        output_item.added, S*B+1 content_part.added,
 //                       S*B+2+end  output_text.delta (end: bytes of text so far),
 //                       D+1..D+3   text.done, content_part.done, output_item.done
-//                                  (D = S*B+2+length), then D+4+k output_item.added
-//                                  of the k-th tool call
+//                                  (D = S*B+2+length), then from D+4+4k the k-th
+//                                  tool call: output_item.added (a client's function
+//                                  call also function_call_arguments.delta/.done and
+//                                  output_item.done)
 //   tool_call           S*B        output_item.done of that call
 //   terminal            S*B        response.completed | failed | incomplete (cancelled)
 // Live text deltas of a model call are numbered by the bytes streamed so far;
@@ -47,6 +49,8 @@ class ResponseEventStream {
   void emit(int64_t number, const char* type, json::object body, ResponseWriter& out);
   void open_message(int64_t model_seq, ResponseWriter& out);
   void on_model_call(const StepRecord& step, const std::vector<size_t>& touched, ResponseWriter& out);
+  // A tool call item of a model call: numbers `number` to `number + 3`.
+  void emit_tool_call(int64_t number, size_t index, const json::object& item, ResponseWriter& out);
   json::object response_now(const RunRecord& run) const;
 
   RunRecord run_;

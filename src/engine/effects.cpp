@@ -22,11 +22,7 @@ json::object function_tool(const std::string& name, const std::string& descripti
 json::array tool_definitions(const AgentSpec& agent, const std::optional<std::vector<McpToolEntry>>& mcp_tools) {
   json::array tools;
   for (const auto& tool : agent.tools) {
-    if (tool.mcp) continue;
-    tools.push_back(json::object{{"type", "function"},
-                                 {"function", json::object{{"name", tool.name},
-                                                           {"description", tool.description},
-                                                           {"parameters", tool.parameters}}}});
+    if (!tool.mcp) tools.push_back(function_tool(tool.name, tool.description, tool.parameters));
   }
   if (!mcp_tools) return tools;
   for (const McpToolEntry& entry : *mcp_tools) {
@@ -169,6 +165,7 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
 
 void Engine::send_model_request(ActiveRun& run, std::shared_ptr<ModelRequest> request) {
   request->tools = tool_definitions(*run.agent, run.mcp_tools);
+  for (const auto& tool : run.committed.client_tools) request->tools.push_back(tool);
   attempt_model_call(run.record.id, run.generation, std::move(request), 1);
 }
 

@@ -117,6 +117,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
     }
     created_payload["input_messages"] = std::move(messages);
   }
+  if (!options.client_tools.empty()) created_payload["client_tools"] = std::move(options.client_tools);
   if (!options.annotations.empty()) created_payload["annotations"] = std::move(options.annotations);
   StepRecord created{run.tenant_id, run.id, 0, kStepRunCreated, to_json(created_payload), run.created_at_ms};
   RunSnapshot snapshot;
@@ -280,9 +281,15 @@ void Engine::advance(const std::string& run_id) {
       case Command::Kind::kCallTool:
         if (!run->effects_in_flight.count(command.seq)) start_tool_call(*run, command.tool);
         break;
-      case Command::Kind::kComplete:
-        request_terminal(*run, kStepRunCompleted, json::object{{"output", command.output}});
+      case Command::Kind::kComplete: {
+        json::object payload{{"output", command.output}};
+        // Calls left pending are the client's: their outputs come with the next run.
+        json::array awaiting;
+        for (const auto& tool : run->committed.pending_tools) awaiting.push_back(json::string(tool.call_id));
+        if (!awaiting.empty()) payload["awaiting_client_calls"] = std::move(awaiting);
+        request_terminal(*run, kStepRunCompleted, std::move(payload));
         return;
+      }
       case Command::Kind::kFail:
         request_terminal(*run, kStepRunFailed,
                          json::object{{"code", command.error_code}, {"message", command.error_message}});
@@ -387,6 +394,8 @@ void Engine::request_terminal(ActiveRun& run, const char* kind, json::object pay
   std::vector<std::string> items;
   json::array abandoned;
   for (const auto& tool : run.projected.pending_tools) {
+    // The client's calls of a completed run await its outputs in the next run.
+    if (kind == std::string_view(kStepRunCompleted) && is_client_tool(run.projected.client_tools, tool.name)) continue;
     // A call still running is abandoned; a tool that can be told (MCP) stops it.
     if (run.effects_in_flight.count(tool.seq)) tools_.cancel(run.record.id + ":" + std::to_string(tool.seq));
     std::string reason = std::string("error: the run ended (") + kind + ") before this tool call finished";

@@ -58,6 +58,9 @@ struct RunOptions {
   // The run's turn as chat messages (JSON text), stored in the session when
   // the run starts; empty = one user message with the input text.
   std::vector<std::string> input_messages;
+  // Function tools the client runs (chat tool definitions): see
+  // RunSnapshot::client_tools.
+  json::array client_tools;
   // Kept in the run_created step as "annotations" (e.g. response metadata).
   json::object annotations;
 };

@@ -40,6 +40,7 @@ json::object snapshot_to_json(const RunSnapshot& snapshot) {
                    {"error_message", snapshot.error_message}};
   if (snapshot.final_text) obj["final_text"] = *snapshot.final_text;
   if (!snapshot.instructions.empty()) obj["instructions"] = snapshot.instructions;
+  if (!snapshot.client_tools.empty()) obj["client_tools"] = snapshot.client_tools;
   if (snapshot.has_input_messages) obj["has_input_messages"] = true;
   if (!snapshot.approvals.empty()) {
     json::array approvals;
@@ -101,6 +102,9 @@ Result<RunSnapshot> snapshot_from_json(std::string_view text) {
     }
   }
   snapshot.instructions = string_field(obj, "instructions");
+  if (const json::value* tools = obj.if_contains("client_tools"); tools && tools->is_array()) {
+    snapshot.client_tools = tools->as_array();
+  }
   if (const json::value* flag = obj.if_contains("has_input_messages"); flag && flag->is_bool()) {
     snapshot.has_input_messages = flag->as_bool();
   }
@@ -170,6 +174,17 @@ Status fold_approval(RunSnapshot& snapshot, const std::string& kind, const json:
 
 }  // namespace
 
+bool is_client_tool(const json::array& client_tools, std::string_view name) {
+  for (const auto& tool : client_tools) {
+    const json::object* obj = tool.if_object();
+    const json::value* function = obj ? obj->if_contains("function") : nullptr;
+    const json::value* tool_name = function && function->is_object() ? function->as_object().if_contains("name")
+                                                                      : nullptr;
+    if (tool_name && tool_name->is_string() && tool_name->as_string() == name) return true;
+  }
+  return false;
+}
+
 Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
   ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
   if (step.kind == kStepToolCall) {
@@ -191,6 +206,9 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
     snapshot.status = kRunQueued;
     snapshot.instructions = string_field(payload, "instructions");
     snapshot.has_input_messages = payload.contains("input_messages");
+    if (const json::value* tools = payload.if_contains("client_tools"); tools && tools->is_array()) {
+      snapshot.client_tools = tools->as_array();
+    }
     snapshot.next_seq = step.seq + 1;
   } else if (step.kind == kStepRunStarted) {
     snapshot.status = kRunRunning;

@@ -61,6 +61,10 @@ struct RunSnapshot {
   std::map<int64_t, ApprovalState> approvals;  // by tool call seq; status is waiting while one is undecided
   std::optional<std::string> final_text;     // the model answered without tool calls
   std::string instructions;                  // the run's own, added to the agent's
+  // Function tools the client offers with this run, as chat tool definitions:
+  // the model may call them, the client runs them. A run whose only pending
+  // calls are the client's completes, awaiting their outputs in a later run.
+  json::array client_tools;
   bool has_input_messages = false;           // run_created holds the turn's input as messages
   int64_t started_at_ms = 0;
   int64_t deadline_at_ms = 0;                // 0 = none
@@ -68,6 +72,9 @@ struct RunSnapshot {
   std::string error_code;
   std::string error_message;
 };
+
+// Whether `name` is one of `client_tools` (chat tool definitions).
+bool is_client_tool(const json::array& client_tools, std::string_view name);
 
 json::object snapshot_to_json(const RunSnapshot& snapshot);
 Result<RunSnapshot> snapshot_from_json(std::string_view text);

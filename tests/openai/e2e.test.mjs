@@ -620,7 +620,7 @@ e2e('client function tools: a function_call ends the response; function_call_out
     input: [{ type: 'function_call_output', call_id: calls[0].call_id, output: 'sunny' }],
   });
   assertCompletedWithText(second, model, 'weather: sunny');
-}, { todo: 'client function tools land in a later slice', timeout: 60_000 });
+}, { timeout: 60_000 });
 
 // --- Errors ------------------------------------------------------------------------
 
