@@ -105,6 +105,33 @@ Status check_decidable(ApiContext& ctx, const Principal& who, const ApprovalReco
   return Status::ok();
 }
 
+// Records the decision with its audit event and wakes the run (on any node).
+void commit_decision(ApiContext& ctx, const Principal& who, ApprovalRecord approval, const std::string& decision,
+                     std::string comment, std::function<void(Result<ApprovalRecord>)> done) {
+  ApprovalRecord decided = std::move(approval);
+  decided.status = decision;
+  decided.decided_at_ms = ctx.clock->now_ms();
+  decided.decided_by = who.user_id;
+  decided.comment = std::move(comment);
+  WriteBatch batch;
+  batch.approval_decisions.push_back(decided);
+  batch.audit_events.push_back(audit_event(who.tenant, decided.decided_at_ms, who.label(), "approval:decide",
+                                           "tool:" + decided.tool, decision,
+                                           {{"approval_id", decided.id}, {"arguments_hash", decided.arguments_hash},
+                                            {"requested_by", decided.requested_by}},
+                                           decided.run_id));
+  ctx.store->commit(std::move(batch), [&ctx, decided, done = std::move(done)](Status result) mutable {
+    ctx.loop->post([&ctx, decided, done = std::move(done), result] {
+      if (result.code() == Code::kConflict) {
+        return done(conflict("approval " + decided.id + " was decided or expired meanwhile"));
+      }
+      if (!result.is_ok()) return done(result);
+      ctx.engine->approval_decided(decided.tenant_id, decided.run_id);
+      done(decided);
+    });
+  });
+}
+
 void decide_approval(ApiContext& ctx, HttpRequest& request, const PathParams& params, const char* decision,
                      Writer writer) {
   auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
@@ -123,31 +150,28 @@ void decide_approval(ApiContext& ctx, HttpRequest& request, const PathParams& pa
   if (Status decidable = check_decidable(ctx, who, *approval); !decidable.is_ok()) {
     return writer->send(error_response(decidable));
   }
-  ApprovalRecord decided = *approval;
-  decided.status = decision;
-  decided.decided_at_ms = ctx.clock->now_ms();
-  decided.decided_by = who.user_id;
-  decided.comment = comment->value_or("");
-  WriteBatch batch;
-  batch.approval_decisions.push_back(decided);
-  batch.audit_events.push_back(audit_event(who.tenant, decided.decided_at_ms, who.label(), "approval:decide",
-                                           "tool:" + decided.tool, decision,
-                                           {{"approval_id", decided.id}, {"arguments_hash", decided.arguments_hash},
-                                            {"requested_by", decided.requested_by}},
-                                           decided.run_id));
-  ctx.store->commit(std::move(batch), [&ctx, decided, writer](Status result) {
-    ctx.loop->post([&ctx, decided, writer, result] {
-      if (result.code() == Code::kConflict) {
-        return writer->send(error_response(conflict("approval " + decided.id + " was decided or expired meanwhile")));
-      }
-      if (!result.is_ok()) return writer->send(error_response(result));
-      ctx.engine->approval_decided(decided.tenant_id, decided.run_id);
-      writer->send(json_response(200, approval_view(decided, ctx.clock->now_ms())));
-    });
-  });
+  commit_decision(ctx, who, std::move(*approval), decision, comment->value_or(""),
+                  [&ctx, writer](Result<ApprovalRecord> decided) {
+                    if (!decided.is_ok()) return writer->send(error_response(decided.status()));
+                    writer->send(json_response(200, approval_view(*decided, ctx.clock->now_ms())));
+                  });
 }
 
 }  // namespace
+
+void decide_approval_as(ApiContext& ctx, const Principal& who, const std::string& id, bool approve,
+                        std::string comment, std::function<void(Result<ApprovalRecord>)> done) {
+  auto approval = ctx.store->get_approval(who.tenant, id);
+  if (!approval.is_ok()) return done(approval.status());
+  auto permitted = permits(ctx, who, "approval:decide", "tool:" + approval->tool, approval_fields(*approval));
+  if (!permitted.is_ok()) return done(permitted.status());
+  if (!*permitted) {
+    return done(Status(Code::kPermissionDenied, "policy does not allow approval:decide on tool:" + approval->tool));
+  }
+  if (Status decidable = check_decidable(ctx, who, *approval); !decidable.is_ok()) return done(decidable);
+  commit_decision(ctx, who, std::move(*approval), approve ? kApprovalApproved : kApprovalDenied, std::move(comment),
+                  std::move(done));
+}
 
 void add_approval_routes(Router& router, ApiContext& ctx) {
   router.add("GET", "/v1/approvals", [&ctx](HttpRequest& r, const PathParams&, Writer w) { list_approvals(ctx, r, w); });

@@ -339,7 +339,7 @@ struct RunWaiter {
 }  // namespace
 
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
-                   std::function<void(bool ended)> then) {
+                   std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when) {
   auto waiter = std::make_shared<RunWaiter>();
   auto token = std::make_shared<int64_t>(0);
   auto hook = std::make_shared<int64_t>(0);
@@ -355,8 +355,8 @@ void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string
       if (respond) respond(ended);
     }
   };
-  *token = ctx.engine->subscribe(run_id, [waiter, fire](const RunEvent& event) {
-    if (event.terminal) fire(true);
+  *token = ctx.engine->subscribe(run_id, [waiter, fire, or_when = std::move(or_when)](const RunEvent& event) {
+    if (event.terminal || (or_when && or_when(event))) fire(true);
   });
   ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
   *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false); });

@@ -71,11 +71,20 @@ void add_event_routes(Router& router, ApiContext& context);
 // The public JSON view of a run (status, output, error, usage, ...).
 json::object run_view(const RunRecord& run);
 
-// Calls `then(true)` once the run is terminal, or `then(false)` at the
-// timeout or at shutdown, whichever comes first (once). For requests that
-// wait for a run's end (it may execute on another node).
+// Calls `then(true)` once the run is terminal (or an event of it satisfies
+// `or_when`), or `then(false)` at the timeout or at shutdown, whichever comes
+// first (once). For requests that wait for a run's end (it may execute on
+// another node).
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
-                   std::function<void(bool ended)> then);
+                   std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when = nullptr);
+
+// Decides pending approval `id` as `who`, with the checks of POST
+// /v1/approvals/{id}/approve|deny (approval:decide on its tool, not one's own
+// request, still pending, run not ended); records it with its audit event and
+// wakes the run. `done` gets the decided approval or the error
+// (approval_handlers.cpp).
+void decide_approval_as(ApiContext& ctx, const Principal& who, const std::string& id, bool approve,
+                        std::string comment, std::function<void(Result<ApprovalRecord>)> done);
 
 // /v1/responses... (responses_handlers.cpp) and /v1/conversations...
 // (conversations_handlers.cpp): the OpenAI-compatible API.

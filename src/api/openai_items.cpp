@@ -48,7 +48,7 @@ Result<InputMessage> parse_message_item(const json::value& item, const std::stri
   if (!obj) return invalid_argument(param + " must be an object", param);
   std::string type = obj->contains("type") ? text_of(obj->at("type")) : "message";
   if (type != "message") {
-    return invalid_argument(param + ": item type '" + type + "' is not supported here (message items only)", param);
+    return invalid_argument(param + ": item type '" + type + "' is not supported here", param);
   }
   ASSIGN_OR_RETURN(std::string role, get_string(*obj, "role", param + ".role"));
   if (role == "developer") role = "system";
@@ -148,8 +148,8 @@ Result<ResponseInput> parse_response_input(const json::value& input, const std::
     if (message.role == "user") parsed.text = message.text;
     messages.push_back(json::object{{"role", message.role}, {"content", message.text}});
   }
-  if (parsed.text.empty()) parsed.text = outputs;
-  if (messages.empty() || parsed.text.empty()) {
+  if (parsed.text.empty()) parsed.text = outputs;  // may be empty: a function may return nothing
+  if (messages.empty() || (parsed.text.empty() && parsed.call_outputs.empty())) {
     return invalid_argument(param + " must contain a user message with text or function call outputs", param);
   }
   // A turn starts with the user's message, or continues the previous one
@@ -311,6 +311,21 @@ std::vector<size_t> ResponseOutput::add_step(const StepRecord& step) {
         items_.push_back(tool_call_item("tc_" + suffix, call_id, name, arguments));
       }
     }
+  } else if (step.kind == kStepApprovalRequested) {
+    // Policy holds the call for a person's decision: the client may give it
+    // (an mcp_approval_response item in its next request).
+    std::string call_id = text_at(*payload, "call_id"), tool = text_at(*payload, "tool");
+    std::string arguments;
+    if (auto found = tool_item_by_call_.find(call_id); found != tool_item_by_call_.end()) {
+      arguments = text_at(items_[found->second].as_object(), "arguments");
+    }
+    size_t split = tool.find("__");
+    touched.push_back(items_.size());
+    items_.push_back(json::object{{"type", "mcp_approval_request"},
+                                  {"id", text_at(*payload, "approval_id")},
+                                  {"server_label", split == std::string::npos ? "" : tool.substr(0, split)},
+                                  {"name", split == std::string::npos ? tool : tool.substr(split + 2)},
+                                  {"arguments", arguments}});
   } else if (step.kind == kStepToolCall) {
     std::string call_id = payload->contains("call_id") ? text_of(payload->at("call_id")) : "";
     auto found = tool_item_by_call_.find(call_id);

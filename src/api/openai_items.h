@@ -32,8 +32,8 @@ Result<std::vector<std::string>> parse_conversation_items(const json::value& ite
 
 // The conversation items one stored session item shows as (an assistant
 // message with tool calls is a message, if it has text, then one
-// function_call per call). `id` suffixes keep them distinct: the stored id,
-// then ":<n>" for the n-th extra item.
+// function_call per call). Ids: item_<seq>, and item_<seq>_c<n> for the
+// n-th call of an assistant message.
 json::array conversation_items(const ItemRecord& item);
 
 // One page of a list in OpenAI's cursor style: `after` an item id, `limit`

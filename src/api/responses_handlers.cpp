@@ -1,5 +1,6 @@
 // The OpenAI-compatible Responses API (docs/openai-sdk.md): a response is a
 // run, `model` names the agent, and the conversation is the run's session.
+#include <map>
 #include <set>
 
 #include "agent/agent_spec.h"
@@ -26,7 +27,15 @@ constexpr std::string_view kResponseFields[] = {
     "text", "truncation", "user", "include", "reasoning", "service_tier", "prompt_cache_key",
     "safety_identifier", "stream_options", "top_logprobs", "max_tool_calls"};
 
+// An mcp_approval_response item: a decision on an approval the response asked for.
+struct ApprovalAnswer {
+  std::string approval_id;
+  bool approve = false;
+  std::string reason;
+};
+
 struct ResponseRequest {
+  std::vector<ApprovalAnswer> approval_answers;  // instead of input, answering approvals
   std::string model;
   ResponseInput input;
   std::string instructions;
@@ -52,6 +61,32 @@ Result<json::object> parse_metadata(const json::object& body) {
   return *metadata;
 }
 
+// The mcp_approval_response items of an input list: all of its items, or none.
+Result<std::vector<ApprovalAnswer>> parse_approval_answers(const json::value& input) {
+  std::vector<ApprovalAnswer> answers;
+  if (!input.is_array()) return answers;
+  size_t index = 0;
+  for (const auto& item : input.as_array()) {
+    std::string at = "input[" + std::to_string(index++) + "]";
+    const json::object* obj = item.if_object();
+    const json::value* type = obj ? obj->if_contains("type") : nullptr;
+    if (!type || !type->is_string() || type->as_string() != "mcp_approval_response") continue;
+    ApprovalAnswer answer;
+    ASSIGN_OR_RETURN(answer.approval_id, get_string(*obj, "approval_request_id", at + ".approval_request_id"));
+    ASSIGN_OR_RETURN(auto approve, get_optional_bool(*obj, "approve", at + ".approve"));
+    if (!approve) return invalid_argument(at + ".approve (true or false) is required", at + ".approve");
+    answer.approve = *approve;
+    ASSIGN_OR_RETURN(auto reason, get_optional_string(*obj, "reason", at + ".reason"));
+    answer.reason = reason.value_or("");
+    if (answer.reason.size() > 4096) return invalid_argument(at + ".reason is over 4096 bytes", at + ".reason");
+    answers.push_back(std::move(answer));
+  }
+  if (!answers.empty() && answers.size() != input.as_array().size()) {
+    return invalid_argument("mcp_approval_response items cannot be mixed with other input items", "input");
+  }
+  return answers;
+}
+
 Result<ResponseRequest> parse_response_request(const json::object& body) {
   for (const auto& entry : body) {
     if (std::find(std::begin(kResponseFields), std::end(kResponseFields), entry.key()) == std::end(kResponseFields)) {
@@ -61,7 +96,10 @@ Result<ResponseRequest> parse_response_request(const json::object& body) {
   ResponseRequest request;
   ASSIGN_OR_RETURN(request.model, get_string(body, "model", "model"));
   if (!body.contains("input")) return invalid_argument("input is required", "input");
-  ASSIGN_OR_RETURN(request.input, parse_response_input(body.at("input"), "input"));
+  ASSIGN_OR_RETURN(request.approval_answers, parse_approval_answers(body.at("input")));
+  if (request.approval_answers.empty()) {
+    ASSIGN_OR_RETURN(request.input, parse_response_input(body.at("input"), "input"));
+  }
   ASSIGN_OR_RETURN(auto instructions, get_optional_string(body, "instructions", "instructions"));
   request.instructions = instructions.value_or("");
   if (!request.input.instructions.empty()) {
@@ -132,6 +170,18 @@ struct LiveStream {
   std::string tenant, run_id;
 };
 
+// The approval_requested steps among `steps`, by the seq of the call each holds.
+std::map<int64_t, const StepRecord*> approvals_by_call(const std::vector<StepRecord>& steps) {
+  std::map<int64_t, const StepRecord*> approvals;
+  for (const auto& step : steps) {
+    if (step.kind != kStepApprovalRequested) continue;
+    auto payload = parse_json_object(step.payload_json);
+    const json::value* held = payload.is_ok() ? payload->if_contains("tool_seq") : nullptr;
+    if (held && held->is_int64()) approvals[held->as_int64()] = &step;
+  }
+  return approvals;
+}
+
 // Sends the committed steps after those sent, in seq order; while the run is
 // not terminal, up to the first gap (parallel tool results commit out of
 // order). Returns true once the terminal event is sent.
@@ -143,8 +193,15 @@ Result<bool> pump(ApiContext& ctx, LiveStream& live, bool run_terminal, Response
   for (;;) {
     int64_t after = live.events.last_step_seq();
     ASSIGN_OR_RETURN(auto steps, ctx.store->list_steps(live.tenant, live.run_id, after, kJournalPage));
+    // An approval holding call E is sent before E's result, and while the
+    // run waits for it, though its step comes later in the journal.
+    auto approvals = approvals_by_call(steps);
     for (const auto& step : steps) {
-      if (!run_terminal && step.seq != live.events.last_step_seq() + 1) return false;
+      int64_t expected = live.events.last_step_seq() + 1;
+      if (auto held = approvals.find(expected); held != approvals.end()) {
+        live.events.on_approval_requested(*held->second, out);
+      }
+      if (!run_terminal && step.seq != expected) return false;
       if (live.events.on_step(step, latest, out)) return true;
     }
     if (static_cast<int>(steps.size()) < kJournalPage) return false;
@@ -162,11 +219,12 @@ void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
 
 void text_delta(LiveStream& live, const RunEvent& event, ResponseWriter& out) {
   auto data = parse_json_object(event.data);
-  if (!data.is_ok() || !data->contains("seq") || !data->at("seq").is_int64() || !data->contains("delta") ||
-      !data->at("delta").is_string()) {
+  if (!data.is_ok() || !data->contains("seq") || !data->at("seq").is_int64() || !data->contains("offset") ||
+      !data->at("offset").is_int64() || !data->contains("delta") || !data->at("delta").is_string()) {
     return;
   }
-  live.events.on_text_delta(data->at("seq").as_int64(), std::string_view(data->at("delta").as_string()), out);
+  live.events.on_text_delta(data->at("seq").as_int64(), data->at("offset").as_int64(),
+                            std::string_view(data->at("delta").as_string()), out);
 }
 
 void stream_response(ApiContext& ctx, const RunRecord& run, int64_t starting_after, Writer writer) {
@@ -207,6 +265,33 @@ void stream_response(ApiContext& ctx, const RunRecord& run, int64_t starting_aft
 
 // ---- handlers ----
 
+// Answers with the response once its run has ended or waits for a person's
+// approval (an mcp_approval_request item the client may answer).
+void respond_when_settled(ApiContext& ctx, const std::string& tenant, const std::string& run_id, Writer writer) {
+  when_run_ends(
+      ctx, tenant, run_id, kWaitMs, [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); },
+      [](const RunEvent& event) { return event.type == kStepApprovalRequested; });
+}
+
+// Decides the approvals the previous response asked for, one after the
+// other, then answers with that response once it settles again.
+void answer_approvals(ApiContext& ctx, const Principal& who, RunRecord run, std::vector<ApprovalAnswer> answers,
+                      size_t next, Writer writer) {
+  if (next == answers.size()) return respond_when_settled(ctx, run.tenant_id, run.id, writer);
+  const ApprovalAnswer& answer = answers[next];
+  auto approval = ctx.store->get_approval(who.tenant, answer.approval_id);
+  if (!approval.is_ok() || approval->run_id != run.id) {
+    return writer->send(error_response(invalid_argument(
+        "response " + run.id + " asked for no approval '" + answer.approval_id + "'", "input")));
+  }
+  Principal decider = who;
+  decide_approval_as(ctx, decider, answer.approval_id, answer.approve, answer.reason,
+                     [&ctx, decider, run, answers, next, writer](Result<ApprovalRecord> decided) {
+                       if (!decided.is_ok()) return writer->send(error_response(decided.status()));
+                       answer_approvals(ctx, decider, run, answers, next + 1, writer);
+                     });
+}
+
 void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord& session,
             const AgentRecord& agent, Writer writer) {
   RunOptions options;
@@ -225,9 +310,7 @@ void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord
         if (!run.is_ok()) return writer->send(error_response(run.status()));
         if (stream) return stream_response(ctx, *run, -1, writer);
         if (background) return send_response(ctx, run->tenant_id, run->id, writer);
-        std::string tenant = run->tenant_id, run_id = run->id;
-        when_run_ends(ctx, tenant, run_id, kWaitMs,
-                      [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); });
+        respond_when_settled(ctx, run->tenant_id, run->id, writer);
       },
       std::move(options));
 }
@@ -291,6 +374,16 @@ void create_response(ApiContext& ctx, HttpRequest& http, Writer writer) {
   }
   if (Status distinct = check_client_tool_names(*agent, request->client_tools); !distinct.is_ok()) {
     return writer->send(error_response(distinct));
+  }
+  if (!request->approval_answers.empty()) {
+    if (!request->previous_response_id) {
+      return writer->send(error_response(invalid_argument(
+          "mcp_approval_response items answer the approvals of previous_response_id, which is missing",
+          "previous_response_id")));
+    }
+    auto previous = authorized_run(ctx, who, *request->previous_response_id, "run:read", writer);
+    if (!previous) return;
+    return answer_approvals(ctx, who, std::move(*previous), std::move(request->approval_answers), 0, writer);
   }
   std::optional<std::string> session_id = request->conversation;
   if (request->previous_response_id) {

@@ -60,20 +60,21 @@ void ResponseEventStream::open_message(int64_t model_seq, ResponseWriter& out) {
        out);
 }
 
-void ResponseEventStream::on_text_delta(int64_t model_seq, std::string_view delta, ResponseWriter& out) {
+void ResponseEventStream::on_text_delta(int64_t model_seq, int64_t offset, std::string_view delta,
+                                        ResponseWriter& out) {
   // Only the model call right after what was sent: an earlier step not yet
   // read would number its events below these.
-  if (model_seq != last_step_seq_ + 1 || delta.empty()) return;
+  if (model_seq != last_step_seq_ + 1 || delta.empty() || offset < 0) return;
   open_message(model_seq, out);
-  size_t& sent = streamed_bytes_[model_seq];
-  sent += delta.size();
-  int64_t number = model_seq * kBlock + 2 + static_cast<int64_t>(sent);
-  if (number <= last_number_) return;
-  // A resumed client may hold part of this delta already.
-  int64_t held = last_number_ - (model_seq * kBlock + 2);
-  int64_t start = static_cast<int64_t>(sent - delta.size());
-  std::string_view unseen = held > start ? delta.substr(static_cast<size_t>(held - start)) : delta;
-  emit(number, "response.output_text.delta",
+  // Text the client has (sent live, or held by a resumed client) is not sent
+  // again; a retried call streams from offset 0 again and goes on past it.
+  int64_t base = model_seq * kBlock + 2;
+  int64_t held = std::max<int64_t>(static_cast<int64_t>(streamed_bytes_[model_seq]), last_number_ - base);
+  int64_t end = offset + static_cast<int64_t>(delta.size());
+  if (end <= held) return;
+  std::string_view unseen = held > offset ? delta.substr(static_cast<size_t>(held - offset)) : delta;
+  streamed_bytes_[model_seq] = static_cast<size_t>(end);
+  emit(base + end, "response.output_text.delta",
        json::object{{"item_id", output_.message_id(model_seq)},
                     {"output_index", static_cast<int64_t>(output_.message_index(model_seq))},
                     {"content_index", 0}, {"delta", json::string(unseen)}, {"logprobs", json::array{}}},
@@ -106,7 +107,8 @@ void ResponseEventStream::on_model_call(const StepRecord& step, const std::vecto
         emit(base + 2 + end, "response.output_text.delta", std::move(delta), out);
         sent = end;
       }
-      int64_t done = base + 2 + length;
+      // After every delta sent, even if a failed attempt streamed more than the final text.
+      int64_t done = base + 2 + std::max(length, static_cast<int64_t>(streamed_bytes_[step.seq]));
       json::object text_done = common();
       text_done["text"] = text;
       text_done["logprobs"] = json::array{};
@@ -146,9 +148,25 @@ void ResponseEventStream::emit_tool_call(int64_t number, size_t index, const jso
   emit(number + 3, "response.output_item.done", json::object{{"output_index", output_index}, {"item", item}}, out);
 }
 
+void ResponseEventStream::on_approval_requested(const StepRecord& step, ResponseWriter& out) {
+  auto payload = parse_json_object(step.payload_json);
+  if (!payload.is_ok() || !announced_approvals_.insert(step.seq).second) return;
+  int64_t tool_seq = payload->contains("tool_seq") && payload->at("tool_seq").is_int64()
+                         ? payload->at("tool_seq").as_int64() : step.seq;
+  for (size_t index : output_.add_step(step)) {
+    json::object index_and_item{{"output_index", static_cast<int64_t>(index)}, {"item", output_.items()[index]}};
+    emit(tool_seq * kBlock + 1, "response.output_item.added", index_and_item, out);
+    emit(tool_seq * kBlock + 2, "response.output_item.done", std::move(index_and_item), out);
+  }
+}
+
 bool ResponseEventStream::on_step(const StepRecord& step, const std::function<RunRecord()>& latest,
                                   ResponseWriter& out) {
   last_step_seq_ = std::max(last_step_seq_, step.seq);
+  if (step.kind == kStepApprovalRequested) {
+    on_approval_requested(step, out);  // announced ahead, if it was
+    return false;
+  }
   int64_t base = step.seq * kBlock;
   std::vector<size_t> touched = output_.add_step(step);
   if (step.kind == kStepRunCreated) {
@@ -163,7 +181,7 @@ bool ResponseEventStream::on_step(const StepRecord& step, const std::function<Ru
     on_model_call(step, touched, out);
   } else if (step.kind == kStepToolCall) {
     for (size_t index : touched) {
-      emit(base, "response.output_item.done",
+      emit(base + 3, "response.output_item.done",
            json::object{{"output_index", static_cast<int64_t>(index)}, {"item", output_.items()[index]}}, out);
     }
   } else if (step.kind == kStepRunCompleted || step.kind == kStepRunFailed || step.kind == kStepRunCancelled) {

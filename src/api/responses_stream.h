@@ -13,7 +13,10 @@
 //                                  tool call: output_item.added (a client's function
 //                                  call also function_call_arguments.delta/.done and
 //                                  output_item.done)
-//   tool_call           S*B        output_item.done of that call
+//   tool_call           S*B+3      output_item.done of that call
+//   approval_requested  T*B+1,+2   output_item.added/.done of its mcp_approval_request,
+//                                  in the block of the held call T: sent as soon as it
+//                                  commits, ahead of the gap the call leaves (T < S)
 //   terminal            S*B        response.completed | failed | incomplete (cancelled)
 // Live text deltas of a model call are numbered by the bytes streamed so far;
 // when its step commits, what the client has not seen is sent as one delta.
@@ -21,6 +24,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "api/openai_items.h"
@@ -40,8 +44,12 @@ class ResponseEventStream {
   // reads the run as stored now (for the final response object). Returns
   // true once the terminal event is written.
   bool on_step(const StepRecord& step, const std::function<RunRecord()>& latest, ResponseWriter& out);
-  // A streamed piece of model call `model_seq`'s text.
-  void on_text_delta(int64_t model_seq, std::string_view delta, ResponseWriter& out);
+  // An approval_requested step: announced at once, though it lies beyond
+  // the gap of the call it holds (once; on_step skips it later).
+  void on_approval_requested(const StepRecord& step, ResponseWriter& out);
+  // A streamed piece of model call `model_seq`'s text, starting at byte
+  // `offset` of the attempt's text (a retried call starts at 0 again).
+  void on_text_delta(int64_t model_seq, int64_t offset, std::string_view delta, ResponseWriter& out);
 
   int64_t last_step_seq() const { return last_step_seq_; }
 
@@ -59,6 +67,7 @@ class ResponseEventStream {
   int64_t last_number_;
   int64_t last_step_seq_ = -1;
   std::map<int64_t, size_t> streamed_bytes_;  // live text sent per model call seq
+  std::set<int64_t> announced_approvals_;      // approval_requested steps sent
 };
 
 }  // namespace continuum

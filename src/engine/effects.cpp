@@ -74,7 +74,8 @@ std::optional<RunEvent> Engine::partial_text(const std::string& run_id) {
   ActiveRun* run = find_run(run_id);
   if (run == nullptr || run->streaming_seq < 0 || run->streaming_text.empty()) return std::nullopt;
   return RunEvent{run_id, -1, "text_delta",
-                  to_json(json::object{{"seq", run->streaming_seq}, {"delta", run->streaming_text}}), false};
+                  to_json(json::object{{"seq", run->streaming_seq}, {"offset", 0}, {"delta", run->streaming_text}}),
+                  false};
 }
 
 void Engine::remember_context_items(ActiveRun& run, const std::vector<std::string>& messages) {
@@ -211,10 +212,12 @@ void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, 
           streaming->streaming_ends.clear();
         }
         streaming->streaming_seq = seq;
+        auto offset = static_cast<int64_t>(streaming->streaming_text.size());  // 0 again on a retry
         streaming->streaming_text.append(delta);
         streaming->streaming_ends.push_back(static_cast<int64_t>(streaming->streaming_text.size()));
         publish(RunEvent{run_id, -1, "text_delta",
-                         to_json(json::object{{"seq", seq}, {"delta", json::string(delta)}}), false});
+                         to_json(json::object{{"seq", seq}, {"offset", offset}, {"delta", json::string(delta)}}),
+                         false});
       },
       [this, run_id, generation, request, attempt](ModelOutcome outcome) {
         on_model_outcome(run_id, generation, request, attempt, std::move(outcome));

@@ -8,8 +8,8 @@ BUILD="$ROOT/build-fuzz"
 SECONDS_EACH="${FUZZ_SECONDS:-30}"
 cmake -S "$ROOT" -B "$BUILD" -G Ninja -Wno-dev -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_COMPILER=clang++-14 \
   -DCONTINUUM_FUZZ=ON -DCONTINUUM_BENCH=OFF >/dev/null
-ninja -C "$BUILD" request_body_fuzzer chat_stream_fuzzer sealed_value_fuzzer policy_fuzzer jwt_fuzzer mcp_message_fuzzer
-for target in request_body chat_stream sealed_value policy jwt mcp_message; do
+ninja -C "$BUILD" request_body_fuzzer chat_stream_fuzzer sealed_value_fuzzer policy_fuzzer jwt_fuzzer mcp_message_fuzzer openai_input_fuzzer
+for target in request_body chat_stream sealed_value policy jwt mcp_message openai_input; do
   corpus="$ROOT/tests/fuzz/corpus/$target"
   work="$(mktemp -d)"
   echo "fuzz: $target for ${SECONDS_EACH}s"

@@ -10,7 +10,9 @@
 
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
-import { APIError, AuthenticationError, BadRequestError, NotFoundError } from 'openai';
+import {
+  APIError, AuthenticationError, BadRequestError, ConflictError, NotFoundError, PermissionDeniedError,
+} from 'openai';
 
 import {
   BUILD_DIR,
@@ -18,6 +20,7 @@ import {
   TestWorld,
   binariesPresent,
   createAgent,
+  nativeOk,
   nativeRequest,
   nativeSessionItems,
   openaiClient,
@@ -621,6 +624,48 @@ e2e('client function tools: a function_call ends the response; function_call_out
   });
   assertCompletedWithText(second, model, 'weather: sunny');
 }, { timeout: 60_000 });
+
+e2e('an approval required by policy surfaces as an mcp_approval_request item; an mcp_approval_response answers it', async () => {
+  // Policy holds the builtin echo for a person when asked to echo 'hold me'.
+  const policy = (await nativeOk(world.server, 'GET', '/v1/policy', undefined, [200])).document;
+  if (!policy.statements.some((s) => s.id === 'openai-e2e-approvals')) {
+    policy.statements.push({
+      id: 'openai-e2e-approvals', effect: 'require_approval', principal: 'agent:*', action: 'tool:invoke',
+      resource: 'tool:echo', when: "args.q == 'hold me'",
+    });
+    await nativeOk(world.server, 'PUT', '/v1/policy', { document: policy }, [200, 201]);
+  }
+  const model = await agent('echo_tool', {
+    tools: [{ type: 'builtin', name: 'echo', parameters: { type: 'object', properties: { q: { type: 'string' } } } }],
+  });
+  const held = await client.responses.create({ model, input: 'hold me' });
+  assert.equal(held.status, 'in_progress', 'the run waits for the decision');
+  const requests = held.output.filter((item) => item.type === 'mcp_approval_request');
+  assert.equal(requests.length, 1, JSON.stringify(held.output));
+  assert.equal(requests[0].name, 'echo');
+  assert.deepEqual(JSON.parse(requests[0].arguments), { q: 'hold me' });
+
+  // Nobody decides their own request: the requester's answer is refused (403) ...
+  const answer = [{ type: 'mcp_approval_response', approval_request_id: requests[0].id, approve: true }];
+  await assert.rejects(client.responses.create({ model, previous_response_id: held.id, input: answer }),
+    (error) => error instanceof PermissionDeniedError && error.status === 403);
+  // ... a reviewer's continues the same response to its end.
+  const reviewerKey = (await nativeOk(world.server, 'POST', '/v1/api-keys', { user: 'reviewer', roles: ['admin'] },
+    [201])).token;
+  const reviewer = openaiClient(world.server, { apiKey: reviewerKey });
+  const done = await reviewer.responses.create({ model, previous_response_id: held.id, input: answer });
+  assert.equal(done.id, held.id, 'answering continues the response that asked');
+  assert.equal(done.status, 'completed', JSON.stringify(done.error));
+  assert.deepEqual(done.output.map((item) => item.type), ['tool_call', 'mcp_approval_request', 'message']);
+  assert.equal(done.output_text, `tool said ${done.output[0].output}`);
+  const approval = await nativeOk(world.server, 'GET', `/v1/approvals/${requests[0].id}`, undefined, [200]);
+  assert.equal(approval.status, 'approved');
+  assert.equal(approval.decided_by, 'reviewer');
+
+  // A second answer to a decided approval is a conflict.
+  await assert.rejects(reviewer.responses.create({ model, previous_response_id: held.id, input: answer }),
+    (error) => error instanceof ConflictError);
+});
 
 // --- Errors ------------------------------------------------------------------------
 

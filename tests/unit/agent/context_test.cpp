@@ -61,5 +61,105 @@ TEST(ContextTest, IncompleteEarlierTurnIsLeftOut) {
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user"}));
 }
 
+ContextItem message(const std::string& run, json::object obj) { return ContextItem{run, to_json(obj)}; }
+
+ContextItem calls(const std::string& run, std::initializer_list<const char*> ids) {
+  json::array tool_calls;
+  for (const char* id : ids) {
+    tool_calls.push_back(json::object{{"id", id}, {"type", "function"},
+                                      {"function", json::object{{"name", "get_weather"}, {"arguments", "{}"}}}});
+  }
+  return message(run, json::object{{"role", "assistant"}, {"content", nullptr}, {"tool_calls", tool_calls}});
+}
+
+ContextItem output(const std::string& run, const std::string& call_id, const std::string& content) {
+  return message(run, json::object{{"role", "tool"}, {"tool_call_id", call_id}, {"content", content}});
+}
+
+std::vector<std::string> contents(const json::array& context) {
+  std::vector<std::string> out;
+  for (const auto& m : context) {
+    const json::value& content = m.as_object().at("content");
+    out.emplace_back(content.is_string() ? std::string(content.as_string()) : "<calls>");
+  }
+  return out;
+}
+
+TEST(ContextTest, ClientFunctionOutputsContinueThePreviousTurn) {
+  // r1 ended with the client's function calls; r2 starts with their outputs.
+  std::vector<ContextItem> items = {output("r2", "call_b", "24C"), output("r2", "call_a", "18C"),
+                                    calls("r1", {"call_a", "call_b"}), item("r1", "user", "weather?"),
+                                    item("r0", "assistant", "a0"), item("r0", "user", "q0")};
+  json::array context = assemble_context("sys", "r2", user("18C\n24C"), items, 10000);
+  EXPECT_EQ(roles(context),
+            (std::vector<std::string>{"system", "user", "assistant", "user", "assistant", "tool", "tool"}));
+  EXPECT_EQ(contents(context), (std::vector<std::string>{"sys", "q0", "a0", "weather?", "<calls>", "18C", "24C"}))
+      << "the calls' turn with its question, the earlier turn whole before it";
+
+  // The model answered in r2: still one turn.
+  items.insert(items.begin(), item("r2", "assistant", "Paris 18C, Rome 24C"));
+  context = assemble_context("", "r2", user("18C\n24C"), items, 10000);
+  EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "user", "assistant", "tool", "tool",
+                                                      "assistant"}));
+}
+
+TEST(ContextTest, TwoRoundsOfClientCallsAreOneTurn) {
+  // r1 asks and calls; r2 answers the call with outputs and the model calls
+  // again; r3 answers that.
+  std::vector<ContextItem> items = {output("r3", "call_b", "B"), calls("r2", {"call_b"}), output("r2", "call_a", "A"),
+                                    calls("r1", {"call_a"}), item("r1", "user", "q1")};
+  json::array context = assemble_context("", "r3", user("B"), items, 10000);
+  EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool", "assistant", "tool"}));
+  EXPECT_EQ(contents(context), (std::vector<std::string>{"q1", "<calls>", "A", "<calls>", "B"}));
+}
+
+TEST(ContextTest, EarlierTurnContinuedByFunctionOutputsIsWholeOrLeftOut) {
+  std::vector<ContextItem> items = {item("r3", "user", "q3"), item("r2", "assistant", "done"),
+                                    output("r2", "call_a", "18C"), calls("r1", {"call_a"}),
+                                    item("r1", "user", std::string(4000, 'w'))};
+  json::array all = assemble_context("", "r3", user("q3"), items, 10000);
+  EXPECT_EQ(roles(all), (std::vector<std::string>{"user", "assistant", "tool", "assistant", "user"}));
+  // r2 alone would fit, but without r1 its output has no call: neither is shown.
+  json::array fitting = assemble_context("", "r3", user("q3"), items, 400);
+  EXPECT_EQ(roles(fitting), (std::vector<std::string>{"user"}));
+  EXPECT_EQ(contents(fitting), (std::vector<std::string>{"q3"}));
+}
+
+TEST(ContextTest, ConversationItemsBeginningWithAnAssistantMessageJoinThePreviousTurn) {
+  // Items added to the conversation outside a run (POST .../items) form a
+  // pseudo-run "items_<hex>".
+  std::vector<ContextItem> items = {item("r3", "user", "q3"), item("items_ab12", "assistant", "noted"),
+                                    item("r1", "assistant", "a1"), item("r1", "user", "q1")};
+  json::array context = assemble_context("", "r3", user("q3"), items, 10000);
+  EXPECT_EQ(contents(context), (std::vector<std::string>{"q1", "a1", "noted", "q3"}));
+
+  // Starting with a user message, they are a turn of their own.
+  items = {item("r3", "user", "q3"), item("items_cd34", "assistant", "a2"), item("items_cd34", "user", "q2"),
+           item("r1", "assistant", std::string(4000, 'a')), item("r1", "user", "q1")};
+  context = assemble_context("", "r3", user("q3"), items, 400);
+  EXPECT_EQ(contents(context), (std::vector<std::string>{"q2", "a2", "q3"})) << "r1 does not fit";
+}
+
+TEST(ContextTest, WindowCuttingTheContinuedTurnKeepsTheTruncationRules) {
+  // Only r1's call was loaded, not its user message: the current turn is
+  // incomplete, so the run's input leads and the tail starts at the call.
+  std::vector<ContextItem> items = {output("r2", "call_a", "18C"), calls("r1", {"call_a"})};
+  json::array context = assemble_context("", "r2", user("18C"), items, 10000);
+  EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool"}));
+  EXPECT_EQ(contents(context), (std::vector<std::string>{"18C", "<calls>", "18C"}));
+
+  // Only the output was loaded: no tool result without its call.
+  items = {output("r2", "call_a", "18C")};
+  context = assemble_context("", "r2", user("18C"), items, 10000);
+  EXPECT_EQ(roles(context), (std::vector<std::string>{"user"}));
+
+  // Loaded whole but over budget: cut at the assistant message.
+  std::string big(8000, 'x');
+  items = {output("r2", "call_a", big), calls("r1", {"call_a"}), item("r1", "user", "weather?")};
+  context = assemble_context("", "r2", user("the output"), items, 100);
+  EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool"}));
+  EXPECT_EQ(contents(context).front(), "the output");
+}
+
 }  // namespace
 }  // namespace continuum

@@ -64,5 +64,41 @@ TEST(DeciderTest, NothingForQueuedOrFinishedRuns) {
   EXPECT_TRUE(decide(agent(), s, 0).empty());
 }
 
+json::array client_tools(const char* name) {
+  return json::array{json::object{{"type", "function"},
+                                  {"function", json::object{{"name", name}, {"description", ""},
+                                                            {"parameters", json::object{{"type", "object"}}}}}}};
+}
+
+TEST(DeciderTest, ClientToolCallsAreLeftToTheClient) {
+  RunSnapshot s = running();
+  s.next_seq = 5;
+  s.client_tools = client_tools("get_weather");
+  s.pending_tools = {PendingTool{3, "call_w", "get_weather", "{}"}, PendingTool{4, "call_s", "search", "{}"}};
+  auto commands = decide(agent(), s, 0);
+  ASSERT_EQ(commands.size(), 1u);
+  EXPECT_EQ(commands[0].kind, Command::Kind::kCallTool);
+  EXPECT_EQ(commands[0].tool.name, "search");
+  EXPECT_EQ(commands[0].seq, 4);
+}
+
+TEST(DeciderTest, OnlyClientCallsPendingCompletesTheRun) {
+  RunSnapshot s = running();
+  s.next_seq = 5;
+  s.client_tools = client_tools("get_weather");
+  s.pending_tools = {PendingTool{3, "call_a", "get_weather", "{\"city\":\"Paris\"}"},
+                     PendingTool{4, "call_b", "get_weather", "{\"city\":\"Rome\"}"}};
+  auto commands = decide(agent(), s, 0);
+  ASSERT_EQ(commands.size(), 1u);
+  EXPECT_EQ(commands[0].kind, Command::Kind::kComplete);
+  EXPECT_EQ(commands[0].seq, 5);
+  EXPECT_EQ(commands[0].output, "");
+
+  s.client_tools = client_tools("other");  // not offered by the client: the server runs them
+  commands = decide(agent(), s, 0);
+  ASSERT_EQ(commands.size(), 2u);
+  EXPECT_EQ(commands[0].kind, Command::Kind::kCallTool);
+}
+
 }  // namespace
 }  // namespace continuum
