@@ -450,7 +450,30 @@ void cancel_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
 
 }  // namespace
 
+void delete_finished_run(ApiContext& ctx, const HttpRequest& request, const std::string& run_id,
+                         const std::string& object, Writer writer) {
+  auto record = authorized_run(ctx, caller(request), run_id, "run:delete", writer);
+  if (!record) return;
+  if (!is_terminal_status(record->status)) {
+    return writer->send(error_response(conflict(object + " " + run_id + " has not finished; cancel it first")));
+  }
+  WriteBatch batch;
+  batch.run_deletes.push_back(*record);
+  batch.audit_events.push_back(audit_event(record->tenant_id, ctx.clock->now_ms(), caller(request).label(),
+                                           "run:delete", "run:" + run_id, "ok", {{"session", record->session_id}},
+                                           run_id));
+  ctx.store->commit(std::move(batch), [&ctx, run_id, object, writer](Status result) {
+    ctx.loop->post([run_id, object, writer, result] {
+      if (!result.is_ok()) return writer->send(error_response(result));
+      writer->send(json_response(200, json::object{{"id", run_id}, {"object", object}, {"deleted", true}}));
+    });
+  });
+}
+
 void add_run_routes(Router& router, ApiContext& ctx) {
+  router.add("DELETE", "/v1/runs/{id}", [&ctx](HttpRequest& r, const PathParams& p, Writer w) {
+    delete_finished_run(ctx, r, p.at("id"), "run", w);
+  });
   router.add("POST", "/v1/sessions/{id}/runs",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { create_run(ctx, r, p, w); });
   router.add("GET", "/v1/runs/{id}", [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_run(ctx, r, p, w); });

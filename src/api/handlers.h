@@ -78,6 +78,12 @@ json::object run_view(const RunRecord& run);
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
                    std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when = nullptr);
 
+// Deletes a finished run and its journal (run:delete; 409 while it runs),
+// audited; its session's items stay. Answers {id, object, deleted: true}
+// (handlers.cpp; DELETE /v1/runs/{id} and DELETE /v1/responses/{id}).
+void delete_finished_run(ApiContext& ctx, const HttpRequest& request, const std::string& run_id,
+                         const std::string& object, std::shared_ptr<ResponseWriter> writer);
+
 // Decides pending approval `id` as `who`, with the checks of POST
 // /v1/approvals/{id}/approve|deny (approval:decide on its tool, not one's own
 // request, still pending, run not ended); records it with its audit event and

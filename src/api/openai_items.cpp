@@ -404,7 +404,11 @@ json::object response_object(const RunRecord& run, const StepRecord& created, co
                                      {"output_tokens", snapshot->usage.output_tokens},
                                      {"output_tokens_details", json::object{{"reasoning_tokens", 0}}},
                                      {"total_tokens", snapshot->usage.total_tokens}};
-    if (!snapshot->error_code.empty()) {
+    if (snapshot->error_code == "max_steps" || snapshot->error_code == "max_total_tokens") {
+      // Stopped by the agent's limits, as OpenAI's max_output_tokens stops a response.
+      response["status"] = "incomplete";
+      response["incomplete_details"] = json::object{{"reason", snapshot->error_code}};
+    } else if (!snapshot->error_code.empty()) {
       response["error"] = json::object{{"code", snapshot->error_code}, {"message", snapshot->error_message}};
     }
   }

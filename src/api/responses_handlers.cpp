@@ -489,6 +489,9 @@ void add_response_routes(Router& router, ApiContext& ctx) {
   router.add("POST", "/v1/responses", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_response(ctx, r, w); });
   router.add("GET", "/v1/responses/{id}",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_response(ctx, r, p, w); });
+  router.add("DELETE", "/v1/responses/{id}", [&ctx](HttpRequest& r, const PathParams& p, Writer w) {
+    delete_finished_run(ctx, r, p.at("id"), "response", w);
+  });
   router.add("POST", "/v1/responses/{id}/cancel",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { cancel_response(ctx, r, p, w); });
   router.add("GET", "/v1/responses/{id}/input_items",

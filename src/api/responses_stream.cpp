@@ -186,11 +186,13 @@ bool ResponseEventStream::on_step(const StepRecord& step, const std::function<Ru
     }
   } else if (step.kind == kStepRunCompleted || step.kind == kStepRunFailed || step.kind == kStepRunCancelled) {
     RunRecord final_run = latest();
-    const char* type = step.kind == kStepRunCompleted ? "response.completed"
-                       : step.kind == kStepRunFailed  ? "response.failed"
-                                                      : "response.incomplete";
     json::object response = response_now(final_run);
     if (step.kind == kStepRunCancelled) response["incomplete_details"] = json::object{{"reason", "cancelled"}};
+    // A run stopped by its limits is incomplete (response_object), as is a cancelled one.
+    std::string status = response.at("status").as_string().c_str();
+    const char* type = step.kind == kStepRunCompleted ? "response.completed"
+                       : status == "failed"           ? "response.failed"
+                                                      : "response.incomplete";
     emit(base, type, json::object{{"response", std::move(response)}}, out);
     return true;
   }

@@ -219,6 +219,7 @@ struct WriteBatch {
   std::vector<SessionRecord> session_metadata_updates;  // metadata replaced; must exist
   std::vector<RunRecord> run_inserts;
   std::vector<RunRecord> run_updates;           // status, snapshot, updated_at; only if the row is at version - 1
+  std::vector<RunRecord> run_deletes;           // with its journal; only a finished run (else kConflict)
   std::vector<StepRecord> steps;                // conflict if (run, seq) exists
   std::vector<ItemRecord> items;                // seq assigned by the store
   std::vector<ItemRecord> item_deletes;         // by (tenant, session, seq); must exist
@@ -241,7 +242,7 @@ struct WriteBatch {
 
   bool empty() const {
     return agent_inserts.empty() && session_inserts.empty() && session_deletes.empty() &&
-           session_metadata_updates.empty() && item_deletes.empty() && run_inserts.empty() && run_updates.empty() && steps.empty() && items.empty() &&
+           session_metadata_updates.empty() && item_deletes.empty() && run_inserts.empty() && run_deletes.empty() && run_updates.empty() && steps.empty() && items.empty() &&
            data_key_inserts.empty() && data_key_updates.empty() && secret_upserts.empty() &&
            secret_deletes.empty() && api_key_inserts.empty() && api_key_revokes.empty() &&
            policy_inserts.empty() && approval_inserts.empty() && approval_decisions.empty() &&

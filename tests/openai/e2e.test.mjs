@@ -667,6 +667,26 @@ e2e('an approval required by policy surfaces as an mcp_approval_request item; an
     (error) => error instanceof ConflictError);
 });
 
+e2e('responses.delete removes a finished response (its conversation keeps its items); a limit makes one incomplete', async () => {
+  const model = await agent('echo');
+  const response = await client.responses.create({ model, input: 'short-lived' });
+  const conversation = response.conversation.id;
+  const itemsBefore = await nativeSessionItems(world.server, conversation);
+  await client.responses.delete(response.id);
+  await assert.rejects(client.responses.retrieve(response.id), (error) => error instanceof NotFoundError);
+  await assert.rejects(client.responses.delete(response.id), (error) => error instanceof NotFoundError);
+  assert.deepEqual(await nativeSessionItems(world.server, conversation), itemsBefore);
+
+  // The agent allows one model step, the script wants a tool call first: stopped by its limit.
+  const limited = await agent('echo_tool', {
+    tools: [{ type: 'builtin', name: 'echo', parameters: { type: 'object', properties: { q: { type: 'string' } } } }],
+    limits: { max_steps: 1 },
+  });
+  const stopped = await client.responses.create({ model: limited, input: 'loop' });
+  assert.equal(stopped.status, 'incomplete', JSON.stringify(stopped));
+  assert.deepEqual(stopped.incomplete_details, { reason: 'max_steps' });
+});
+
 // --- Errors ------------------------------------------------------------------------
 
 e2e('bad requests raise BadRequestError (400) with the error body', async () => {

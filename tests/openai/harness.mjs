@@ -301,12 +301,13 @@ export async function nativeOk(server, method, urlPath, body, expect = [200, 201
 }
 
 /** Creates an agent through the native API whose model is `script` on the mock. */
-export async function createAgent(server, mock, name, script, { tools = [], instructions } = {}) {
+export async function createAgent(server, mock, name, script, { tools = [], instructions, limits } = {}) {
   return nativeOk(server, 'POST', '/v1/agents', {
     name,
     model: { provider: 'openai', model: script, base_url: mock.baseUrl },
     instructions: instructions ?? `You are the test agent ${name}.`,
     tools,
+    ...(limits ? { limits } : {}),
   }, [201]);
 }
 

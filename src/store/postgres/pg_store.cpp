@@ -264,6 +264,13 @@ std::vector<Statement> compile(const WriteBatch& batch) {
                             PgParams().add_bytes(session.metadata_json).add(session.tenant_id).add(session.id),
                             Expect::kOneRow, Code::kNotFound, "session " + session.id + " not found"));
   }
+  for (const auto& run : batch.run_deletes) {
+    auto keys = [&] { return PgParams().add(run.tenant_id).add(run.id); };
+    out.push_back(expecting("DELETE FROM runs WHERE tenant_id = $1 AND id = $2 AND "
+                            "status IN ('completed', 'failed', 'cancelled')",
+                            keys(), Expect::kOneRow, Code::kConflict, "run " + run.id + " is missing or not finished"));
+    out.push_back(plain("DELETE FROM steps WHERE tenant_id = $1 AND run_id = $2", keys()));
+  }
   for (const auto& item : batch.item_deletes) {
     out.push_back(expecting("DELETE FROM items WHERE tenant_id = $1 AND session_id = $2 AND seq = $3",
                             PgParams().add(item.tenant_id).add(item.session_id).add(item.seq), Expect::kOneRow,

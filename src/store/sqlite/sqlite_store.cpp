@@ -242,6 +242,17 @@ Status SqliteStore::apply(const WriteBatch& batch) {
     RETURN_IF_ERROR(remove.run());
     if (write_db_.changes() != 1) return not_found("item " + std::to_string(item.seq) + " not found");
   }
+  for (const auto& run : batch.run_deletes) {
+    ASSIGN_OR_RETURN(auto remove, write_db_.prepare_cached(
+                                      "DELETE FROM runs WHERE tenant_id = ? AND id = ? AND "
+                                      "status IN ('completed', 'failed', 'cancelled')"));
+    remove.bind(1, run.tenant_id).bind(2, run.id);
+    RETURN_IF_ERROR(remove.run());
+    if (write_db_.changes() != 1) return conflict("run " + run.id + " is missing or not finished");
+    ASSIGN_OR_RETURN(auto journal, write_db_.prepare_cached("DELETE FROM steps WHERE tenant_id = ? AND run_id = ?"));
+    journal.bind(1, run.tenant_id).bind(2, run.id);
+    RETURN_IF_ERROR(journal.run());
+  }
   for (const auto& run : batch.run_inserts) {
     // Checked in the writer, so a run can never land in a session deleted meanwhile.
     ASSIGN_OR_RETURN(auto session, write_db_.prepare_cached("SELECT 1 FROM sessions WHERE tenant_id = ? AND id = ?"));

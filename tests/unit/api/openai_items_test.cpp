@@ -615,13 +615,28 @@ TEST(ResponseObjectTest, FailedRunCarriesItsError) {
   output.add_step(created);
   RunSnapshot snapshot;
   snapshot.status = kRunFailed;
+  snapshot.error_code = "model_error";
+  snapshot.error_message = "the model answered 500";
+  json::object response =
+      response_object(run_record(kRunFailed, to_json(snapshot_to_json(snapshot))), created, output);
+  EXPECT_EQ(str(response.at("status")), "failed");
+  EXPECT_EQ(response.at("error"), parse(R"({"code": "model_error", "message": "the model answered 500"})"));
+  EXPECT_TRUE(response.at("incomplete_details").is_null());
+}
+
+TEST(ResponseObjectTest, ARunStoppedByItsLimitsIsIncomplete) {
+  StepRecord created = created_step();
+  ResponseOutput output("run_1");
+  output.add_step(created);
+  RunSnapshot snapshot;
+  snapshot.status = kRunFailed;
   snapshot.error_code = "max_steps";
   snapshot.error_message = "the run reached its limit of 3 model steps";
   json::object response =
       response_object(run_record(kRunFailed, to_json(snapshot_to_json(snapshot))), created, output);
-  EXPECT_EQ(str(response.at("status")), "failed");
-  EXPECT_EQ(response.at("error"),
-            parse(R"({"code": "max_steps", "message": "the run reached its limit of 3 model steps"})"));
+  EXPECT_EQ(str(response.at("status")), "incomplete");
+  EXPECT_EQ(response.at("incomplete_details"), parse(R"({"reason": "max_steps"})"));
+  EXPECT_TRUE(response.at("error").is_null());
 }
 
 }  // namespace

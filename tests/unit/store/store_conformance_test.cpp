@@ -230,6 +230,53 @@ TEST_P(StoreConformanceTest, ItemsInOrderPagedBothWays) {
   EXPECT_EQ((*older)[0].message_json, R"({"i":0})");
 }
 
+TEST_P(StoreConformanceTest, SessionMetadataReplacedAndItemsDeletedOneByOne) {
+  add_session("t1", "s1");
+  WriteBatch update;
+  update.session_metadata_updates.push_back(SessionRecord{"t1", "s1", "a", R"({"k":"v"})", 1});
+  ASSERT_TRUE(commit(std::move(update)).is_ok());
+  EXPECT_EQ(store_->get_session("t1", "s1")->metadata_json, R"({"k":"v"})");
+  WriteBatch missing;
+  missing.session_metadata_updates.push_back(SessionRecord{"t2", "s1", "a", "{}", 1});
+  EXPECT_EQ(commit(std::move(missing)).code(), Code::kNotFound) << "tenant-scoped";
+
+  for (int i = 0; i < 3; ++i) {
+    WriteBatch batch;
+    batch.items.push_back(ItemRecord{0, "t1", "s1", "r", "{\"i\":" + std::to_string(i) + "}", i});
+    ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  }
+  auto items = store_->list_items("t1", "s1", 0, 10);
+  ASSERT_EQ(items->size(), 3u);
+  WriteBatch remove;
+  remove.item_deletes.push_back((*items)[1]);
+  ASSERT_TRUE(commit(std::move(remove)).is_ok());
+  auto left = store_->list_items("t1", "s1", 0, 10);
+  ASSERT_EQ(left->size(), 2u);
+  EXPECT_EQ((*left)[1].message_json, R"({"i":2})");
+  WriteBatch again;
+  again.item_deletes.push_back((*items)[1]);
+  EXPECT_EQ(commit(std::move(again)).code(), Code::kNotFound);
+}
+
+TEST_P(StoreConformanceTest, OnlyFinishedRunsAreDeletedWithTheirJournals) {
+  add_session("t1", "s1");
+  add_run("t1", "s1", "done", kRunCompleted);
+  add_run("t1", "s1", "busy", kRunRunning);
+  WriteBatch steps;
+  steps.steps.push_back(StepRecord{"t1", "done", 0, "run_created", "{}", 1});
+  steps.steps.push_back(StepRecord{"t1", "busy", 0, "run_created", "{}", 1});
+  ASSERT_TRUE(commit(std::move(steps)).is_ok());
+  WriteBatch unfinished;
+  unfinished.run_deletes.push_back(*store_->get_run("t1", "busy"));
+  EXPECT_EQ(commit(std::move(unfinished)).code(), Code::kConflict);
+  WriteBatch finished;
+  finished.run_deletes.push_back(*store_->get_run("t1", "done"));
+  ASSERT_TRUE(commit(std::move(finished)).is_ok());
+  EXPECT_EQ(store_->get_run("t1", "done").status().code(), Code::kNotFound);
+  EXPECT_TRUE(store_->list_steps("t1", "done", -1, 10)->empty());
+  EXPECT_EQ(store_->list_steps("t1", "busy", -1, 10)->size(), 1u);
+}
+
 TEST_P(StoreConformanceTest, RunListsByStatusOldestFirst) {
   add_session("t1", "s1");
   add_session("t2", "s1");
