@@ -4,7 +4,6 @@
 #include "api/errors.h"
 #include "api/handlers.h"
 #include "api/openai_items.h"
-#include "audit/audit_log.h"
 
 namespace continuum {
 
@@ -114,23 +113,7 @@ void update_conversation(ApiContext& ctx, HttpRequest& request, const PathParams
 void delete_conversation(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   auto session = authorized_session(ctx, caller(request), params.at("id"), "session:delete", writer);
   if (!session) return;
-  auto unfinished = ctx.store->list_unfinished_runs_of_session(session->tenant_id, session->id, 1);
-  if (!unfinished.is_ok()) return writer->send(error_response(unfinished.status()));
-  if (!unfinished->empty()) {
-    return writer->send(error_response(
-        conflict("conversation has an unfinished response " + unfinished->front().id + "; cancel it first")));
-  }
-  WriteBatch batch;
-  batch.session_deletes.push_back(*session);
-  batch.audit_events.push_back(audit_event(session->tenant_id, ctx.clock->now_ms(), caller(request).label(),
-                                           "session:delete", "session:" + session->id, "ok"));
-  std::string id = session->id;
-  ctx.store->commit(std::move(batch), [&ctx, id, writer](Status result) {
-    ctx.loop->post([id, writer, result] {
-      if (!result.is_ok()) return writer->send(error_response(result));
-      writer->send(json_response(200, json::object{{"id", id}, {"object", "conversation.deleted"}, {"deleted", true}}));
-    });
-  });
+  delete_idle_session(ctx, caller(request), *session, "conversation", writer);
 }
 
 void list_conversation_items(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

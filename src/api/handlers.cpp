@@ -240,23 +240,7 @@ void get_session(ApiContext& ctx, HttpRequest& request, const PathParams& params
 void delete_session(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   auto record = authorized_session(ctx, caller(request), params.at("id"), "session:delete", writer);
   if (!record) return;
-  auto unfinished = ctx.store->list_unfinished_runs_of_session(record->tenant_id, record->id, 1);
-  if (!unfinished.is_ok()) return writer->send(error_response(unfinished.status()));
-  if (!unfinished->empty()) {
-    return writer->send(error_response(
-        conflict("session has an unfinished run " + unfinished->front().id + "; cancel it first")));
-  }
-  WriteBatch batch;
-  batch.session_deletes.push_back(*record);
-  batch.audit_events.push_back(audit_event(record->tenant_id, ctx.clock->now_ms(), caller(request).label(),
-                                           "session:delete", "session:" + record->id, "ok"));
-  std::string id = record->id;
-  ctx.store->commit(std::move(batch), [&ctx, id, writer](Status result) {
-    ctx.loop->post([id, writer, result] {
-      if (!result.is_ok()) return writer->send(error_response(result));
-      writer->send(json_response(200, json::object{{"id", id}, {"object", "session"}, {"deleted", true}}));
-    });
-  });
+  delete_idle_session(ctx, caller(request), *record, "session", writer);
 }
 
 void list_items(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
@@ -449,6 +433,29 @@ void cancel_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
 }
 
 }  // namespace
+
+void delete_idle_session(ApiContext& ctx, const Principal& who, const SessionRecord& session,
+                         const std::string& object, Writer writer) {
+  auto unfinished = ctx.store->list_unfinished_runs_of_session(session.tenant_id, session.id, 1);
+  if (!unfinished.is_ok()) return writer->send(error_response(unfinished.status()));
+  if (!unfinished->empty()) {
+    return writer->send(error_response(
+        conflict(object + " has an unfinished run " + unfinished->front().id + "; cancel it first")));
+  }
+  WriteBatch batch;
+  batch.session_deletes.push_back(session);
+  batch.audit_events.push_back(audit_event(session.tenant_id, ctx.clock->now_ms(), who.label(), "session:delete",
+                                           "session:" + session.id, "ok"));
+  std::string id = session.id;
+  ctx.store->commit(std::move(batch), [&ctx, id, object, writer](Status result) {
+    ctx.loop->post([id, object, writer, result] {
+      if (!result.is_ok()) return writer->send(error_response(result));
+      // OpenAI's conversations answer "conversation.deleted".
+      std::string shown = object == "session" ? object : object + ".deleted";
+      writer->send(json_response(200, json::object{{"id", id}, {"object", shown}, {"deleted", true}}));
+    });
+  });
+}
 
 void delete_finished_run(ApiContext& ctx, const HttpRequest& request, const std::string& run_id,
                          const std::string& object, Writer writer) {

@@ -78,6 +78,16 @@ json::object run_view(const RunRecord& run);
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
                    std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when = nullptr);
 
+// Deletes a session with its items, runs and journals, audited; 409 while a
+// run of it is unfinished. Answers {id, object, deleted: true} ("session",
+// or "<object>.deleted", e.g. "conversation.deleted").
+void delete_idle_session(ApiContext& ctx, const Principal& who, const SessionRecord& session,
+                         const std::string& object, std::shared_ptr<ResponseWriter> writer);
+
+// Writes an SSE comment every sse_keepalive_ms while the stream is open
+// (sse.cpp).
+void keep_sse_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> writer);
+
 // Deletes a finished run and its journal (run:delete; 409 while it runs),
 // audited; its session's items stay. Answers {id, object, deleted: true}
 // (handlers.cpp; DELETE /v1/runs/{id} and DELETE /v1/responses/{id}).

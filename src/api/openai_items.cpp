@@ -60,6 +60,24 @@ Result<InputMessage> parse_message_item(const json::value& item, const std::stri
   return InputMessage{role, std::move(text)};
 }
 
+// The tool calls of an assistant chat message, in order (malformed ones skipped).
+struct ChatToolCall {
+  std::string call_id, name, arguments;
+};
+std::vector<ChatToolCall> tool_calls_of(const json::object& message) {
+  std::vector<ChatToolCall> calls;
+  const json::value* list = message.if_contains("tool_calls");
+  if (!list || !list->is_array()) return calls;
+  for (const auto& call : list->as_array()) {
+    const json::object* call_obj = call.if_object();
+    const json::value* function = call_obj ? call_obj->if_contains("function") : nullptr;
+    if (!function || !function->is_object()) continue;
+    calls.push_back(ChatToolCall{text_at(*call_obj, "id"), text_at(function->as_object(), "name"),
+                                 text_at(function->as_object(), "arguments")});
+  }
+  return calls;
+}
+
 std::string chat_message(const std::string& role, const std::string& text) {
   return to_json(json::object{{"role", role}, {"content", text}});
 }
@@ -220,20 +238,11 @@ json::array conversation_items(const ItemRecord& item) {
     return out;
   }
   if (!content.empty() || role != "assistant") out.push_back(message_item(id, role, content));
-  if (const json::value* calls = message.if_contains("tool_calls"); calls && calls->is_array()) {
-    int n = 0;
-    for (const auto& call : calls->as_array()) {
-      const json::object* call_obj = call.if_object();
-      const json::object* function =
-          call_obj && call_obj->contains("function") ? call_obj->at("function").if_object() : nullptr;
-      if (!function) continue;
-      std::string call_id = call_obj->contains("id") ? text_of(call_obj->at("id")) : "";
-      out.push_back(json::object{{"type", "function_call"}, {"id", id + "_c" + std::to_string(++n)},
-                                 {"call_id", call_id},
-                                 {"name", text_at(*function, "name")},
-                                 {"arguments", text_at(*function, "arguments")},
-                                 {"status", "completed"}});
-    }
+  int n = 0;
+  for (const auto& call : tool_calls_of(message)) {
+    out.push_back(json::object{{"type", "function_call"}, {"id", id + "_c" + std::to_string(++n)},
+                               {"call_id", call.call_id}, {"name", call.name}, {"arguments", call.arguments},
+                               {"status", "completed"}});
   }
   return out;
 }
@@ -290,26 +299,18 @@ std::vector<size_t> ResponseOutput::add_step(const StepRecord& step) {
       touched.push_back(items_.size());
       items_.push_back(message_item(message_id(step.seq), "assistant", text));
     }
-    if (const json::value* calls = message->if_contains("tool_calls"); calls && calls->is_array()) {
-      int n = 0;
-      for (const auto& call : calls->as_array()) {
-        const json::object* call_obj = call.if_object();
-        const json::object* function =
-            call_obj && call_obj->contains("function") ? call_obj->at("function").if_object() : nullptr;
-        if (!function) continue;
-        std::string call_id = call_obj->contains("id") ? text_of(call_obj->at("id")) : "";
-        std::string suffix = run_id_ + "_" + std::to_string(step.seq) + "_" + std::to_string(++n);
-        std::string name = text_at(*function, "name"), arguments = text_at(*function, "arguments");
-        touched.push_back(items_.size());
-        if (is_client_tool(client_tools_, name)) {
-          // The client runs it: the response ends with it, as in OpenAI's API.
-          items_.push_back(json::object{{"type", "function_call"}, {"id", "fc_" + suffix}, {"call_id", call_id},
-                                        {"name", name}, {"arguments", arguments}, {"status", "completed"}});
-          continue;
-        }
-        tool_item_by_call_[call_id] = items_.size();
-        items_.push_back(tool_call_item("tc_" + suffix, call_id, name, arguments));
+    int n = 0;
+    for (const auto& call : tool_calls_of(*message)) {
+      std::string suffix = run_id_ + "_" + std::to_string(step.seq) + "_" + std::to_string(++n);
+      touched.push_back(items_.size());
+      if (is_client_tool(client_tools_, call.name)) {
+        // The client runs it: the response ends with it, as in OpenAI's API.
+        items_.push_back(json::object{{"type", "function_call"}, {"id", "fc_" + suffix}, {"call_id", call.call_id},
+                                      {"name", call.name}, {"arguments", call.arguments}, {"status", "completed"}});
+        continue;
       }
+      tool_item_by_call_[call.call_id] = items_.size();
+      items_.push_back(tool_call_item("tc_" + suffix, call.call_id, call.name, call.arguments));
     }
   } else if (step.kind == kStepApprovalRequested) {
     // Policy holds the call for a person's decision: the client may give it

@@ -208,15 +208,6 @@ Result<bool> pump(ApiContext& ctx, LiveStream& live, bool run_terminal, Response
   }
 }
 
-void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
-  ctx.loop->post_after(ctx.sse_keepalive_ms, [&ctx, weak] {
-    auto writer = weak.lock();
-    if (!writer || writer->closed()) return;
-    writer->write(": keep-alive\n\n");
-    keep_alive(ctx, weak);
-  });
-}
-
 void text_delta(LiveStream& live, const RunEvent& event, ResponseWriter& out) {
   auto data = parse_json_object(event.data);
   if (!data.is_ok() || !data->contains("seq") || !data->at("seq").is_int64() || !data->contains("offset") ||
@@ -260,7 +251,7 @@ void stream_response(ApiContext& ctx, const RunRecord& run, int64_t starting_aft
     engine->unsubscribe(run_id, token);
     ctx.remove_shutdown_hook(hook);
   });
-  keep_alive(ctx, weak);
+  keep_sse_alive(ctx, weak);
 }
 
 // ---- handlers ----

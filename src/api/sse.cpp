@@ -78,15 +78,6 @@ Result<bool> write_steps(ApiContext& ctx, const std::string& tenant, const std::
   }
 }
 
-void keep_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
-  ctx.loop->post_after(ctx.sse_keepalive_ms, [&ctx, weak] {
-    auto writer = weak.lock();
-    if (!writer || writer->closed()) return;
-    writer->write(": keep-alive\n\n");
-    keep_alive(ctx, weak);
-  });
-}
-
 void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
   auto after = resume_after(request);
   if (!after.is_ok()) return writer->send(error_response(after.status()));
@@ -127,10 +118,19 @@ void stream_events(ApiContext& ctx, HttpRequest& request, const PathParams& para
     engine->unsubscribe(run_id, token);
     ctx.remove_shutdown_hook(hook);
   });
-  keep_alive(ctx, weak);
+  keep_sse_alive(ctx, weak);
 }
 
 }  // namespace
+
+void keep_sse_alive(ApiContext& ctx, std::weak_ptr<ResponseWriter> weak) {
+  ctx.loop->post_after(ctx.sse_keepalive_ms, [&ctx, weak] {
+    auto writer = weak.lock();
+    if (!writer || writer->closed()) return;
+    writer->write(": keep-alive\n\n");
+    keep_sse_alive(ctx, weak);
+  });
+}
 
 void add_event_routes(Router& router, ApiContext& ctx) {
   router.add("GET", "/v1/runs/{id}/events",
