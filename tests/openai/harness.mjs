@@ -15,7 +15,7 @@
 // CONTINUUM_TEST_KEEP=1 keeps the temp dir; CONTINUUM_TEST_VERBOSE=1 always dumps logs.
 // Only SQLite (the default store in the data dir) is used.
 
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -219,6 +219,18 @@ export class MockModel extends ChildProcess {
 
 /** `continuum serve` on `dataDir` (SQLite), with `apiKey` as the admin key and the
  *  mock model as the default OpenAI endpoint. */
+/** With CONTINUUM_TEST_STORE=postgres: a fresh database on the cluster at
+ *  CONTINUUM_TEST_POSTGRES_URL (created with psql), as the Python harness does;
+ *  otherwise null (SQLite in the data dir). */
+function newStoreUrl() {
+  if (process.env.CONTINUUM_TEST_STORE !== 'postgres') return null;
+  const base = process.env.CONTINUUM_TEST_POSTGRES_URL;
+  if (!base) throw new Error('CONTINUUM_TEST_STORE=postgres needs CONTINUUM_TEST_POSTGRES_URL');
+  const name = `oa_${randomBytes(6).toString('hex')}`;
+  execFileSync('psql', ['-qX', '-v', 'ON_ERROR_STOP=1', base, '-c', `CREATE DATABASE ${name}`], { stdio: 'ignore' });
+  return `${base.slice(0, base.lastIndexOf('/'))}/${name}`;
+}
+
 export class ContinuumServer extends ChildProcess {
   constructor(logDir, dataDir, apiKey, mockBaseUrl, { name = 'continuum', env = {} } = {}) {
     super(name, logDir);
@@ -227,6 +239,7 @@ export class ContinuumServer extends ChildProcess {
     this.mockBaseUrl = mockBaseUrl;
     this.extraEnv = env;
     this.port = 0;
+    this.storeUrl = newStoreUrl();  // kept across restarts, like the data dir
   }
 
   get baseUrl() {
@@ -250,8 +263,9 @@ export class ContinuumServer extends ChildProcess {
     fs.mkdirSync(this.dataDir, { recursive: true });
     if (!this.port) this.port = await freePort();
     await this.startOnFreePort(async () => {
-      this.spawn([binary('continuum'), 'serve', '--data', this.dataDir, '--listen', `127.0.0.1:${this.port}`],
-        this.environment());
+      const store = this.storeUrl ? ['--store', this.storeUrl] : [];
+      this.spawn([binary('continuum'), 'serve', '--data', this.dataDir, '--listen', `127.0.0.1:${this.port}`,
+        ...store], this.environment());
       await this.waitHttpOk(`${this.baseUrl}/readyz`);
     });
     return this;

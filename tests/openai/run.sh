@@ -6,7 +6,9 @@
 #
 # Installs the pinned packages first (npm ci from package-lock.json) when
 # node_modules is missing or older than the lock file. Each test file starts
-# its own mock model and `continuum serve` on a temp data dir (SQLite).
+# its own mock model and `continuum serve` on a temp data dir (SQLite); with
+# CONTINUUM_TEST_POSTGRES_URL (unless SKIP_POSTGRES=1) the tests run again, each
+# server on a fresh database of that cluster.
 # Env: CONTINUUM_BUILD_DIR (default <repo>/build) holds the binaries;
 # CONTINUUM_TEST_VERBOSE=1 always prints the process logs; CONTINUUM_TEST_KEEP=1
 # keeps the temp dirs. Exits non-zero if a test fails or the binaries are missing.
@@ -50,4 +52,11 @@ fi
 cd "$repo"
 # The files are listed rather than the directory: Node 20 searches a directory,
 # Node 22 takes the arguments as globs.
-exec node --test "$@" "$here"/*.test.mjs
+status=0
+node --test "$@" "$here"/*.test.mjs || status=1
+# Again on PostgreSQL (each server on a fresh database), when a cluster is given.
+if [[ -n "${CONTINUUM_TEST_POSTGRES_URL:-}" && "${SKIP_POSTGRES:-0}" != "1" ]]; then
+  echo "== openai e2e on PostgreSQL"
+  CONTINUUM_TEST_STORE=postgres node --test "$@" "$here"/*.test.mjs || status=1
+fi
+exit $status
