@@ -259,9 +259,15 @@ void stream_response(ApiContext& ctx, const RunRecord& run, int64_t starting_aft
 // Answers with the response once its run has ended or waits for a person's
 // approval (an mcp_approval_request item the client may answer).
 void respond_when_settled(ApiContext& ctx, const std::string& tenant, const std::string& run_id, Writer writer) {
+  // The run's status as stored, not the event's kind: a run executing on
+  // another node is followed by polling, one wake-up per poll.
   when_run_ends(
       ctx, tenant, run_id, kWaitMs, [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); },
-      [](const RunEvent& event) { return event.type == kStepApprovalRequested; });
+      [&ctx, tenant, run_id](const RunEvent& event) {
+        if (event.seq < 0) return false;  // a text delta
+        auto run = ctx.store->get_run(tenant, run_id);
+        return run.is_ok() && run->status == kRunWaiting;
+      });
 }
 
 // Decides the approvals the previous response asked for, one after the
