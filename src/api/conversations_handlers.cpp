@@ -1,5 +1,7 @@
 // The OpenAI-compatible Conversations API (docs/openai-sdk.md): a
 // conversation is a session, its items are the session's items.
+#include <algorithm>
+
 #include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
@@ -10,25 +12,13 @@ namespace continuum {
 namespace {
 
 using Writer = std::shared_ptr<ResponseWriter>;
-constexpr int kItemsReadMax = 10'000;  // a conversation's items listed at most (newest kept)
+constexpr int kItemsReadMax = 10'000;  // a conversation's newest items listed at most
 
 json::object conversation_view(const SessionRecord& session) {
   json::value metadata = json::object{};
   if (auto parsed = parse_json(session.metadata_json); parsed.is_ok() && parsed->is_object()) metadata = *parsed;
   return json::object{{"id", session.id}, {"object", "conversation"}, {"created_at", session.created_at_ms / 1000},
                       {"metadata", std::move(metadata)}};
-}
-
-Result<json::object> parse_metadata(const json::object& body) {
-  ASSIGN_OR_RETURN(const json::object* metadata, get_optional_object(body, "metadata", "metadata"));
-  if (!metadata) return json::object{};
-  if (metadata->size() > 16) return invalid_argument("metadata has over 16 keys", "metadata");
-  for (const auto& entry : *metadata) {
-    if (entry.key().size() > 64 || !entry.value().is_string() || entry.value().as_string().size() > 512) {
-      return invalid_argument("metadata maps keys of at most 64 characters to strings of at most 512", "metadata");
-    }
-  }
-  return *metadata;
 }
 
 // Items added outside a run form one turn of their own.
@@ -40,8 +30,11 @@ void append_items(ApiContext& ctx, const SessionRecord& session, const std::vect
   }
 }
 
+// Oldest first: the newest kItemsReadMax items of the conversation.
 Result<std::vector<ItemRecord>> all_items(ApiContext& ctx, const SessionRecord& session) {
-  return ctx.store->list_items(session.tenant_id, session.id, 0, kItemsReadMax);
+  ASSIGN_OR_RETURN(auto newest_first, ctx.store->recent_items(session.tenant_id, session.id, 0, kItemsReadMax));
+  std::reverse(newest_first.begin(), newest_first.end());
+  return newest_first;
 }
 
 json::array items_view(const std::vector<ItemRecord>& items) {
@@ -58,7 +51,7 @@ void create_conversation(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (auto unknown = first_unknown_key(*body, {"items", "metadata"})) {
     return writer->send(error_response(invalid_argument("unknown parameter '" + *unknown + "'", *unknown)));
   }
-  auto metadata = parse_metadata(*body);
+  auto metadata = parse_metadata(*body, "metadata");
   if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
   std::vector<std::string> messages;
   if (const json::value* items = body->if_contains("items"); items && !items->is_null()) {
@@ -94,7 +87,7 @@ void update_conversation(ApiContext& ctx, HttpRequest& request, const PathParams
   if (auto unknown = first_unknown_key(*body, {"metadata"})) {
     return writer->send(error_response(invalid_argument("unknown parameter '" + *unknown + "'", *unknown)));
   }
-  auto metadata = parse_metadata(*body);
+  auto metadata = parse_metadata(*body, "metadata");
   if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
   auto session = authorized_session(ctx, caller(request), params.at("id"), "session:update", writer);
   if (!session) return;

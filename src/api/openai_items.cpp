@@ -247,6 +247,18 @@ json::array conversation_items(const ItemRecord& item) {
   return out;
 }
 
+Result<json::object> parse_metadata(const json::object& body, const std::string& param) {
+  ASSIGN_OR_RETURN(const json::object* metadata, get_optional_object(body, param, param));
+  if (!metadata) return json::object{};
+  if (metadata->size() > 16) return invalid_argument(param + " has over 16 keys", param);
+  for (const auto& entry : *metadata) {
+    if (entry.key().size() > 64 || !entry.value().is_string() || entry.value().as_string().size() > 512) {
+      return invalid_argument(param + " maps keys of at most 64 characters to strings of at most 512", param);
+    }
+  }
+  return *metadata;
+}
+
 Result<json::object> list_page(const json::array& all, const std::string& after, const std::string& limit,
                                const std::string& order) {
   int64_t count = 20;

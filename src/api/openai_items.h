@@ -36,6 +36,10 @@ Result<std::vector<std::string>> parse_conversation_items(const json::value& ite
 // n-th call of an assistant message.
 json::array conversation_items(const ItemRecord& item);
 
+// A request's `metadata` (absent: {}): at most 16 string values, keys of at
+// most 64 characters, values of at most 512.
+Result<json::object> parse_metadata(const json::object& body, const std::string& param);
+
 // One page of a list in OpenAI's cursor style: `after` an item id, `limit`
 // 1-100 (default 20), `order` asc or desc (default desc; `all` is oldest
 // first). {object: "list", data, first_id, last_id, has_more}.

@@ -18,7 +18,6 @@ namespace {
 using Writer = std::shared_ptr<ResponseWriter>;
 constexpr int64_t kWaitMs = 600'000;
 constexpr int kJournalPage = 1000;
-constexpr size_t kMetadataKeysMax = 16;
 
 // Accepted and ignored: sampling and presentation settings belong to the agent.
 constexpr std::string_view kResponseFields[] = {
@@ -48,18 +47,6 @@ struct ResponseRequest {
   bool stream = false;
   bool background = false;
 };
-
-Result<json::object> parse_metadata(const json::object& body) {
-  ASSIGN_OR_RETURN(const json::object* metadata, get_optional_object(body, "metadata", "metadata"));
-  if (!metadata) return json::object{};
-  if (metadata->size() > kMetadataKeysMax) return invalid_argument("metadata has over 16 keys", "metadata");
-  for (const auto& entry : *metadata) {
-    if (entry.key().size() > 64 || !entry.value().is_string() || entry.value().as_string().size() > 512) {
-      return invalid_argument("metadata maps keys of at most 64 characters to strings of at most 512", "metadata");
-    }
-  }
-  return *metadata;
-}
 
 // The mcp_approval_response items of an input list: all of its items, or none.
 Result<std::vector<ApprovalAnswer>> parse_approval_answers(const json::value& input) {
@@ -124,7 +111,7 @@ Result<ResponseRequest> parse_response_request(const json::object& body) {
     ASSIGN_OR_RETURN(request.client_tools, parse_client_tools(*tools, "tools"));
     request.tools_shown = *tools;
   }
-  ASSIGN_OR_RETURN(request.metadata, parse_metadata(body));
+  ASSIGN_OR_RETURN(request.metadata, parse_metadata(body, "metadata"));
   ASSIGN_OR_RETURN(auto store, get_optional_bool(body, "store", "store"));
   ASSIGN_OR_RETURN(auto stream, get_optional_bool(body, "stream", "stream"));
   ASSIGN_OR_RETURN(auto background, get_optional_bool(body, "background", "background"));
