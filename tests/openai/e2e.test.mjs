@@ -81,10 +81,9 @@ after(async () => {
   if (world) await world.close();
 });
 
-/** A test with a hang guard whose failure keeps the process logs (a `todo`
- *  test's expected failure does not). */
+/** A test with a hang guard whose failure keeps the process logs. */
 function e2e(name, fn, options = {}) {
-  test(name, { timeout: TEST_TIMEOUT_MS, skip: SKIP, ...options }, () => (options.todo ? fn() : world.guard(fn)));
+  test(name, { timeout: TEST_TIMEOUT_MS, skip: SKIP, ...options }, () => world.guard(fn));
 }
 
 /** A new agent (on the shared server) using `script`; returns its name, the `model` to ask for. */

@@ -4,9 +4,9 @@
 #
 #   tests/openai/run.sh [node --test options, e.g. --test-name-pattern=stream]
 #
-# Installs the pinned packages first (npm ci from package-lock.json) when
-# node_modules is missing or older than the lock file. Each test file starts
-# its own mock model and `continuum serve` on a temp data dir (SQLite); with
+# Installs the pinned packages first (scripts/install-node-deps.sh: npm ci from
+# package-lock.json when node_modules is missing or older than the lock file).
+# Each test file starts its own mock model and `continuum serve` on a temp data dir (SQLite); with
 # CONTINUUM_TEST_POSTGRES_URL (unless SKIP_POSTGRES=1) the tests run again, each
 # server on a fresh database of that cluster.
 # Env: CONTINUUM_BUILD_DIR (default <repo>/build) holds the binaries;
@@ -37,17 +37,8 @@ if ((node_major < 20)); then
   exit 2
 fi
 
-if [[ ! -d "$here/node_modules" || ! -f "$here/node_modules/.package-lock.json" ||
-  "$here/package-lock.json" -nt "$here/node_modules/.package-lock.json" ]]; then
-  log="$(mktemp)"
-  if ! (cd "$here" && npm ci --ignore-scripts --no-audit --no-fund) >"$log" 2>&1; then
-    cat "$log" >&2
-    rm -f "$log"
-    echo "openai e2e: npm ci in tests/openai failed" >&2
-    exit 1
-  fi
-  rm -f "$log"
-fi
+# The pinned packages (npm ci when node_modules is missing or older than the lock).
+bash "$repo/scripts/install-node-deps.sh" >&2
 
 cd "$repo"
 # The files are listed rather than the directory: Node 20 searches a directory,
