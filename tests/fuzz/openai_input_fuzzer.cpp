@@ -60,7 +60,8 @@ void consume_input(const json::value& value) {
     check(input.status().code() == Code::kInvalidArgument && !input.status().param().empty());
     return;
   }
-  check(!input->text.empty());
+  // Text, or the outputs of function calls (a function may return nothing).
+  check(!input->text.empty() || !input->call_outputs.empty());
   check(!input->messages.empty());
   std::string first = role_of(input->messages.front());
   check(first == "user" || first == "tool");
