@@ -155,6 +155,55 @@ Result<int64_t> bounded_int(const json::object& obj, const std::string& key, con
   return *value;
 }
 
+Result<McpOAuthSpec> parse_mcp_oauth(const json::object& obj, const std::string& param) {
+  if (auto unknown = first_unknown_key(obj, {"grant", "client_id", "client_secret", "private_key", "signing_algorithm",
+                                             "client_metadata_url", "scope"})) {
+    return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
+  }
+  McpOAuthSpec oauth;
+  auto text = [&](const char* key, std::string& out, std::size_t max) -> Status {
+    ASSIGN_OR_RETURN(auto value, get_optional_string(obj, key, param + "." + key));
+    if (!value) return Status::ok();
+    if (value->empty() || value->size() > max) {
+      return invalid_argument(std::string(key) + " must be 1-" + std::to_string(max) + " characters", param + "." + key);
+    }
+    out = *value;
+    return Status::ok();
+  };
+  RETURN_IF_ERROR(text("grant", oauth.grant, 64));
+  if (oauth.grant != "authorization_code" && oauth.grant != "client_credentials") {
+    return invalid_argument("grant must be 'authorization_code' or 'client_credentials'", param + ".grant");
+  }
+  RETURN_IF_ERROR(text("client_id", oauth.client_id, 2048));
+  RETURN_IF_ERROR(text("client_secret", oauth.client_secret, 64));
+  RETURN_IF_ERROR(text("private_key", oauth.private_key, 64));
+  RETURN_IF_ERROR(text("signing_algorithm", oauth.signing_algorithm, 16));
+  RETURN_IF_ERROR(text("client_metadata_url", oauth.client_metadata_url, 2048));
+  RETURN_IF_ERROR(text("scope", oauth.scope, 4096));
+  for (const auto* secret : {&oauth.client_secret, &oauth.private_key}) {
+    if (!secret->empty() && !is_valid_name(*secret)) {
+      return invalid_argument("client_secret and private_key name vault secrets: 1-64 characters of [A-Za-z0-9_-]",
+                              param);
+    }
+  }
+  if (oauth.signing_algorithm != "ES256" && oauth.signing_algorithm != "RS256") {
+    return invalid_argument("signing_algorithm must be 'ES256' or 'RS256'", param + ".signing_algorithm");
+  }
+  if ((!oauth.client_secret.empty() || !oauth.private_key.empty()) && oauth.client_id.empty()) {
+    return invalid_argument("a client_secret or private_key belongs to a pre-registered client_id", param + ".client_id");
+  }
+  if (!oauth.client_secret.empty() && !oauth.private_key.empty()) {
+    return invalid_argument("a client authenticates with client_secret or private_key, not both", param);
+  }
+  if (oauth.grant == "client_credentials" && oauth.client_id.empty()) {
+    return invalid_argument("the client_credentials grant needs a pre-registered client_id", param + ".client_id");
+  }
+  if (!oauth.client_metadata_url.empty() && oauth.client_metadata_url.rfind("https://", 0) != 0) {
+    return invalid_argument("client_metadata_url must be an https URL", param + ".client_metadata_url");
+  }
+  return oauth;
+}
+
 Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::string& param) {
   McpServerSpec mcp;
   ASSIGN_OR_RETURN(mcp.transport, get_string(obj, "transport", param + ".transport"));
@@ -165,8 +214,8 @@ Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::strin
     }
     ASSIGN_OR_RETURN(mcp.args, parse_string_list(obj, "args", param + ".args"));
     ASSIGN_OR_RETURN(mcp.env, parse_string_map(obj, "env", param + ".env", false));
-    if (obj.contains("url") || obj.contains("headers")) {
-      return invalid_argument("url and headers belong to http MCP servers", param + ".transport");
+    if (obj.contains("url") || obj.contains("headers") || obj.contains("oauth")) {
+      return invalid_argument("url, headers and oauth belong to http MCP servers", param + ".transport");
     }
   } else if (mcp.transport == "http") {
     ASSIGN_OR_RETURN(mcp.url, get_string(obj, "url", param + ".url"));
@@ -176,6 +225,10 @@ Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::strin
     ASSIGN_OR_RETURN(mcp.headers, parse_string_map(obj, "headers", param + ".headers", true));
     if (obj.contains("command") || obj.contains("args") || obj.contains("env")) {
       return invalid_argument("command, args and env belong to stdio MCP servers", param + ".transport");
+    }
+    ASSIGN_OR_RETURN(auto oauth, get_optional_object(obj, "oauth", param + ".oauth"));
+    if (oauth) {
+      ASSIGN_OR_RETURN(mcp.oauth, parse_mcp_oauth(*oauth, param + ".oauth"));
     }
   } else {
     return invalid_argument("transport must be 'stdio' or 'http'", param + ".transport");
@@ -207,7 +260,7 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   if (auto unknown = first_unknown_key(obj, {"type", "name", "description", "parameters", "url", "timeout_ms",
                                              "retry", "auth", "transport", "command", "args", "env", "headers",
                                              "allowed_tools", "protocol_version", "connect_timeout_ms",
-                                             "call_timeout_max_ms", "elicitation"})) {
+                                             "call_timeout_max_ms", "elicitation", "oauth"})) {
     return invalid_argument("unknown field '" + *unknown + "'", param + "." + *unknown);
   }
   ToolSpec tool;
@@ -218,7 +271,7 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
   }
   if (tool.type != "mcp") {
     for (const char* key : {"transport", "command", "args", "env", "headers", "allowed_tools", "protocol_version",
-                            "connect_timeout_ms", "call_timeout_max_ms", "elicitation"}) {
+                            "connect_timeout_ms", "call_timeout_max_ms", "elicitation", "oauth"}) {
       if (obj.contains(key)) return invalid_argument(std::string(key) + " belongs to mcp tools", param + "." + key);
     }
   }
@@ -262,6 +315,9 @@ Result<ToolSpec> parse_tool(const json::object& obj, const std::string& param) {
       return invalid_argument("only http tools and http MCP servers take auth", param + ".auth");
     }
     ASSIGN_OR_RETURN(tool.auth, parse_tool_auth(*auth, param + ".auth"));
+    if (tool.mcp && tool.mcp->oauth) {
+      return invalid_argument("an MCP server takes auth (a static credential) or oauth, not both", param + ".auth");
+    }
   }
   return tool;
 }
@@ -304,6 +360,16 @@ json::array string_list_json(const std::vector<std::string>& list) {
   return array;
 }
 
+json::object mcp_oauth_json(const McpOAuthSpec& oauth) {
+  json::object out{{"grant", oauth.grant}, {"signing_algorithm", oauth.signing_algorithm}};
+  for (const auto& [key, value] : {std::pair<const char*, const std::string*>{"client_id", &oauth.client_id},
+                                   {"client_secret", &oauth.client_secret}, {"private_key", &oauth.private_key},
+                                   {"client_metadata_url", &oauth.client_metadata_url}, {"scope", &oauth.scope}}) {
+    if (!value->empty()) out[key] = *value;
+  }
+  return out;
+}
+
 void add_mcp_fields(const McpServerSpec& mcp, json::object& entry) {
   entry.erase("parameters");
   entry["transport"] = mcp.transport;
@@ -314,6 +380,7 @@ void add_mcp_fields(const McpServerSpec& mcp, json::object& entry) {
   } else {
     entry["url"] = mcp.url;
     entry["headers"] = string_map_json(mcp.headers);
+    if (mcp.oauth) entry["oauth"] = mcp_oauth_json(*mcp.oauth);
   }
   entry["allowed_tools"] = string_list_json(mcp.allowed_tools);
   entry["protocol_version"] = mcp.protocol_version;

@@ -34,6 +34,19 @@ struct ToolAuth {
   std::string prefix;                  // e.g. "Bearer "
 };
 
+// OAuth 2.1 authorization of an http MCP server (docs/mcp.md): the runtime
+// discovers the authorization server, registers or identifies itself, gets
+// and refreshes tokens, and keeps them sealed in the tenant's vault.
+struct McpOAuthSpec {
+  std::string grant = "authorization_code";  // or "client_credentials" (no person involved)
+  std::string client_id;                     // pre-registered; "" = metadata document or dynamic registration
+  std::string client_secret;                 // vault secret with the pre-registered client's secret
+  std::string private_key;                   // vault secret with a PEM key: private_key_jwt
+  std::string signing_algorithm = "ES256";   // of that key's assertions: ES256 or RS256
+  std::string client_metadata_url;           // https URL of this client's metadata document (used if supported)
+  std::string scope;                         // "" = the server's challenge, else all it supports
+};
+
 // An MCP server whose tools the agent may use (docs/mcp.md). Its tools are
 // offered to the model as "<server name>__<tool>" (tools/mcp/mcp_protocol.h).
 struct McpServerSpec {
@@ -46,6 +59,7 @@ struct McpServerSpec {
   std::vector<std::string> allowed_tools;     // "*", names, or prefixes ending in '*'; none = no tool
   std::string protocol_version = "auto";      // "auto", "2026-07-28" or "2025-11-25"
   std::string elicitation = "none";           // "none", "decline" or "defaults" (docs/mcp.md)
+  std::optional<McpOAuthSpec> oauth;        // http: OAuth instead of a static `auth` credential
   int64_t connect_timeout_ms = 10'000;
   int64_t call_timeout_max_ms = 600'000;      // a call's limit even while it reports progress
 };

@@ -30,6 +30,7 @@ struct ApiContext {
   ToolIdentity* tool_identity = nullptr;
   McpHub* mcp = nullptr;
   McpToolPins* mcp_pins = nullptr;
+  std::string public_url;             // where people and OAuth servers reach this server (redirect URIs)
   bool approvals_allow_self = false;  // may a requesting user decide their own approval
   bool audit_reads = false;           // record allowed reads in the audit log too
   int64_t sse_keepalive_ms = 15'000;
@@ -65,6 +66,13 @@ void add_approval_routes(Router& router, ApiContext& context);
 void add_audit_routes(Router& router, ApiContext& context);
 // /v1/mcp/servers..., /v1/mcp/pins (mcp_handlers.cpp).
 void add_mcp_routes(Router& router, ApiContext& context);
+// OAuth of http MCP servers: authorize, authorization (GET/DELETE)
+// (mcp_oauth_handlers.cpp).
+void add_mcp_oauth_routes(Router& router, ApiContext& context);
+// GET /v1/mcp/oauth/callback: where the authorization server sends the
+// person back. Public: the unguessable, single-use state authenticates it.
+constexpr const char* kMcpOAuthCallbackPath = "/v1/mcp/oauth/callback";
+void handle_mcp_oauth_callback(ApiContext& context, HttpRequest& request, std::shared_ptr<ResponseWriter> writer);
 // GET /v1/runs/{id}/events (sse.cpp).
 void add_event_routes(Router& router, ApiContext& context);
 

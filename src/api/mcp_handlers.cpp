@@ -10,6 +10,7 @@
 #include "api/access.h"
 #include "api/errors.h"
 #include "api/handlers.h"
+#include "api/mcp_servers.h"
 #include "tools/mcp/mcp_hub.h"
 #include "tools/mcp/tool_pins.h"
 
@@ -18,11 +19,6 @@ namespace continuum {
 namespace {
 
 using Writer = std::shared_ptr<ResponseWriter>;
-
-struct ConfiguredServer {
-  std::shared_ptr<const AgentSpec> agent;  // keeps `server` alive
-  const ToolSpec* server = nullptr;
-};
 
 // The latest version of each of the tenant's agents that configures MCP servers.
 Result<std::vector<std::shared_ptr<const AgentSpec>>> agents_with_mcp(ApiContext& ctx, const std::string& tenant) {
@@ -37,8 +33,10 @@ Result<std::vector<std::shared_ptr<const AgentSpec>>> agents_with_mcp(ApiContext
   return agents;
 }
 
-Result<ConfiguredServer> find_server(ApiContext& ctx, const std::string& tenant, const std::string& name,
-                                     const std::string& agent_name) {
+}  // namespace
+
+Result<ConfiguredServer> find_mcp_server(ApiContext& ctx, const std::string& tenant, const std::string& name,
+                                         const std::string& agent_name) {
   ASSIGN_OR_RETURN(auto agents, agents_with_mcp(ctx, tenant));
   for (const auto& agent : agents) {
     if (!agent_name.empty() && agent->name != agent_name) continue;
@@ -48,6 +46,8 @@ Result<ConfiguredServer> find_server(ApiContext& ctx, const std::string& tenant,
   return not_found("no agent" + (agent_name.empty() ? std::string() : " '" + agent_name + "'") +
                    " configures an MCP server named '" + name + "'");
 }
+
+namespace {
 
 json::object server_view(const ToolSpec& server) {
   json::object view{{"name", server.name}, {"transport", server.mcp->transport}};
@@ -100,14 +100,15 @@ void list_server_tools(ApiContext& ctx, HttpRequest& request, const PathParams& 
   const Principal& who = caller(request);
   const std::string& name = params.at("server");
   if (!allowed(ctx, who, "mcp:read", "mcp:" + name, {}, writer)) return;
-  auto configured = find_server(ctx, who.tenant, name, request.query_param("agent"));
+  auto configured = find_mcp_server(ctx, who.tenant, name, request.query_param("agent"));
   if (!configured.is_ok()) return writer->send(error_response(configured.status()));
   std::string tenant = who.tenant;
   ctx.mcp->list_tools(tenant, *configured->server,
                       [&ctx, tenant, configured = *configured, writer](Result<McpToolList> tools) {
                         if (!tools.is_ok()) {
                           return writer->send(error_response(
-                              Status(Code::kUnavailable, "MCP server '" + configured.server->name +
+                              Status(is_authorization_required(tools.status()) ? Code::kConflict : Code::kUnavailable,
+                                     "MCP server '" + configured.server->name +
                                                              "' cannot list its tools: " + tools.status().message())));
                         }
                         auto stored = ctx.store->list_mcp_tool_pins(tenant, configured.server->name);

@@ -83,7 +83,7 @@ constexpr const char* kJwksPath = "/.well-known/jwks.json";
 constexpr int64_t kJwksRefreshMs = 600'000;
 
 bool is_public_path(const std::string& path) {
-  return path == "/healthz" || path == "/readyz" || path == kJwksPath;
+  return path == "/healthz" || path == "/readyz" || path == kJwksPath || path == kMcpOAuthCallbackPath;
 }
 
 // The configured api_key (if any) is an admin of the system tenant; any
@@ -134,6 +134,7 @@ void handle_request(App& app, HttpRequest& request, std::shared_ptr<ResponseWrit
   if (request.path == kJwksPath && request.method == "GET") {
     return writer->send(json_response(200, app.tool_identity->jwks()));
   }
+  if (request.path == kMcpOAuthCallbackPath) return handle_mcp_oauth_callback(app.api, request, std::move(writer));
   if (request.path == "/readyz") {
     return writer->send(app.ready ? json_response(200, json::object{{"status", "ready"}})
                                   : error_response(Status(Code::kUnavailable, "not ready")));
@@ -276,6 +277,23 @@ void open_tools(App& app) {
   mcp_options.tools_cache_ttl_ms = app.config.mcp_tools_cache_ttl_ms;
   mcp_options.allow_private_addresses = app.config.allow_private_tool_addresses;
   mcp_options.secrets = tool_options.secrets;
+  mcp_options.random = &SystemRandom::instance();
+  // OAuth state of MCP servers: a vault secret, written with its audit event.
+  mcp_options.write_secret = [&app](const std::string& tenant, const std::string& name, std::optional<std::string> value,
+                                    const std::string& action, const std::string& resource, json::object details,
+                                    std::function<void(Status)> done) {
+    int64_t now = SystemClock::instance().now_ms();
+    WriteBatch batch;
+    if (value) {
+      batch.secret_upserts.push_back(SecretRecord{tenant, name, std::move(*value), now, now});
+    } else if (app.store->get_secret(tenant, name).is_ok()) {
+      batch.secret_deletes.push_back(SecretRecord{tenant, name, "", 0, 0});
+    }
+    batch.audit_events.push_back(audit_event(tenant, now, "runtime", action, resource, "ok", std::move(details)));
+    app.store->commit(std::move(batch), [&app, done = std::move(done)](Status status) {
+      app.loop.post([done, status] { done(status); });
+    });
+  };
   app.mcp = std::make_unique<McpHub>(app.loop, SystemClock::instance(), *app.http_client, std::move(mcp_options));
   tool_options.mcp = app.mcp.get();
   app.mcp_pins = std::make_unique<McpToolPins>(*app.store, app.loop, SystemClock::instance());
@@ -352,6 +370,7 @@ void add_routes(App& app) {
   add_approval_routes(app.router, app.api);
   add_audit_routes(app.router, app.api);
   add_mcp_routes(app.router, app.api);
+  add_mcp_oauth_routes(app.router, app.api);
   add_response_routes(app.router, app.api);
   add_conversation_routes(app.router, app.api);
 }
@@ -372,7 +391,14 @@ Status start_listening(App& app) {
   std::string host;
   int port = 0;
   RETURN_IF_ERROR(parse_listen(app.config.listen, &host, &port));
-  return app.server->listen(host, port);
+  RETURN_IF_ERROR(app.server->listen(host, port));
+  app.api.public_url = app.config.public_url;
+  if (app.api.public_url.empty()) {  // this host, as a local browser reaches it
+    bool any = host.empty() || host == "0.0.0.0" || host == "::" || host == "[::]";
+    app.api.public_url = "http://" + (any ? std::string("127.0.0.1") : host) + ":" + std::to_string(app.server->bound_port());
+  }
+  while (!app.api.public_url.empty() && app.api.public_url.back() == '/') app.api.public_url.pop_back();
+  return Status::ok();
 }
 
 Status build(App& app) {

@@ -5,6 +5,7 @@
 #include <openssl/ec.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
 
 #include "crypto/signing.h"
 
@@ -246,6 +247,81 @@ Result<std::string> sign_jwt_eddsa(const json::object& claims, const Ed25519Key&
   std::string signed_part = base64url_encode(to_json(json::object{{"alg", "EdDSA"}, {"typ", "JWT"}, {"kid", kid}})) +
                             "." + base64url_encode(to_json(claims));
   ASSIGN_OR_RETURN(auto signature, key.sign(signed_part));
+  return signed_part + "." + base64url_encode(signature);
+}
+
+namespace {
+
+// The raw R||S form JWS uses for ECDSA (RFC 7518 §3.4), from OpenSSL's DER.
+Result<std::string> ecdsa_der_to_raw(const std::string& der, int component_bytes) {
+  const unsigned char* cursor = reinterpret_cast<const unsigned char*>(der.data());
+  ECDSA_SIG* sig = d2i_ECDSA_SIG(nullptr, &cursor, static_cast<long>(der.size()));
+  if (sig == nullptr) return Status(Code::kInternal, "cannot read the ECDSA signature");
+  std::string raw(static_cast<std::size_t>(component_bytes) * 2, '\0');
+  const BIGNUM* r = ECDSA_SIG_get0_r(sig);
+  const BIGNUM* s = ECDSA_SIG_get0_s(sig);
+  bool ok = BN_bn2binpad(r, reinterpret_cast<unsigned char*>(raw.data()), component_bytes) == component_bytes &&
+            BN_bn2binpad(s, reinterpret_cast<unsigned char*>(raw.data()) + component_bytes, component_bytes) ==
+                component_bytes;
+  ECDSA_SIG_free(sig);
+  if (!ok) return Status(Code::kInternal, "cannot encode the ECDSA signature");
+  return raw;
+}
+
+// A PEM block whose line breaks became spaces (the vault holds one line)
+// made whole again: the armour lines, then the base64 in lines of 64.
+std::string normalized_pem(std::string_view text) {
+  std::size_t begin = text.find("-----BEGIN ");
+  std::size_t begin_end = begin == std::string_view::npos ? begin : text.find("-----", begin + 11);
+  std::size_t end = begin_end == std::string_view::npos ? begin_end : text.find("-----END ", begin_end + 5);
+  std::size_t end_end = end == std::string_view::npos ? end : text.find("-----", end + 9);
+  if (end_end == std::string_view::npos) return std::string(text);
+  std::string body;
+  for (char c : text.substr(begin_end + 5, end - begin_end - 5)) {
+    if (c != ' ' && c != '\n' && c != '\r' && c != '\t') body.push_back(c);
+  }
+  std::string out(text.substr(begin, begin_end + 5 - begin));
+  for (std::size_t i = 0; i < body.size(); i += 64) out += "\n" + body.substr(i, 64);
+  out += "\n" + std::string(text.substr(end, end_end + 5 - end)) + "\n";
+  return out;
+}
+
+}  // namespace
+
+Result<std::string> sign_jwt_pem(const json::object& claims, std::string_view private_key_pem, const std::string& alg) {
+  if (alg != "ES256" && alg != "RS256") return invalid_argument("signing algorithm must be ES256 or RS256");
+  std::string pem = normalized_pem(private_key_pem);
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return Status(Code::kInternal, "out of memory");
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr),
+                                                     EVP_PKEY_free);
+  BIO_free(bio);
+  if (!key) return invalid_argument("the private key is not a PEM private key");
+  bool ec = EVP_PKEY_is_a(key.get(), "EC");
+  if (alg == "ES256" && (!ec || EVP_PKEY_get_bits(key.get()) != 256)) {
+    return invalid_argument("ES256 needs a P-256 private key");
+  }
+  if (alg == "RS256" && (!EVP_PKEY_is_a(key.get(), "RSA") || EVP_PKEY_get_bits(key.get()) < 2048)) {
+    return invalid_argument("RS256 needs an RSA private key of at least 2048 bits");
+  }
+  std::string signed_part =
+      base64url_encode(to_json(json::object{{"alg", alg}, {"typ", "JWT"}})) + "." + base64url_encode(to_json(claims));
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> context(EVP_MD_CTX_new(), EVP_MD_CTX_free);
+  size_t length = 0;
+  const auto* message = reinterpret_cast<const unsigned char*>(signed_part.data());
+  if (!context || EVP_DigestSignInit(context.get(), nullptr, EVP_sha256(), nullptr, key.get()) != 1 ||
+      EVP_DigestSign(context.get(), nullptr, &length, message, signed_part.size()) != 1) {
+    return Status(Code::kInternal, "cannot sign the client assertion");
+  }
+  std::string signature(length, '\0');
+  if (EVP_DigestSign(context.get(), reinterpret_cast<unsigned char*>(signature.data()), &length, message,
+                     signed_part.size()) != 1) {
+    return Status(Code::kInternal, "cannot sign the client assertion");
+  }
+  signature.resize(length);
+  if (ec) {
+    ASSIGN_OR_RETURN(signature, ecdsa_der_to_raw(signature, 32));
+  }
   return signed_part + "." + base64url_encode(signature);
 }
 

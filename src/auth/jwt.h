@@ -53,6 +53,12 @@ Result<json::object> verify_jwt(std::string_view token, const std::vector<Jwk>& 
 // Signs `claims` with EdDSA; the header carries `kid`.
 Result<std::string> sign_jwt_eddsa(const json::object& claims, const Ed25519Key& key, const std::string& kid);
 
+// Signs `claims` with a private key in PEM (PKCS#8 or traditional): ES256
+// (P-256, signature as raw R||S) or RS256. For OAuth client assertions
+// (RFC 7523, private_key_jwt). The PEM's line breaks may be spaces (as the
+// vault keeps it). Errors name no key material.
+Result<std::string> sign_jwt_pem(const json::object& claims, std::string_view private_key_pem, const std::string& alg);
+
 // The public JWK of an Ed25519 key: {kty: OKP, crv: Ed25519, x, kid, alg: EdDSA, use: sig}.
 json::object ed25519_jwk(const Ed25519Key& key, const std::string& kid);
 

@@ -29,6 +29,7 @@ Result<int64_t> parse_int(const std::string& text, const std::string& name) {
 // One setter per key, shared by the YAML file and the environment.
 Status set_key(ServerConfig& config, const std::string& key, const std::string& value) {
   if (key == "listen") config.listen = value;
+  else if (key == "public_url") config.public_url = value;
   else if (key == "data_dir") config.data_dir = value;
   else if (key == "store") config.store = value;
   else if (key == "encryption_keys") config.encryption_keys = value;
@@ -93,7 +94,7 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s",
                              "identity_keys_file", "audit_signing_key_file", "audit_reads",
                              "mcp_stdio_commands", "mcp_stdio_processes_max", "mcp_idle_stop_ms",
-                             "mcp_tools_cache_ttl_ms"};
+                             "mcp_tools_cache_ttl_ms", "public_url"};
 
 }  // namespace
 
@@ -129,6 +130,10 @@ Status validate_config(const ServerConfig& config) {
   std::string host;
   int port = 0;
   RETURN_IF_ERROR(parse_listen(config.listen, &host, &port));
+  if (!config.public_url.empty() && config.public_url.rfind("http://", 0) != 0 &&
+      config.public_url.rfind("https://", 0) != 0) {
+    return invalid_argument("public_url must be an http(s) URL", "public_url");
+  }
   if (config.log_level != "debug" && config.log_level != "info" && config.log_level != "warn" &&
       config.log_level != "error") {
     return invalid_argument("log_level must be debug, info, warn or error, got '" + config.log_level + "'",

@@ -13,6 +13,7 @@ namespace continuum {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:8080";
+  std::string public_url;                 // how browsers and OAuth servers reach this server ("" = http://<listen>)
   std::string data_dir = "./continuum-data";
   std::string store;                      // "" = sqlite:<data_dir>/continuum.db; or postgres://...
   bool encryption = true;                 // seal payloads at rest (AES-256-GCM)

@@ -75,6 +75,7 @@ ToolOutcome outcome_from_mcp(Result<json::value> result) {
                        : status.code() == Code::kUnavailable      ? "mcp_unavailable"
                        : status.code() == Code::kCancelled        ? "cancelled"
                        : status.code() == Code::kPermissionDenied ? "forbidden"
+                       : status.code() == Code::kUnauthenticated  ? "mcp_unauthorized"
                                                                   : "mcp_error";
   outcome.error.message = sanitize_utf8(truncate_utf8(status.message(), kErrorBodyShownMax));
   outcome.error.retryable = status.code() == Code::kDeadlineExceeded || status.code() == Code::kUnavailable;
@@ -153,7 +154,8 @@ void DefaultToolRunner::list_mcp_tools(const std::string& tenant, std::shared_pt
         unavailable_server.server = server;
         unavailable_server.withheld_reason =
             "its MCP server '" + server->name + "' is unavailable: " + tools.status().message();
-        unavailable_server.listing_retryable = tools.status().code() != Code::kPermissionDenied;
+        unavailable_server.listing_retryable = tools.status().code() != Code::kPermissionDenied &&
+                                               tools.status().code() != Code::kUnauthenticated;
         gather->entries.push_back(std::move(unavailable_server));
         return server_done();
       }

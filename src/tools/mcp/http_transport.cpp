@@ -68,8 +68,16 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
         timeout_ms_(timeout_ms),
         reader_(new_reader()) {}
 
+  // Sends `request` with the current credential (kept to send again if the
+  // server refuses it).
   void send(HttpClientRequest request) {
     auto self = shared_from_this();
+    unsent_ = request;
+    sent_authorization_.clear();
+    if (state_->options.auth) {
+      sent_authorization_ = state_->options.auth->authorization();
+      if (!sent_authorization_.empty()) request.headers.emplace_back("Authorization", sent_authorization_);
+    }
     abort_ = std::make_shared<HttpAbort>();
     request.abort = abort_;
     state_->http->send(std::move(request), [self](std::string_view bytes) { self->on_body(bytes); },
@@ -116,6 +124,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       state_->session_id.clear();
       return fail(not_found("the MCP session expired"));
     }
+    if ((result->status == 401 || result->status == 403) && state_->options.auth) return renew_credential(*result);
     if (result->status == 401 || result->status == 403) {
       // Perhaps a rotated credential: a new connection reads the vault again.
       return fail(Status(Code::kUnauthenticated, "MCP server answered HTTP " + std::to_string(result->status)));
@@ -143,6 +152,31 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   enum class Mode { kUnknown, kWhole, kSse };  // kWhole: read once the reply is complete
+
+  // The server refused the credential: the auth gets a new one (or says why
+  // not) and the request goes again, at most kRenewalsMax times.
+  void renew_credential(const HttpClientResponse& response) {
+    if (renewals_ >= kRenewalsMax) {
+      return fail(Status(response.status == 401 ? Code::kUnauthenticated : Code::kPermissionDenied,
+                         "MCP server answered HTTP " + std::to_string(response.status) + " to a renewed credential"));
+    }
+    ++renewals_;
+    auto self = shared_from_this();
+    state_->options.auth->refused(response.status, response.header("WWW-Authenticate"), sent_authorization_,
+                                  [self](Status status) {
+                                    if (self->state_->closed || self->aborted_) return;
+                                    if (!status.is_ok()) return self->fail(std::move(status));
+                                    self->restart();
+                                  });
+  }
+
+  void restart() {
+    reader_ = new_reader();
+    mode_ = Mode::kUnknown;
+    sniffed_.clear();
+    stream_status_ = Status::ok();
+    send(unsent_);
+  }
 
   SseReader new_reader() {
     return SseReader("MCP event stream", kMcpMessageBytesMax, [this](SseEvent event) { return deliver(event.data); });
@@ -222,6 +256,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Status stream_status_;
   bool answered_ = false;
   std::function<void(bool)> on_finished_;
+  HttpClientRequest unsent_;          // the request as sent, without its credential
+  std::string sent_authorization_;    // the credential it carried
+  int renewals_ = 0;
+  static constexpr int kRenewalsMax = 2;
 };
 
 constexpr int64_t kServerStreamReopenMs = 1000;

@@ -1,6 +1,7 @@
 #include "tools/mcp/mcp_connection.h"
 
 #include "core/log.h"
+#include "tools/mcp/oauth_client.h"
 
 namespace continuum {
 
@@ -46,8 +47,10 @@ void McpConnection::start() {
     if (!self) return;
     if (status.code() == Code::kNotFound || status.code() == Code::kUnauthenticated) {
       // The HTTP session ended, or the credential is refused: a new connection starts afresh.
-      self->lost(unavailable(status.code() == Code::kNotFound ? "the MCP server ended the session"
-                                                              : "the MCP server refused the credential: " + status.message()));
+      // An OAuth server waiting for a person keeps its own error (not retried).
+      self->lost(is_authorization_required(status) ? status
+                 : unavailable(status.code() == Code::kNotFound ? "the MCP server ended the session"
+                                                                : "the MCP server refused the credential: " + status.message()));
       return;
     }
     self->resolve(id, std::move(status));
@@ -396,7 +399,8 @@ void McpConnection::lost(Status status) {
   if (state_ == State::kClosed) return;
   state_ = State::kClosed;
   if (transport_) transport_->close();
-  Status failure = status.code() == Code::kUnavailable ? status : unavailable(status.message());
+  Status failure = status.code() == Code::kUnavailable || is_authorization_required(status) ? status
+                                                                                           : unavailable(status.message());
   auto pending = std::move(pending_);
   pending_.clear();
   for (auto& [id, entry] : pending) post_done(std::move(entry.done), failure);

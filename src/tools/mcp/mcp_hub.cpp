@@ -28,6 +28,12 @@ std::string entry_key(const std::string& tenant, const ToolSpec& server) {
   identity["env"] = std::move(env);
   identity["headers"] = std::move(headers);
   if (server.auth) identity["auth"] = server.auth->secret + "\n" + server.auth->header + "\n" + server.auth->prefix;
+  if (mcp.oauth) {
+    const McpOAuthSpec& oauth = *mcp.oauth;
+    identity["oauth"] = json::array{json::value(oauth.grant), json::value(oauth.client_id), json::value(oauth.client_secret),
+                                    json::value(oauth.private_key), json::value(oauth.signing_algorithm),
+                                    json::value(oauth.client_metadata_url), json::value(oauth.scope)};
+  }
   return tenant + "\n" + sha256_hex(to_json(sorted_keys(identity)));
 }
 
@@ -82,9 +88,27 @@ Result<std::unique_ptr<McpTransport>> McpHub::make_transport(const std::string& 
     }
     http.headers.emplace_back(server.auth->header, server.auth->prefix + *secret);
   }
+  if (mcp.oauth) {
+    ASSIGN_OR_RETURN(http.auth, oauth_for(tenant, server));
+  }
   http.deny_private_addresses = !options_.allow_private_addresses;
   http.server_name = server.name;
   return make_mcp_http_transport(http_, loop_, std::move(http));
+}
+
+Result<std::shared_ptr<McpOAuth>> McpHub::oauth_for(const std::string& tenant, const ToolSpec& server) {
+  if (!server.mcp || !server.mcp->oauth) return invalid_argument("MCP server '" + server.name + "' has no oauth");
+  if (!options_.secrets || !options_.write_secret || options_.random == nullptr) {
+    return Status(Code::kPermissionDenied, "OAuth for MCP servers needs the vault");
+  }
+  std::string key = entry_key(tenant, server);
+  auto& oauth = oauth_[key];
+  if (!oauth) {
+    McpOAuthHost host{&http_, &loop_, &clock_, options_.random, !options_.allow_private_addresses,
+                      options_.secrets, options_.write_secret};
+    oauth = std::make_shared<McpOAuth>(std::move(host), tenant, server.name, server.mcp->url, *server.mcp->oauth);
+  }
+  return oauth;
 }
 
 // Stops the least recently used idle stdio server if the bound is reached.

@@ -17,6 +17,7 @@
 #include "agent/agent_spec.h"
 #include "core/clock.h"
 #include "tools/mcp/mcp_connection.h"
+#include "tools/mcp/oauth_client.h"
 #include "tools/tool_runner.h"
 
 namespace continuum {
@@ -37,7 +38,9 @@ struct McpHubOptions {
   int64_t restart_backoff_max_ms = 30'000;
   int64_t tools_cache_ttl_ms = 300'000;
   bool allow_private_addresses = false;    // http servers on loopback/private networks
-  SecretReader secrets;                    // http servers' `auth`
+  SecretReader secrets;                    // http servers' `auth`, and OAuth state
+  SecretWriter write_secret;               // OAuth state (registrations, tokens); null = OAuth unavailable
+  Random* random = nullptr;                // OAuth state, PKCE verifiers, assertion ids
 };
 
 // Whether an mcp_stdio_commands entry allows `mcp`'s command and arguments.
@@ -56,6 +59,9 @@ class McpHub {
   void call(const std::string& tenant, const ToolSpec& server, McpCallOptions call,
             std::function<void(Result<json::value>)> done);
   void cancel(const std::string& call_key, const std::string& reason);
+  // The OAuth client of an http server configured with `oauth` (one per
+  // tenant, server name and configuration; kept while the hub lives).
+  Result<std::shared_ptr<McpOAuth>> oauth_for(const std::string& tenant, const ToolSpec& server);
   // Stops every server (stdio: stdin closed, then SIGTERM, then SIGKILL).
   void shutdown();
   // Live stdio server processes (for tests and metrics).
@@ -90,6 +96,7 @@ class McpHub {
   McpHubOptions options_;
   std::map<std::string, Entry> entries_;        // by tenant + server configuration
   std::map<std::string, InFlight> in_flight_;   // by call key
+  std::map<std::string, std::shared_ptr<McpOAuth>> oauth_;  // by tenant + server configuration
   std::set<std::string> deferred_;              // call keys waiting out a restart backoff
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);  // for the idle sweep timer
   bool stopped_ = false;

@@ -67,9 +67,24 @@ struct McpStdioOptions {
   int64_t stop_grace_ms = 2000;              // SIGTERM, then SIGKILL after this
 };
 
+// Supplies an HTTP MCP server's credential and renews it when the server
+// refuses it (OAuth: tools/mcp/oauth_client.h). Loop thread only.
+class McpHttpAuth {
+ public:
+  virtual ~McpHttpAuth() = default;
+  // The Authorization header's value for the next request ("" = none yet).
+  virtual std::string authorization() = 0;
+  // The server answered `status` (401/403) with `www_authenticate` to a
+  // request that carried `sent`. `done(ok)`: a new credential is ready, send
+  // the request again; an error: the request fails with it.
+  virtual void refused(int status, const std::string& www_authenticate, const std::string& sent,
+                       std::function<void(Status)> done) = 0;
+};
+
 struct McpHttpOptions {
   std::string url;
   HeaderList headers;                        // e.g. Authorization (from the vault)
+  std::shared_ptr<McpHttpAuth> auth;         // OAuth; null = the headers are all
   bool deny_private_addresses = true;
   int64_t response_bytes_max = 16 * 1024 * 1024;
   std::string server_name;
