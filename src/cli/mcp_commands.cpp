@@ -44,6 +44,22 @@ int print_tools(const Result<json::value>& listing) {
   return 0;
 }
 
+// Prints the URL a person opens to authorize the server (or, for a
+// client_credentials server, that it has a token now).
+int print_authorization(const Result<json::value>& answer) {
+  if (!answer.is_ok()) return fail(answer.status());
+  const json::object& body = object_or_empty(&*answer);
+  std::string url = text_of(body, "authorization_url");
+  if (url.empty()) return print_result(answer);
+  std::cout << "Open this URL in a browser within 10 minutes and approve access";
+  if (!text_of(body, "scope").empty()) std::cout << " (scope: " << text_of(body, "scope") << ")";
+  std::cout << ":\n\n  " << url << "\n\nThe authorization server sends you back to " << text_of(body, "redirect_uri")
+            << ".\n";
+  return 0;
+}
+
+std::string agent_query(const std::string& agent) { return agent.empty() ? "" : "?agent=" + agent; }
+
 }  // namespace
 
 McpCommands::McpCommands(CLI::App& app) {
@@ -61,6 +77,13 @@ McpCommands::McpCommands(CLI::App& app) {
   approve_->add_option("tool", tool_)->required();
   approve_->add_option("--hash", hash_, "The definition you reviewed: its hash (seen_hash) from `mcp pins` or `mcp tools`")
       ->required();
+  authorize_ = mcp->add_subcommand("authorize", "Authorize Continuum at an OAuth-protected MCP server (prints the URL to open)");
+  authorize_->add_option("server", server_)->required();
+  authorize_->add_option("--agent", agent_, "Use this agent's configuration of the server");
+  authorization_ = mcp->add_subcommand("authorization", "Show an OAuth-protected MCP server's authorization (no tokens)");
+  authorization_->add_option("server", server_)->required();
+  authorization_->add_option("--agent", agent_, "Use this agent's configuration of the server");
+  authorization_->add_flag("--forget", forget_, "Delete its tokens and client registration");
 }
 
 std::optional<int> McpCommands::run(ApiClient& client) const {
@@ -74,6 +97,15 @@ std::optional<int> McpCommands::run(ApiClient& client) const {
   if (approve_->parsed()) {
     return print_result(client.call("POST", "/v1/mcp/servers/" + server_ + "/tools/" + tool_ + "/approve",
                                     json::serialize(json::object{{"hash", hash_}})));
+  }
+  if (authorize_->parsed()) {
+    json::object body;
+    if (!agent_.empty()) body["agent"] = agent_;
+    return print_authorization(client.call("POST", "/v1/mcp/servers/" + server_ + "/authorize", json::serialize(body)));
+  }
+  if (authorization_->parsed()) {
+    return print_result(client.call(forget_ ? "DELETE" : "GET",
+                                    "/v1/mcp/servers/" + server_ + "/authorization" + agent_query(agent_)));
   }
   return std::nullopt;
 }

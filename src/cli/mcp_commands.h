@@ -1,5 +1,6 @@
 // CLI commands for MCP servers: `mcp servers`, `mcp tools SERVER`,
-// `mcp pins`, `mcp approve SERVER TOOL`. Each talks to the server's API
+// `mcp pins`, `mcp approve SERVER TOOL`, `mcp authorize SERVER`,
+// `mcp authorization SERVER [--forget]`. Each talks to the server's API
 // (docs/mcp.md), so what it shows is what the runtime sees.
 #pragma once
 
@@ -23,6 +24,9 @@ class McpCommands {
   CLI::App* tools_ = nullptr;
   CLI::App* pins_ = nullptr;
   CLI::App* approve_ = nullptr;
+  CLI::App* authorize_ = nullptr;
+  CLI::App* authorization_ = nullptr;
+  bool forget_ = false;
   std::string server_, tool_, agent_, hash_;
   bool json_ = false;
 };

@@ -4,7 +4,10 @@
 // names the model sees); the same bytes go through an SseReader as a
 // Streamable HTTP response body, whole and cut at a point the input picks,
 // which must give the same events; every event's data is parsed again as a
-// message.
+// message. The bytes are also what an OAuth-protected server or its
+// authorization server may send: a WWW-Authenticate challenge, protected
+// resource and authorization server metadata, whose URLs then go through
+// discovery and the resource check.
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -13,6 +16,7 @@
 
 #include "net/sse_reader.h"
 #include "tools/mcp/mcp_protocol.h"
+#include "tools/mcp/oauth_discovery.h"
 
 namespace {
 
@@ -53,6 +57,30 @@ void consume_messages(std::string_view text) {
   }
 }
 
+void consume_oauth(std::string_view text) {
+  auto challenge = parse_bearer_challenge(text);
+  if (challenge.is_ok()) {
+    for (const std::string& url : protected_resource_metadata_urls(challenge->resource_metadata)) check(!url.empty());
+    std::string scope = scope_union(challenge->scope, "mcp:basic");
+    check(scope_includes(scope, challenge->scope) && scope_includes(scope, "mcp:basic"));
+  }
+  auto resource = parse_protected_resource_metadata(text);
+  if (resource.is_ok()) {
+    check(!resource->authorization_servers.empty());
+    (void)resource_covers(resource->resource, "http://localhost:1/mcp");
+    for (const std::string& url : authorization_server_metadata_urls(resource->authorization_servers.front())) {
+      check(url.find("/.well-known/") != std::string::npos);
+    }
+  }
+  auto server = parse_authorization_server_metadata(text);
+  if (server.is_ok()) {
+    check(!server->token_endpoint.empty());
+    (void)secure_oauth_url(server->token_endpoint);
+    (void)with_query(server->authorization_endpoint, {{"state", std::string(text.substr(0, 64))}});
+  }
+  (void)query_params(std::string(text));
+}
+
 struct SseRun {
   std::vector<std::string> events;  // name, data and id of each, NUL-separated
   Status status;                    // the first failure, ok if none
@@ -91,6 +119,7 @@ SseRun read_stream(std::string_view text, const std::vector<size_t>& cuts, bool 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
   consume_messages(text);
+  consume_oauth(text);
 
   // The same bytes as a Streamable HTTP response body: whole, and split at a
   // point the input picks (and at every 7th byte after it). The split must not
