@@ -1,7 +1,10 @@
 #include "agent/agent_spec.h"
 
+#include <algorithm>
+#include <cctype>
 #include <set>
 
+#include "tools/mcp/oauth_discovery.h"
 
 namespace continuum {
 
@@ -180,10 +183,11 @@ Result<McpOAuthSpec> parse_mcp_oauth(const json::object& obj, const std::string&
   RETURN_IF_ERROR(text("signing_algorithm", oauth.signing_algorithm, 16));
   RETURN_IF_ERROR(text("client_metadata_url", oauth.client_metadata_url, 2048));
   RETURN_IF_ERROR(text("scope", oauth.scope, 4096));
-  for (const auto* secret : {&oauth.client_secret, &oauth.private_key}) {
+  for (const auto& [key, secret] : {std::pair<const char*, const std::string*>{"client_secret", &oauth.client_secret},
+                                     {"private_key", &oauth.private_key}}) {
     if (!secret->empty() && !is_valid_name(*secret)) {
-      return invalid_argument("client_secret and private_key name vault secrets: 1-64 characters of [A-Za-z0-9_-]",
-                              param);
+      return invalid_argument(std::string(key) + " names a vault secret: 1-64 characters of [A-Za-z0-9_-]",
+                              param + "." + key);
     }
   }
   if (oauth.signing_algorithm != "ES256" && oauth.signing_algorithm != "RS256") {
@@ -198,7 +202,8 @@ Result<McpOAuthSpec> parse_mcp_oauth(const json::object& obj, const std::string&
   if (oauth.grant == "client_credentials" && oauth.client_id.empty()) {
     return invalid_argument("the client_credentials grant needs a pre-registered client_id", param + ".client_id");
   }
-  if (!oauth.client_metadata_url.empty() && oauth.client_metadata_url.rfind("https://", 0) != 0) {
+  if (!oauth.client_metadata_url.empty() &&
+      (oauth.client_metadata_url.rfind("https://", 0) != 0 || url_origin(oauth.client_metadata_url).size() <= 8)) {
     return invalid_argument("client_metadata_url must be an https URL", param + ".client_metadata_url");
   }
   return oauth;
@@ -229,6 +234,13 @@ Result<McpServerSpec> parse_mcp_server(const json::object& obj, const std::strin
     ASSIGN_OR_RETURN(auto oauth, get_optional_object(obj, "oauth", param + ".oauth"));
     if (oauth) {
       ASSIGN_OR_RETURN(mcp.oauth, parse_mcp_oauth(*oauth, param + ".oauth"));
+      for (const auto& [name, value] : mcp.headers) {
+        std::string lower = name;
+        std::transform(lower.begin(), lower.end(), lower.begin(), [](unsigned char c) { return std::tolower(c); });
+        if (lower == "authorization") {
+          return invalid_argument("oauth sets the Authorization header itself", param + ".headers");
+        }
+      }
     }
   } else {
     return invalid_argument("transport must be 'stdio' or 'http'", param + ".transport");

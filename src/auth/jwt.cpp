@@ -293,12 +293,17 @@ Result<std::string> sign_jwt_pem(const json::object& claims, std::string_view pr
   std::string pem = normalized_pem(private_key_pem);
   BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
   if (bio == nullptr) return Status(Code::kInternal, "out of memory");
-  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr),
+  // No passphrase: an encrypted key is refused rather than asked about on a terminal.
+  pem_password_cb* no_passphrase = [](char*, int, int, void*) { return -1; };
+  std::unique_ptr<EVP_PKEY, void (*)(EVP_PKEY*)> key(PEM_read_bio_PrivateKey(bio, nullptr, no_passphrase, nullptr),
                                                      EVP_PKEY_free);
   BIO_free(bio);
   if (!key) return invalid_argument("the private key is not a PEM private key");
   bool ec = EVP_PKEY_is_a(key.get(), "EC");
-  if (alg == "ES256" && (!ec || EVP_PKEY_get_bits(key.get()) != 256)) {
+  char group[64] = {0};
+  bool p256 = ec && EVP_PKEY_get_utf8_string_param(key.get(), OSSL_PKEY_PARAM_GROUP_NAME, group, sizeof(group), nullptr) == 1 &&
+              (std::string_view(group) == "prime256v1" || std::string_view(group) == "P-256");
+  if (alg == "ES256" && !p256) {
     return invalid_argument("ES256 needs a P-256 private key");
   }
   if (alg == "RS256" && (!EVP_PKEY_is_a(key.get(), "RSA") || EVP_PKEY_get_bits(key.get()) < 2048)) {

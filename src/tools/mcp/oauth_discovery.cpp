@@ -1,7 +1,7 @@
 #include "tools/mcp/oauth_discovery.h"
 
 #include <algorithm>
-#include <set>
+#include <cctype>
 
 #include <boost/url/encode.hpp>
 #include <boost/url/parse.hpp>
@@ -17,8 +17,10 @@ namespace {
 
 constexpr std::size_t kChallengeBytesMax = 8 * 1024;
 
+// RFC 9110 token characters, plus '/' so that a token68 credential (base64)
+// of another scheme reads as one word and is skipped.
 bool is_token_char(char c) {
-  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~/").find(c) != std::string_view::npos;
 }
 
 bool iequals(std::string_view a, std::string_view b) {
@@ -92,10 +94,11 @@ std::string string_field(const json::object& obj, std::string_view key) {
 }
 
 bool is_http_url(const std::string& url) {
-  auto parsed = boost::urls::parse_absolute_uri(url);
+  auto parsed = boost::urls::parse_uri(url);
   if (!parsed) return false;
-  std::string scheme(parsed->scheme());
-  return (scheme == "http" || scheme == "https") && !parsed->encoded_host().empty();
+  auto scheme = parsed->scheme_id();
+  return (scheme == boost::urls::scheme::http || scheme == boost::urls::scheme::https) &&
+         !parsed->encoded_host().empty();
 }
 
 // The path without a trailing slash ("" for the root).
@@ -143,7 +146,7 @@ Result<BearerChallenge> parse_bearer_challenge(std::string_view header) {
 }
 
 std::string url_origin(const std::string& url) {
-  auto parsed = boost::urls::parse_absolute_uri(url);
+  auto parsed = boost::urls::parse_uri(url);
   if (!parsed || !is_http_url(url)) return "";
   std::string origin = std::string(parsed->scheme()) + "://" + std::string(parsed->encoded_host_and_port());
   std::transform(origin.begin(), origin.end(), origin.begin(), [](unsigned char c) { return std::tolower(c); });
@@ -151,7 +154,7 @@ std::string url_origin(const std::string& url) {
 }
 
 std::vector<std::string> protected_resource_metadata_urls(const std::string& server_url) {
-  auto parsed = boost::urls::parse_absolute_uri(server_url);
+  auto parsed = boost::urls::parse_uri(server_url);
   std::string origin = url_origin(server_url);
   if (!parsed || origin.empty()) return {};
   std::string path = trimmed_path(parsed->encoded_path());
@@ -162,7 +165,7 @@ std::vector<std::string> protected_resource_metadata_urls(const std::string& ser
 }
 
 std::vector<std::string> authorization_server_metadata_urls(const std::string& issuer) {
-  auto parsed = boost::urls::parse_absolute_uri(issuer);
+  auto parsed = boost::urls::parse_uri(issuer);
   std::string origin = url_origin(issuer);
   if (!parsed || origin.empty()) return {};
   std::string path = trimmed_path(parsed->encoded_path());
@@ -174,8 +177,8 @@ std::vector<std::string> authorization_server_metadata_urls(const std::string& i
 }
 
 bool resource_covers(const std::string& resource, const std::string& server_url) {
-  auto resource_url = boost::urls::parse_absolute_uri(resource);
-  auto server = boost::urls::parse_absolute_uri(server_url);
+  auto resource_url = boost::urls::parse_uri(resource);
+  auto server = boost::urls::parse_uri(server_url);
   if (!resource_url || !server || url_origin(resource).empty() || url_origin(resource) != url_origin(server_url)) {
     return false;
   }
@@ -186,12 +189,19 @@ bool resource_covers(const std::string& resource, const std::string& server_url)
 }
 
 bool secure_oauth_url(const std::string& url) {
-  auto parsed = boost::urls::parse_absolute_uri(url);
+  auto parsed = boost::urls::parse_uri(url);
   if (!parsed || !is_http_url(url)) return false;
-  if (parsed->scheme() == "https") return true;
-  std::string host(parsed->encoded_host());
-  std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
-  return host == "localhost" || host.rfind("127.", 0) == 0 || host == "[::1]";
+  if (parsed->scheme_id() == boost::urls::scheme::https) return true;
+  switch (parsed->host_type()) {
+    case boost::urls::host_type::ipv4: return parsed->host_ipv4_address().to_bytes()[0] == 127;
+    case boost::urls::host_type::ipv6: return parsed->host_ipv6_address().is_loopback();
+    case boost::urls::host_type::name: {
+      std::string host(parsed->encoded_host());
+      std::transform(host.begin(), host.end(), host.begin(), [](unsigned char c) { return std::tolower(c); });
+      return host == "localhost";
+    }
+    default: return false;
+  }
 }
 
 Result<ProtectedResourceMetadata> parse_protected_resource_metadata(std::string_view body) {
@@ -235,6 +245,7 @@ Result<AuthorizationServerMetadata> parse_authorization_server_metadata(std::str
 AuthorizationServerMetadata fallback_authorization_server(const std::string& server_url) {
   std::string origin = url_origin(server_url);
   AuthorizationServerMetadata metadata;
+  if (origin.empty()) return metadata;  // no endpoints: nothing to talk to
   metadata.issuer = origin;
   metadata.authorization_endpoint = origin + "/authorize";
   metadata.token_endpoint = origin + "/token";
@@ -255,8 +266,8 @@ std::vector<std::string> split_scope(std::string_view scope) {
 }
 
 std::string scope_union(const std::string& a, const std::string& b) {
-  std::vector<std::string> out = split_scope(a);
-  for (const std::string& item : split_scope(b)) {
+  std::vector<std::string> out;
+  for (const std::string& item : split_scope(a + " " + b)) {
     if (std::find(out.begin(), out.end(), item) == out.end()) out.push_back(item);
   }
   std::string joined;
@@ -297,10 +308,13 @@ std::string form_encode(const std::vector<std::pair<std::string, std::string>>& 
 }
 
 std::string with_query(const std::string& url, const std::vector<std::pair<std::string, std::string>>& fields) {
-  auto parsed = boost::urls::parse_absolute_uri(url);
+  auto parsed = boost::urls::parse_uri(url);
   if (!parsed) return url;
   boost::urls::url out(*parsed);
-  for (const auto& [name, value] : fields) out.params().append({name, value});
+  // Form-encoded, so that a '+' in a value stays a '+' for the reader.
+  std::string query(out.encoded_query());
+  query += (query.empty() ? "" : "&") + form_encode(fields);
+  out.set_encoded_query(query);
   return std::string(out.buffer());
 }
 
