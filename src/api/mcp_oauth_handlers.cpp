@@ -119,8 +119,10 @@ void delete_authorization(ApiContext& ctx, HttpRequest& request, const PathParam
   auto found = oauth_server(ctx, who.tenant, server, request.query_param("agent"));
   if (!found.is_ok()) return writer->send(error_response(found.status()));
   auto oauth = found->second;
-  oauth->forget([oauth, server, writer](Status status) {
+  std::string tenant = who.tenant;
+  oauth->forget([&ctx, tenant, configured = found->first, oauth, server, writer](Status status) {
     if (!status.is_ok()) return writer->send(error_response(status));
+    ctx.mcp->disconnect(tenant, *configured.server);  // nor is a listing made with them reused
     writer->send(json_response(200, json::object{{"object", "mcp.authorization"}, {"server", server}, {"deleted", true}}));
   });
 }

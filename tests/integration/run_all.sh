@@ -25,12 +25,12 @@ done
 
 status=0
 cd "$here"
-echo "== unittest: test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins (build: $CONTINUUM_BUILD_DIR)"
-python3 -m unittest -v test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins "$@" || status=1
+echo "== unittest: test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins test_mcp_oauth (build: $CONTINUUM_BUILD_DIR)"
+python3 -m unittest -v test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins test_mcp_oauth "$@" || status=1
 
 if [[ -n "${CONTINUUM_TEST_POSTGRES_URL:-}" && "${SKIP_POSTGRES:-0}" != "1" ]]; then
   echo "== unittest on PostgreSQL: the same tests, each server on a fresh database"
-  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins "$@" || status=1
+  CONTINUUM_TEST_STORE=postgres python3 -m unittest test_api test_runs test_cli_config test_encryption test_vault test_governance test_approvals test_audit test_identity test_mcp test_mcp_pins test_mcp_oauth "$@" || status=1
   echo "== multi-node: several servers on one PostgreSQL database (kill -9, pause, cross-node cancel)"
   python3 -m unittest -v multinode_test || status=1
 fi

@@ -34,6 +34,11 @@ Options (a flag wins over its environment variable):
   --http-crash M       MCP_TEST_HTTP_CRASH    HTTP crash_once behaviour: "drop" (default: close the
                                               connection without any HTTP response) or "exit"
                                               (the whole process exits with code 3)
+  --oauth              MCP_TEST_OAUTH=1       HTTP only: the endpoint is an OAuth 2.1 protected resource,
+                                              and the same port serves a small authorization server
+                                              (see "OAuth mode" below). Off by default
+  --oauth-token-lifetime S  MCP_TEST_OAUTH_TOKEN_LIFETIME  seconds an access token lives (expires_in;
+                                              the server refuses it afterwards), default 3600
 
 Tools (tools/list is paginated, page size 2 by default, deterministic order):
   add {a:number, b:number}  -> text "<sum>" and structuredContent {"sum": <sum>}
@@ -67,6 +72,40 @@ State directory files:
   expire_sessions  control file: the next legacy HTTP request carrying a session id finds every
                    session forgotten (-> 404) and the file deleted.
 
+OAuth mode (--oauth; <base> is http://127.0.0.1:<port>; tokens, codes and clients live in memory):
+  /mcp (every method)    without "Authorization: Bearer <an access token it issued, not expired>" ->
+                         401, WWW-Authenticate: Bearer [error="invalid_token", ]resource_metadata=
+                         "<base>/.well-known/oauth-protected-resource/mcp" (the error only when a token
+                         was sent, as RFC 6750 says)
+  GET /.well-known/oauth-protected-resource/mcp  {resource: <base>/mcp, authorization_servers: [<base>],
+                         scopes_supported: ["tools"]}
+  GET /.well-known/oauth-authorization-server     RFC 8414 metadata: issuer <base>, /authorize, /token,
+                         /register, S256 only, client_secret_basic only
+  POST /register         RFC 7591: 201 {client_id, client_secret, token_endpoint_auth_method:
+                         "client_secret_basic", redirect_uris, ...}
+  GET /authorize         checks client_id, redirect_uri (registered), response_type=code, a S256
+                         code_challenge; 302 to redirect_uri?code=<random>&state=<state> (the code
+                         remembers the challenge, redirect_uri, resource and scope; it is valid 10
+                         minutes, once). While DIR/oauth_deny exists: 302 with error=access_denied.
+                         An unknown client or redirect_uri: 400, no redirect.
+  POST /token            client_secret_basic authentication (else 401 invalid_client);
+                         authorization_code: the code (single use), redirect_uri, the PKCE verifier
+                         (S256) and resource must match the authorization request; refresh_token:
+                         the refresh token (rotated: each is good once), resource if sent must be the
+                         original. Answers {access_token, token_type: "Bearer", expires_in, refresh_token,
+                         scope}; expires_in is DIR/oauth_token_lifetime (seconds) if that file exists,
+                         else --oauth-token-lifetime. Errors: 400 invalid_grant | invalid_target |
+                         invalid_scope | unsupported_grant_type.
+  DIR/oauth_revoke       control file: the next token check or token request finds every access and
+                         refresh token revoked (as an authorization server does when a grant is
+                         withdrawn), and the file deleted.
+  DIR/oauth.jsonl        one line per OAuth event: {endpoint: register|authorize|token|mcp|revoke, status, ...}:
+                         register: client_id, client_secret; authorize: outcome (code|denied|error);
+                         token: grant_type, error, presented_refresh_token (refresh_token grant), and
+                         when granted access_token, refresh_token, expires_in, expires_at (time.time()
+                         seconds), scope, resource; mcp (refusals only): reason (missing|unknown|
+                         expired), presented (the refused token, if any); revoke (DIR/oauth_revoke seen).
+
 Era selection per message (a dual-era server, as the 2026-07-28 versioning page describes):
   * `initialize` -> legacy. If 2025-11-25 is not accepted: error -32022 with
     data {supported, requested} (HTTP: status 400).
@@ -88,10 +127,13 @@ Every message is logged as one line on stderr.
 import argparse
 import base64
 import binascii
+import hashlib
+import hmac
 import itertools
 import json
 import os
 import queue
+import secrets
 import select
 import signal
 import socket
@@ -99,6 +141,7 @@ import sys
 import tempfile
 import threading
 import time
+import urllib.parse
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -180,6 +223,11 @@ class Config:
         self.ttl_ms = int(args.ttl_ms if args.ttl_ms is not None else env("MCP_TEST_TTL_MS") or 0)
         self.keepalive = float(args.keepalive if args.keepalive is not None else env("MCP_TEST_KEEPALIVE") or 5)
         self.http_crash = args.http_crash or env("MCP_TEST_HTTP_CRASH") or "drop"
+        self.oauth = bool(args.oauth) or env("MCP_TEST_OAUTH") == "1"
+        self.oauth_token_lifetime = int(args.oauth_token_lifetime if args.oauth_token_lifetime is not None
+                                        else env("MCP_TEST_OAUTH_TOKEN_LIFETIME") or 3600)
+        if self.oauth_token_lifetime < 1:
+            raise SystemExit("--oauth-token-lifetime must be at least 1")
         for name, value, allowed in (("legacy-preinit", self.legacy_preinit, ("error", "silent", "process")),
                                      ("reply-mode", self.reply_mode, ("auto", "sse", "json")),
                                      ("http-crash", self.http_crash, ("drop", "exit"))):
@@ -231,6 +279,243 @@ class InFlight:
 def id_key(request_id):
     # JSON-RPC ids 1 and "1" are different ids.
     return (type(request_id).__name__, request_id)
+
+
+# --------------------------------------------------------------------------- OAuth mode
+
+
+def pkce_s256(verifier):
+    return base64.urlsafe_b64encode(hashlib.sha256(verifier.encode("ascii")).digest()).decode("ascii").rstrip("=")
+
+
+def oauth_error(status, error, description, headers=()):
+    return status, {"error": error, "error_description": description}, list(headers)
+
+
+class OAuthServer:
+    """The protected resource's token check and a small authorization server (see
+    "OAuth mode" in the module docstring). Thread-safe; everything lives in memory."""
+
+    SCOPE = "tools"
+    CODE_LIFETIME_S = 600
+
+    def __init__(self, cfg, base):
+        self.cfg = cfg
+        self.base = base
+        self.lock = threading.Lock()
+        self.clients = {}   # client_id -> {secret, redirect_uris}
+        self.codes = {}     # code -> {client_id, challenge, redirect_uri, resource, scope, expires_at}
+        self.access = {}    # access token -> {client_id, scope, resource, expires_at}
+        self.refresh = {}   # refresh token -> {client_id, scope, resource}
+
+    def record(self, event):
+        event["ts"] = time.time()
+        append_jsonl(self.cfg.path("oauth.jsonl"), event)
+
+    def token_lifetime(self):
+        try:
+            with open(self.cfg.path("oauth_token_lifetime"), encoding="utf-8") as f:
+                return max(1, int(f.read().strip()))
+        except (OSError, ValueError):
+            return self.cfg.oauth_token_lifetime
+
+    def check_revoke(self):
+        path = self.cfg.path("oauth_revoke")
+        if os.path.exists(path):
+            with self.lock:
+                self.access.clear()
+                self.refresh.clear()
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+            self.record({"endpoint": "revoke", "status": 200})
+            log("oauth: oauth_revoke -> every access and refresh token revoked")
+
+    # ----- resource server
+
+    def refusal(self, authorization):
+        """None if `authorization` carries a valid access token, else why not."""
+        self.check_revoke()
+        scheme, _, token = (authorization or "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return "missing"
+        with self.lock:
+            grant = self.access.get(token.strip())
+        if grant is None:
+            return "unknown"
+        if time.time() >= grant["expires_at"]:
+            return "expired"
+        return None
+
+    def challenge(self, reason):
+        metadata = f'resource_metadata="{self.base}/.well-known/oauth-protected-resource/mcp"'
+        if reason == "missing":
+            return "Bearer " + metadata
+        return f'Bearer error="invalid_token", error_description="the access token is {reason}", {metadata}'
+
+    # ----- metadata
+
+    def protected_resource_metadata(self):
+        return {"resource": self.base + "/mcp", "authorization_servers": [self.base],
+                "scopes_supported": [self.SCOPE], "bearer_methods_supported": ["header"]}
+
+    def authorization_server_metadata(self):
+        return {"issuer": self.base, "authorization_endpoint": self.base + "/authorize",
+                "token_endpoint": self.base + "/token", "registration_endpoint": self.base + "/register",
+                "response_types_supported": ["code"],
+                "grant_types_supported": ["authorization_code", "refresh_token"],
+                "code_challenge_methods_supported": ["S256"],
+                "token_endpoint_auth_methods_supported": ["client_secret_basic"],
+                "scopes_supported": [self.SCOPE]}
+
+    # ----- endpoints: each returns (status, JSON body or None, headers)
+
+    def register(self, raw):
+        try:
+            request = json.loads(raw or b"{}")
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            request = None
+        if not isinstance(request, dict):
+            return oauth_error(400, "invalid_client_metadata", "the body is not a JSON object")
+        uris = request.get("redirect_uris")
+        if not isinstance(uris, list) or not uris or not all(isinstance(u, str) and u for u in uris):
+            return oauth_error(400, "invalid_redirect_uri", "redirect_uris must list at least one URI")
+        client_id, secret = "client-" + secrets.token_hex(8), "cs_" + secrets.token_urlsafe(24)
+        with self.lock:
+            self.clients[client_id] = {"secret": secret, "redirect_uris": list(uris)}
+        self.record({"endpoint": "register", "status": 201, "client_id": client_id, "client_secret": secret,
+                     "redirect_uris": uris, "asked_auth_method": request.get("token_endpoint_auth_method")})
+        return 201, {"client_id": client_id, "client_secret": secret, "client_id_issued_at": int(time.time()),
+                     "client_secret_expires_at": 0, "redirect_uris": uris,
+                     "token_endpoint_auth_method": "client_secret_basic",
+                     "grant_types": ["authorization_code", "refresh_token"], "response_types": ["code"],
+                     "client_name": request.get("client_name", "")}, []
+
+    def authorize(self, query):
+        q = {k: v[0] for k, v in urllib.parse.parse_qs(query, keep_blank_values=True).items()}
+        client_id, redirect_uri, state = q.get("client_id"), q.get("redirect_uri"), q.get("state")
+        with self.lock:
+            client = self.clients.get(client_id)
+        if client is None or redirect_uri not in client["redirect_uris"]:
+            # RFC 6749 4.1.2.1: never redirect to an unverified redirect URI.
+            self.record({"endpoint": "authorize", "status": 400, "outcome": "error", "client_id": client_id,
+                         "error": "unknown client or redirect_uri"})
+            return oauth_error(400, "invalid_request", "unknown client_id or unregistered redirect_uri")
+
+        def back(params):
+            if state is not None:
+                params["state"] = state
+            sep = "&" if "?" in redirect_uri else "?"
+            return 302, None, [("Location", redirect_uri + sep + urllib.parse.urlencode(params))]
+
+        problem = None
+        if q.get("response_type") != "code":
+            problem = ("unsupported_response_type", "response_type must be code")
+        elif not q.get("code_challenge") or q.get("code_challenge_method") != "S256":
+            problem = ("invalid_request", "a S256 code_challenge is required")
+        elif q.get("scope") and not set(q["scope"].split()) <= {self.SCOPE}:
+            problem = ("invalid_scope", f"the only scope is {self.SCOPE}")
+        if problem:
+            self.record({"endpoint": "authorize", "status": 302, "outcome": "error", "client_id": client_id,
+                         "error": problem[0]})
+            return back({"error": problem[0], "error_description": problem[1]})
+        if os.path.exists(self.cfg.path("oauth_deny")):
+            self.record({"endpoint": "authorize", "status": 302, "outcome": "denied", "client_id": client_id})
+            return back({"error": "access_denied", "error_description": "the person refused"})
+        code = "code_" + secrets.token_urlsafe(18)
+        with self.lock:
+            self.codes[code] = {"client_id": client_id, "challenge": q["code_challenge"],
+                                "redirect_uri": redirect_uri, "resource": q.get("resource"),
+                                "scope": q.get("scope") or self.SCOPE,
+                                "expires_at": time.time() + self.CODE_LIFETIME_S}
+        self.record({"endpoint": "authorize", "status": 302, "outcome": "code", "client_id": client_id,
+                     "scope": q.get("scope"), "resource": q.get("resource"), "state": state})
+        return back({"code": code})
+
+    def authenticate_client(self, authorization, form):
+        """The client_id of a request with valid client_secret_basic credentials, or None."""
+        scheme, _, credentials = (authorization or "").partition(" ")
+        if scheme.lower() != "basic":
+            return None
+        try:
+            decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        raw_id, sep, raw_secret = decoded.partition(":")
+        if not sep:
+            return None
+        client_id, secret = urllib.parse.unquote_plus(raw_id), urllib.parse.unquote_plus(raw_secret)
+        with self.lock:
+            client = self.clients.get(client_id)
+        if client is None or not hmac.compare_digest(client["secret"], secret):
+            return None
+        if form.get("client_id") not in (None, client_id):
+            return None
+        return client_id
+
+    def token(self, authorization, raw):
+        self.check_revoke()
+        form = {k: v[0] for k, v in urllib.parse.parse_qs(raw.decode("utf-8", errors="replace"),
+                                                          keep_blank_values=True).items()}
+        grant_type = form.get("grant_type")
+        event = {"endpoint": "token", "grant_type": grant_type, "resource": form.get("resource")}
+        if grant_type == "refresh_token":
+            event["presented_refresh_token"] = form.get("refresh_token")
+
+        def refuse(status, error, description, headers=()):
+            event.update(status=status, error=error, error_description=description)
+            self.record(event)
+            return oauth_error(status, error, description, headers)
+
+        client_id = self.authenticate_client(authorization, form)
+        if client_id is None:
+            return refuse(401, "invalid_client", "client_secret_basic authentication failed",
+                          [("WWW-Authenticate", 'Basic realm="token"')])
+        event["client_id"] = client_id
+        if grant_type == "authorization_code":
+            with self.lock:
+                grant = self.codes.pop(form.get("code", ""), None)  # single use, even when refused below
+            if grant is None:
+                return refuse(400, "invalid_grant", "unknown or already used code")
+            if grant["client_id"] != client_id:
+                return refuse(400, "invalid_grant", "the code was issued to another client")
+            if time.time() >= grant["expires_at"]:
+                return refuse(400, "invalid_grant", "the code expired")
+            if form.get("redirect_uri") != grant["redirect_uri"]:
+                return refuse(400, "invalid_grant", "redirect_uri differs from the authorization request's")
+            verifier = form.get("code_verifier") or ""
+            if not verifier or not hmac.compare_digest(pkce_s256(verifier), grant["challenge"]):
+                return refuse(400, "invalid_grant", "the PKCE code_verifier does not match the code_challenge")
+            if form.get("resource") != grant["resource"]:
+                return refuse(400, "invalid_target", "resource differs from the authorization request's")
+            scope, resource = grant["scope"], grant["resource"]
+        elif grant_type == "refresh_token":
+            with self.lock:
+                grant = self.refresh.pop(form.get("refresh_token", ""), None)  # rotated: good once
+            if grant is None:
+                return refuse(400, "invalid_grant", "unknown or already used refresh token")
+            if grant["client_id"] != client_id:
+                return refuse(400, "invalid_grant", "the refresh token was issued to another client")
+            if form.get("resource") is not None and form["resource"] != grant["resource"]:
+                return refuse(400, "invalid_target", "resource differs from the original grant's")
+            if form.get("scope") and not set(form["scope"].split()) <= set(grant["scope"].split()):
+                return refuse(400, "invalid_scope", "a refresh cannot widen the scope")
+            scope, resource = form.get("scope") or grant["scope"], grant["resource"]
+        else:
+            return refuse(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported")
+        lifetime = self.token_lifetime()
+        access_token, refresh_token = "at_" + secrets.token_urlsafe(24), "rt_" + secrets.token_urlsafe(24)
+        expires_at = time.time() + lifetime
+        with self.lock:
+            self.access[access_token] = {"client_id": client_id, "scope": scope, "resource": resource,
+                                         "expires_at": expires_at}
+            self.refresh[refresh_token] = {"client_id": client_id, "scope": scope, "resource": resource}
+        event.update(status=200, access_token=access_token, refresh_token=refresh_token, expires_in=lifetime,
+                     expires_at=expires_at, scope=scope)
+        self.record(event)
+        return 200, {"access_token": access_token, "token_type": "Bearer", "expires_in": lifetime,
+                     "refresh_token": refresh_token, "scope": scope}, [("Cache-Control", "no-store")]
 
 
 # --------------------------------------------------------------------------- tools
@@ -776,6 +1061,7 @@ class HttpState:
         self.listeners_lock = threading.Lock()
         self.listeners = {}   # uuid -> (rid, filter, SseStream)
         self.shutting_down = threading.Event()
+        self.oauth = None  # an OAuthServer in --oauth mode (set once the port is known)
 
     def on_list_changed(self):
         note = {"jsonrpc": "2.0", "method": "notifications/tools/list_changed"}
@@ -879,6 +1165,47 @@ def make_handler(state):
             if not origin_ok(self.headers.get("Origin")):
                 self.send_json(403, {"jsonrpc": "2.0", "error": {"code": INVALID_REQUEST, "message": "Forbidden origin"}})
                 return False
+            return self.token_check()
+
+        def token_check(self):
+            """--oauth: a request without a valid access token is answered 401 (its body is read first,
+            so the connection stays usable)."""
+            if state.oauth is None:
+                return True
+            reason = state.oauth.refusal(self.headers.get("Authorization"))
+            if reason is None:
+                return True
+            self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            presented = (self.headers.get("Authorization") or "").partition(" ")[2].strip() or None
+            state.oauth.record({"endpoint": "mcp", "status": 401, "method": self.command, "reason": reason,
+                                "presented": presented})
+            log(f"http <- {self.command} /mcp refused: access token {reason}")
+            self.send_json(401, {"error": "invalid_token", "error_description": f"the access token is {reason}"},
+                           [("WWW-Authenticate", state.oauth.challenge(reason))])
+            return False
+
+        def oauth_endpoint(self, method):
+            """--oauth: serves the metadata and authorization server endpoints; False for other paths."""
+            if state.oauth is None:
+                return False
+            path, _, query = self.path.partition("?")
+            routes = {("GET", "/.well-known/oauth-protected-resource/mcp"):
+                      lambda body: (200, state.oauth.protected_resource_metadata(), []),
+                      ("GET", "/.well-known/oauth-authorization-server"):
+                      lambda body: (200, state.oauth.authorization_server_metadata(), []),
+                      ("GET", "/authorize"): lambda body: state.oauth.authorize(query),
+                      ("POST", "/register"): lambda body: state.oauth.register(body),
+                      ("POST", "/token"): lambda body: state.oauth.token(self.headers.get("Authorization"), body)}
+            route = routes.get((method, path))
+            if route is None:
+                return False
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)) if method == "POST" else b""
+            status, reply, headers = route(body)
+            log(f"http <- {method} {path} -> {status}")
+            if reply is None:
+                self.send_empty(status, headers)
+            else:
+                self.send_json(status, reply, headers)
             return True
 
         def header_log(self):
@@ -902,7 +1229,7 @@ def make_handler(state):
         # ----- GET / DELETE (legacy only)
 
         def do_GET(self):
-            if not self.common_checks():
+            if self.oauth_endpoint("GET") or not self.common_checks():
                 return
             append_jsonl(cfg.path("requests.jsonl"), {"transport": "http", "era": "legacy", "method": "GET",
                                                       "id": None, "pid": PID, "ts": time.time(),
@@ -966,7 +1293,7 @@ def make_handler(state):
         # ----- POST
 
         def do_POST(self):
-            if not self.common_checks():
+            if self.oauth_endpoint("POST") or not self.common_checks():
                 return
             length = int(self.headers.get("Content-Length") or 0)
             raw = self.rfile.read(length) if length else b""
@@ -1222,6 +1549,8 @@ def run_http(server, port):
     state = HttpState(server)
     httpd = QuietThreadingHTTPServer(("127.0.0.1", port), make_handler(state))
     actual = httpd.server_address[1]
+    if server.cfg.oauth:
+        state.oauth = OAuthServer(server.cfg, f"http://127.0.0.1:{actual}")
     threading.Thread(target=watch_rugpull, args=(server.cfg, state.on_list_changed), daemon=True).start()
 
     def on_term(signum, frame):
@@ -1231,7 +1560,8 @@ def run_http(server, port):
 
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
-    log(f"http: listening on 127.0.0.1:{actual}/mcp revisions={server.cfg.revisions} state_dir={server.cfg.state_dir}")
+    log(f"http: listening on 127.0.0.1:{actual}/mcp revisions={server.cfg.revisions} state_dir={server.cfg.state_dir}"
+        f"{' oauth' if server.cfg.oauth else ''}")
     sys.stdout.write(f"listening {actual}\n")
     sys.stdout.flush()
     httpd.serve_forever(poll_interval=0.2)
@@ -1250,11 +1580,15 @@ def main(argv=None):
     p.add_argument("--ttl-ms", type=int)
     p.add_argument("--keepalive", type=float)
     p.add_argument("--http-crash", choices=("drop", "exit"))
+    p.add_argument("--oauth", action="store_true")
+    p.add_argument("--oauth-token-lifetime", type=int)
     args = p.parse_args(argv)
     cfg = Config(args)
     server = Server(cfg)
     log(f"start transport={args.transport} revisions={cfg.revisions} state_dir={cfg.state_dir}")
     if args.transport == "stdio":
+        if cfg.oauth:
+            raise SystemExit("--oauth needs the http transport")
         StdioTransport(server).run()
     else:
         run_http(server, args.port)

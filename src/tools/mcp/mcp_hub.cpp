@@ -157,6 +157,10 @@ Result<std::shared_ptr<McpConnection>> McpHub::connection_for(const std::string&
     auto it = entries_.find(key);
     if (it == entries_.end() || it->second.connection != weak.lock()) return;
     Entry& lost = it->second;
+    if (is_authorization_required(status)) {  // not a crash: it waits for a person, the next use tries again
+      lost.connection.reset();
+      return;
+    }
     lost.failures += 1;
     int64_t backoff = std::min(options_.restart_backoff_max_ms,
                                options_.restart_backoff_initial_ms << std::min(lost.failures - 1, 16));
@@ -240,6 +244,13 @@ void McpHub::cancel(const std::string& call_key, const std::string& reason) {
   int64_t handle = it->second.handle;
   in_flight_.erase(it);
   if (connection) connection->cancel(handle, reason);
+}
+
+void McpHub::disconnect(const std::string& tenant, const ToolSpec& server) {
+  auto it = entries_.find(entry_key(tenant, server));
+  if (it == entries_.end() || !it->second.connection) return;
+  it->second.connection->close();
+  it->second.connection.reset();
 }
 
 int McpHub::stdio_processes() const {

@@ -62,6 +62,9 @@ class McpHub {
   // The OAuth client of an http server configured with `oauth` (one per
   // tenant, server name and configuration; kept while the hub lives).
   Result<std::shared_ptr<McpOAuth>> oauth_for(const std::string& tenant, const ToolSpec& server);
+  // Drops the connection to `server` (its cached listing too): the next use
+  // connects again, e.g. with credentials just forgotten.
+  void disconnect(const std::string& tenant, const ToolSpec& server);
   // Stops every server (stdio: stdin closed, then SIGTERM, then SIGKILL).
   void shutdown();
   // Live stdio server processes (for tests and metrics).

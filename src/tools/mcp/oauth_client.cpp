@@ -182,13 +182,13 @@ void McpOAuth::refused(int status, const std::string& www_authenticate, const st
   load();  // another node may hold a newer token
   if (!authorization().empty() && authorization() != sent) return done(Status::ok());
   // A refused token is dropped; one short of scope still serves other requests.
-  if (status == 401) record_->access_token.clear();
-  renew(needed_scope_, std::move(done));
+  renew(needed_scope_, status == 401, std::move(done));
 }
 
 // Refresh, or client_credentials; an authorization-code client without a
 // refresh token waits for a person. Concurrent refusals share one renewal.
-void McpOAuth::renew(const std::string& required_scope, std::function<void(Status)> done) {
+// `refused`: the server refused the token itself (401), not its scope (403).
+void McpOAuth::renew(const std::string& required_scope, bool refused, std::function<void(Status)> done) {
   renewal_waiters_.push_back(std::move(done));
   if (renewal_waiters_.size() > 1) return;
   auto self = shared_from_this();
@@ -198,21 +198,36 @@ void McpOAuth::renew(const std::string& required_scope, std::function<void(Statu
       if (!status.is_ok()) return self->finish_renewal(status);
       self->token_request({{"grant_type", "refresh_token"}, {"refresh_token", self->record_->refresh_token}},
                           "refresh_token", self->record_->scope, [self](Status refreshed) {
-                            if (!refreshed.is_ok()) {
-                              self->record_->refresh_token.clear();
-                              if (self->spec_.grant != "client_credentials") {
-                                return self->finish_renewal(self->authorization_needed());
-                              }
-                              return self->acquire([self](Status status) { self->finish_renewal(status); });
-                            }
-                            self->finish_renewal(Status::ok());
+                            if (refreshed.is_ok()) return self->finish_renewal(Status::ok());
+                            if (refreshed.code() != Code::kPermissionDenied) return self->finish_renewal(refreshed);
+                            self->drop_tokens([self] { self->renew_without_refresh(); });  // refused: not tried again
                           });
     });
   }
+  if (refused) return drop_tokens([self] { self->renew_without_refresh(); });
+  renew_without_refresh();
+}
+
+void McpOAuth::renew_without_refresh() {
   if (spec_.grant == "client_credentials") {
+    auto self = shared_from_this();
     return acquire([self](Status status) { self->finish_renewal(status); });
   }
   finish_renewal(authorization_needed());
+}
+
+// Tokens a server refused are forgotten here and in the vault, so that no
+// node offers them again (the client registration stays).
+void McpOAuth::drop_tokens(std::function<void()> then) {
+  bool held = !record_->access_token.empty() || !record_->refresh_token.empty();
+  record_->access_token.clear();
+  record_->refresh_token.clear();
+  record_->expires_at_ms = 0;
+  if (!held) return then();
+  persist("mcp_server:token_refused", json::object{}, [then = std::move(then)](Status status) {
+    if (!status.is_ok()) log::warn("cannot forget refused MCP OAuth tokens", {{"error", status.message()}});
+    then();
+  });
 }
 
 void McpOAuth::finish_renewal(Status status) {

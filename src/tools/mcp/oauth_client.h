@@ -112,7 +112,9 @@ class McpOAuth final : public McpHttpAuth, public std::enable_shared_from_this<M
                      const std::string& requested_scope, std::function<void(Status)> done);
   Status add_client_authentication(std::vector<std::pair<std::string, std::string>>& fields, HeaderList& headers);
   void get_json(const std::string& url, std::function<void(Result<std::string>)> done);
-  void renew(const std::string& required_scope, std::function<void(Status)> done);
+  void renew(const std::string& required_scope, bool refused, std::function<void(Status)> done);
+  void renew_without_refresh();
+  void drop_tokens(std::function<void()> then);
   void finish_renewal(Status status);
   Status authorization_needed() const;
 
