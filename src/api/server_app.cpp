@@ -254,6 +254,7 @@ Status open_cluster(App& app) {
 void open_tools(App& app) {
   ToolRunnerOptions tool_options;
   tool_options.allow_private_addresses = app.config.allow_private_tool_addresses;
+  tool_options.response_bytes_max = app.config.tool_response_bytes_max;
   tool_options.secrets = [&app](const std::string& tenant, const std::string& name) -> Result<std::string> {
     ASSIGN_OR_RETURN(auto secret, app.store->get_secret(tenant, name));
     return std::move(secret.value);

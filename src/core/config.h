@@ -27,6 +27,7 @@ struct ServerConfig {
   std::string model_base_url;             // default Chat Completions endpoint ("" = OPENAI_BASE_URL or OpenAI)
   std::string model_api_key_env = "OPENAI_API_KEY";  // env var holding the default model key
   bool allow_private_tool_addresses = false;
+  int64_t tool_response_bytes_max = 16 * 1024 * 1024;  // an HTTP tool's answer; larger is an error result
   std::string scripted_model_file;        // script for agents with model.provider "scripted"
   int64_t shutdown_grace_ms = 10'000;
   bool tls_verify = true;                 // verify TLS peers of model and tool endpoints

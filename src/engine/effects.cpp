@@ -72,10 +72,23 @@ Result<std::vector<ContextItem>> Engine::read_context_items(const ActiveRun& run
 
 std::optional<RunEvent> Engine::partial_text(const std::string& run_id) {
   ActiveRun* run = find_run(run_id);
-  if (run == nullptr || run->streaming_seq < 0 || run->streaming_text.empty()) return std::nullopt;
+  if (run == nullptr || run->streaming_seq < 0 || run->streaming_text.empty() ||
+      run->committed.next_seq < run->streaming_seq) {
+    return std::nullopt;
+  }
   return RunEvent{run_id, -1, "text_delta",
                   to_json(json::object{{"seq", run->streaming_seq}, {"offset", 0}, {"delta", run->streaming_text}}),
                   false};
+}
+
+Status Engine::load_context(ActiveRun& run) {
+  if (run.context_loaded) return Status::ok();
+  ASSIGN_OR_RETURN(auto loaded, read_context_items(run));
+  run.context.assign(loaded.begin(), loaded.end());
+  run.context_tokens = 0;
+  for (const auto& item : run.context) run.context_tokens += estimate_tokens(item.message_json);
+  run.context_loaded = true;
+  return Status::ok();
 }
 
 void Engine::remember_context_items(ActiveRun& run, const std::vector<std::string>& messages) {
@@ -84,9 +97,12 @@ void Engine::remember_context_items(ActiveRun& run, const std::vector<std::strin
     run.context_tokens += estimate_tokens(message);
     run.context.push_front(ContextItem{run.record.id, message});
   }
-  // Keep covering the budget: drop the oldest item only while the rest still covers it.
+  // Keep covering the budget: drop the oldest item only while the rest still
+  // covers it, and never the call a kept tool result answers (a result larger
+  // than the budget would otherwise leave the model a result without its call).
   int64_t budget = run.agent->model.context_tokens;
-  while (!run.context.empty() &&
+  auto is_tool_result = [](const ContextItem& item) { return item.message_json.rfind(R"({"role":"tool")", 0) == 0; };
+  while (run.context.size() > 1 && !is_tool_result(run.context[run.context.size() - 2]) &&
          (run.context_tokens - estimate_tokens(run.context.back().message_json) >= budget ||
           static_cast<int>(run.context.size()) > options_.context_items_max)) {
     run.context_tokens -= estimate_tokens(run.context.back().message_json);
@@ -138,19 +154,12 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
   request->spec = run.agent->model;
   request->run_id = run.record.id;
   request->seq = seq;
-  if (!run.context_loaded) {
-    auto loaded = read_context_items(run);
-    if (!loaded.is_ok()) {
-      run.effects_in_flight.erase(seq);
-      log::error("cannot read session items", {{"run_id", run.record.id}, {"error", loaded.status().to_string()}});
-      std::string run_id = run.record.id;
-      loop_.post_after(1000, [this, run_id] { advance(run_id); });
-      return;
-    }
-    run.context.assign(loaded->begin(), loaded->end());
-    run.context_tokens = 0;
-    for (const auto& item : run.context) run.context_tokens += estimate_tokens(item.message_json);
-    run.context_loaded = true;
+  if (Status loaded = load_context(run); !loaded.is_ok()) {
+    run.effects_in_flight.erase(seq);
+    log::error("cannot read session items", {{"run_id", run.record.id}, {"error", loaded.to_string()}});
+    std::string run_id = run.record.id;
+    loop_.post_after(1000, [this, run_id] { advance(run_id); });
+    return;
   }
   std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
   std::string instructions = run.agent->instructions;
@@ -215,6 +224,9 @@ void Engine::attempt_model_call(const std::string& run_id, uint64_t generation, 
         auto offset = static_cast<int64_t>(streaming->streaming_text.size());  // 0 again on a retry
         streaming->streaming_text.append(delta);
         streaming->streaming_ends.push_back(static_cast<int64_t>(streaming->streaming_text.size()));
+        // A call run ahead of earlier steps' commits streams to nobody: its
+        // text arrives with its step, after them.
+        if (streaming->committed.next_seq < seq) return;
         publish(RunEvent{run_id, -1, "text_delta",
                          to_json(json::object{{"seq", seq}, {"offset", offset}, {"delta", json::string(delta)}}),
                          false});

@@ -238,6 +238,9 @@ void Engine::start_run(ActiveRun& run) {
   int64_t deadline = run.agent->limits.deadline_ms > 0 ? now + run.agent->limits.deadline_ms : 0;
   StepRecord started{run.record.tenant_id, run.record.id, run.projected.next_seq, kStepRunStarted,
                      to_json(json::object{{"started_at_ms", now}, {"deadline_at_ms", deadline}}), now};
+  // The context is read now, before this turn's items: a model call run ahead
+  // of run_started's commit finds them in memory (a failed read: at the first call).
+  (void)load_context(run);
   auto items = turn_input_items(run);
   if (!items.is_ok()) {
     log::error("cannot read a run's input", {{"run_id", run.record.id}, {"error", items.status().to_string()}});
@@ -273,28 +276,60 @@ void Engine::advance(const std::string& run_id) {
                      json::object{{"code", "cancelled"}, {"message", "the run was cancelled"}});
     return;
   }
-  for (const Command& command : decide(*run->agent, run->committed, clock_.now_ms())) {
+  act(*run, run->committed, false);
+}
+
+// In-process effects (a scripted model, builtin tools) reach nothing outside
+// this process, so they need not wait for the steps before them to be
+// durable: their own steps are committed after those, in order, and nothing
+// is shown to anyone (step events, results) before its commit. A crash loses
+// them together with the steps they followed, and recovery runs them again.
+// Effects that reach outside start from `committed` only (advance), so
+// everything they depend on is durable first.
+void Engine::run_ahead(const std::string& run_id, uint64_t generation) {
+  ActiveRun* run = find_run(run_id, generation);
+  if (run == nullptr || run->terminal_requested || run->cancel_requested || draining_) return;
+  // A model call builds its context from memory only once it was loaded (at the run's start).
+  if (!run->context_loaded || run->projected.next_seq == run->committed.next_seq) return;
+  act(*run, run->projected, true);
+}
+
+bool Engine::model_in_process(const ActiveRun& run) const {
+  ModelProvider* provider = providers_(run.agent->model);
+  return provider != nullptr && provider->in_process();
+}
+
+bool Engine::tool_in_process(const ActiveRun& run, const PendingTool& tool) const {
+  const ToolSpec* spec = run.agent->find_tool(tool.name);
+  return spec != nullptr && spec->type == "builtin";
+}
+
+void Engine::act(ActiveRun& run, const RunSnapshot& state, bool in_process_only) {
+  for (const Command& command : decide(*run.agent, state, clock_.now_ms())) {
     switch (command.kind) {
       case Command::Kind::kCallModel:
-        if (!run->effects_in_flight.count(command.seq)) start_model_call(*run, command.seq);
+        if (run.effects_in_flight.count(command.seq) || (in_process_only && !model_in_process(run))) break;
+        start_model_call(run, command.seq);
         break;
       case Command::Kind::kCallTool:
-        if (!run->effects_in_flight.count(command.seq)) start_tool_call(*run, command.tool);
+        if (run.effects_in_flight.count(command.seq) || (in_process_only && !tool_in_process(run, command.tool))) break;
+        start_tool_call(run, command.tool);
         break;
-      case Command::Kind::kComplete: {
+      case Command::Kind::kComplete: {  // from `projected` too: no effect is left pending there
         json::object payload{{"output", command.output}};
         // Calls left pending are the client's: their outputs come with the next run.
         json::array awaiting;
-        for (const auto& tool : run->committed.pending_tools) awaiting.push_back(json::string(tool.call_id));
+        for (const auto& tool : state.pending_tools) awaiting.push_back(json::string(tool.call_id));
         if (!awaiting.empty()) payload["awaiting_client_calls"] = std::move(awaiting);
-        request_terminal(*run, kStepRunCompleted, std::move(payload));
+        request_terminal(run, kStepRunCompleted, std::move(payload));
         return;
       }
       case Command::Kind::kFail:
-        request_terminal(*run, kStepRunFailed,
+        request_terminal(run, kStepRunFailed,
                          json::object{{"code", command.error_code}, {"message", command.error_message}});
         return;
     }
+    if (run.terminal_requested) return;  // e.g. a model call denied by policy
   }
 }
 
@@ -327,6 +362,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
   record_lifecycle(run, step, batch);
+  remember_context_items(run, item_messages);  // at projection: a step run ahead sees it (a failed commit reloads)
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
@@ -347,19 +383,19 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   std::string run_id = run.record.id;
   uint64_t generation = run.generation;
   store_.commit(std::move(batch), [this, loop = &loop_, run_id, generation, step = std::move(step),
-                                   items = std::move(item_messages),
                                    after_commit = std::move(after_commit)](Status status) mutable {
     loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), status = std::move(status),
-                items = std::move(items), after_commit = std::move(after_commit)] {
+                after_commit = std::move(after_commit)] {
       --commits_in_flight_;
-      on_step_committed(run_id, generation, step, status, items, after_commit);
+      on_step_committed(run_id, generation, step, status, after_commit);
       maybe_finish_drain();
     });
   });
+  loop_.post([this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
 }
 
 void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
-                               Status status, const std::vector<std::string>& item_messages,
+                               Status status,
                                const std::function<void(ActiveRun&)>& after_commit) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr) return;  // a commit of an incarnation evicted after an earlier failed commit
@@ -373,7 +409,6 @@ void Engine::on_step_committed(const std::string& run_id, uint64_t generation, c
   Status folded = fold_step(run->committed, step);
   CONTINUUM_CHECK(folded.is_ok(), "committed steps arrive in the order they were folded into projected");
   run->effects_in_flight.erase(step.seq);
-  remember_context_items(*run, item_messages);
   bool terminal = is_terminal_status(run->committed.status);
   publish_step(step, terminal);
   if (after_commit) after_commit(*run);

@@ -135,12 +135,18 @@ class Engine {
   // The session items a run's turn begins with: its input as messages.
   Result<std::vector<std::string>> turn_input_items(const ActiveRun& run);
   void advance(const std::string& run_id);
+  // Acts on what the decider wants from `state`; with `in_process_only`, only
+  // on effects that reach nothing outside this process (run_ahead).
+  void act(ActiveRun& run, const RunSnapshot& state, bool in_process_only);
+  // Starts the in-process effects that follow steps not yet durable.
+  void run_ahead(const std::string& run_id, uint64_t generation);
+  bool model_in_process(const ActiveRun& run) const;
+  bool tool_in_process(const ActiveRun& run, const PendingTool& tool) const;
   void record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch);
   // `extra` is written in the same transaction (e.g. an approval record).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {});
   void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step, Status status,
-                         const std::vector<std::string>& item_messages,
                          const std::function<void(ActiveRun&)>& after_commit);
   void request_terminal(ActiveRun& run, const char* kind, json::object payload);
   void finish_run(ActiveRun& run);
@@ -175,6 +181,9 @@ class Engine {
 
   // Effects (effects.cpp).
   Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
+  // Reads the session's newest items into run.context once; later items are
+  // added as their steps are projected.
+  Status load_context(ActiveRun& run);
   void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages);
   void start_model_call(ActiveRun& run, int64_t seq);
   // Effect callbacks carry the run's generation: a result for an earlier

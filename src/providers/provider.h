@@ -41,6 +41,9 @@ class ModelProvider {
   virtual ~ModelProvider() = default;
   virtual void complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
                         std::function<void(ModelOutcome)> done) = 0;
+  // Whether a call reaches nothing outside this process (a scripted model):
+  // the engine may then make it before the steps it follows are durable.
+  virtual bool in_process() const { return false; }
 };
 
 }  // namespace continuum

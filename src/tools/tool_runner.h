@@ -74,7 +74,7 @@ using SecretReader = std::function<Result<std::string>(const std::string& tenant
 
 struct ToolRunnerOptions {
   bool allow_private_addresses = false;  // tests and the local demo use loopback tools
-  int64_t response_bytes_max = 4 * 1024 * 1024;
+  int64_t response_bytes_max = 16 * 1024 * 1024;  // config tool_response_bytes_max
   SecretReader secrets;                  // for tools with `auth`; null = no vault
   // Mints the call's identity token (header Continuum-Identity); null = none.
   std::function<Result<std::string>(const ToolCall&)> identity_token;

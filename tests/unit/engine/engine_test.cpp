@@ -196,8 +196,10 @@ TEST_F(EngineTest, DeadlineFailsRun) {
   EXPECT_EQ(snapshot_from_json(run(run_id).snapshot_json)->error_code, "deadline_exceeded");
 }
 
+// The reply comes after run_started is durable: a call run ahead of earlier
+// steps' commits streams to nobody (its text comes with its step, after them).
 TEST_F(EngineTest, ListenersSeeCommittedStepsInOrderAndTextDeltas) {
-  set_script(R"({"scripts": {"m": {"steps": [{"content": "hello there"}]}}})");
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "hello there", "delay_ms": 20}]}}})");
   start_engine();
   AgentRecord agent = put_agent(kAgent);
   SessionRecord session = new_session("triage");
@@ -212,6 +214,24 @@ TEST_F(EngineTest, ListenersSeeCommittedStepsInOrderAndTextDeltas) {
   ASSERT_TRUE(pump([&] { return !seen.empty() && seen.back() == "run_completed"; }));
   std::vector<std::string> expected = {"run_started", "text_delta", "model_call", "run_completed"};
   EXPECT_EQ(seen, expected);
+}
+
+// A tool result larger than the model's whole context budget keeps the call
+// it answers in the context (else the model would get a result without its
+// call, or neither, and ask again until max_steps).
+TEST_F(EngineTest, AToolResultLargerThanTheContextBudgetKeepsItsCall) {
+  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "lookup", "arguments": {"q": "x"}}]},
+                                              {"content": "done"}]}}})");
+  start_engine();
+  tools_.pad_output = std::string(8000, 'x');  // about 2,000 tokens
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m", "context_tokens": 256},
+                                    "tools": [{"type": "http", "name": "lookup", "url": "http://tools.invalid/"}]})");
+  std::string run_id = submit(new_session("a"), agent, "go");
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  int model_calls = 0;
+  for (const auto& step : steps(run_id)) model_calls += step.kind == kStepModelCall;
+  EXPECT_EQ(model_calls, 2);
 }
 
 }  // namespace

@@ -43,6 +43,35 @@ constexpr const char* kScript = R"({"scripts": {"m": {"steps": [
                   {"name": "ticket", "arguments": {"id": "{{input}}"}}]},
   {"content": "done: {{tool_results}}"}]}}})";
 
+// Lets the first `pass` commits through and holds the rest until release():
+// what the engine does before its steps are durable.
+class HeldStore final : public ForwardingStore {
+ public:
+  explicit HeldStore(Store& inner) : ForwardingStore(inner) {}
+  int pass = 1;  // run_created: submit_run waits for it
+  std::vector<std::pair<WriteBatch, std::function<void(Status)>>> held;
+
+  void commit(WriteBatch batch, std::function<void(Status)> done) override {
+    if (pass > 0) {
+      --pass;
+      return inner_.commit(std::move(batch), std::move(done));
+    }
+    held.emplace_back(std::move(batch), std::move(done));
+  }
+  void release() {
+    pass = 1 << 30;
+    auto batches = std::move(held);
+    for (auto& [batch, done] : batches) inner_.commit(std::move(batch), std::move(done));
+  }
+  std::vector<std::string> held_step_kinds() const {
+    std::vector<std::string> kinds;
+    for (const auto& [batch, done] : held) {
+      for (const auto& step : batch.steps) kinds.push_back(step.kind);
+    }
+    return kinds;
+  }
+};
+
 class StoreFaultsTest : public EngineTest {
  protected:
   void start_faulty_engine() {
@@ -51,7 +80,14 @@ class StoreFaultsTest : public EngineTest {
         *faulty_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
         tools_, nullptr);
   }
+  void start_held_engine() {
+    held_ = std::make_unique<HeldStore>(*store_);
+    engine_ = std::make_unique<Engine>(
+        *held_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
+        tools_, nullptr);
+  }
   std::unique_ptr<FaultyStore> faulty_;
+  std::unique_ptr<HeldStore> held_;
 };
 
 // Regression: the second of two parallel tool results was built on the first;
@@ -102,6 +138,72 @@ TEST_F(StoreFaultsTest, AQueueThatCannotBeReadIsReadAgainLater) {
   ASSERT_TRUE(pump([&] { return finished(run_id); }));
   EXPECT_EQ(run(run_id).status, kRunCompleted);
   EXPECT_GE(faulty_->queued_reads, 4);
+}
+
+// A scripted model and builtin tools reach nothing outside the process: the
+// run goes on before its steps are durable, every step is requested in order,
+// and nothing is finished (or shown) until the commits land.
+TEST_F(StoreFaultsTest, InProcessStepsRunAheadOfTheirCommits) {
+  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"content": "done"}]}}})");
+  start_held_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  std::string run_id = submit(new_session("a"), agent, "go");
+  settle();
+  std::vector<std::string> expected{kStepRunStarted, kStepModelCall, kStepToolCall, kStepModelCall,
+                                    kStepToolCall,   kStepModelCall, kStepRunCompleted};
+  EXPECT_EQ(held_->held_step_kinds(), expected) << "all requested before the first is durable";
+  EXPECT_EQ(run(run_id).status, kRunQueued) << "nothing durable yet but the run";
+  EXPECT_FALSE(finished(run_id));
+  held_->release();
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  RunSnapshot folded;
+  for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json) << "snapshot and journal agree";
+}
+
+// A tool that reaches outside (HTTP) starts only once the steps it follows are
+// durable: the model step that asked for it is committed first.
+TEST_F(StoreFaultsTest, AnOutsideEffectWaitsForTheStepsBeforeIt) {
+  set_script(kScript);
+  start_held_engine();
+  AgentRecord agent = put_agent(kAgent);
+  std::string run_id = submit(new_session("a"), agent, "C-9");
+  settle();
+  std::vector<std::string> expected{kStepRunStarted, kStepModelCall};
+  EXPECT_EQ(held_->held_step_kinds(), expected);
+  EXPECT_TRUE(tools_.attempts_by_key.empty()) << "no HTTP call before the model step is durable";
+  held_->release();
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  EXPECT_EQ(tools_.attempts_by_key[run_id + ":3"], 1);
+  EXPECT_EQ(tools_.attempts_by_key[run_id + ":4"], 1);
+}
+
+// A commit that fails while later in-process steps are already requested:
+// those fail with it (each run update names the version before it), the run
+// reloads from what is durable and finishes with one consistent journal.
+TEST_F(StoreFaultsTest, AFailedCommitTakesTheStepsRunAheadWithIt) {
+  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  // Commits: 1 run_created, 2 run_started, 3 model step (fails), then those run ahead of it.
+  faulty_->fail_commits = {3};
+  std::string run_id = submit(new_session("a"), agent, "go");
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  RunSnapshot folded;
+  int64_t expected_seq = 0;
+  for (const auto& step : steps(run_id)) {
+    EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
+    ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+  }
+  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json);
 }
 
 }  // namespace

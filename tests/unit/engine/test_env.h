@@ -26,7 +26,7 @@ class RecordingToolRunner final : public ToolRunner {
       outcome.error = EffectError{"http_" + std::to_string(fail_status), "injected", fail_status >= 500, -1};
     } else {
       outcome.ok = true;
-      outcome.output = call.spec->name + "=" + call.arguments_json;
+      outcome.output = call.spec->name + "=" + call.arguments_json + pad_output;
     }
     if (hold) {
       held.push_back([done, outcome] { done(outcome); });
@@ -40,6 +40,7 @@ class RecordingToolRunner final : public ToolRunner {
   bool hold = false;
   int fail_first = 0;
   int fail_status = 503;
+  std::string pad_output;  // appended to every successful output
 
  private:
   EventLoop& loop_;
