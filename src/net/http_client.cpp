@@ -187,6 +187,8 @@ class AsioHttpClient final : public HttpClient {
     stream.expires_after(std::chrono::milliseconds(request.timeout_ms));
     auto [connect_error, endpoint] = co_await stream.async_connect(endpoints, kTuple);
     if (connect_error) co_return transport_error(connect_error, "connect");
+    boost::system::error_code ignored;
+    stream.socket().set_option(asio::ip::tcp::no_delay(true), ignored);  // requests go out whole at once
     if (!target->tls) co_return co_await exchange(stream, *target, request, on_body);
 
     beast::ssl_stream<beast::tcp_stream> secure(std::move(stream), tls);

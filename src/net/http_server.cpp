@@ -149,6 +149,10 @@ class AsioHttpServer final : public HttpServer {
         continue;
       }
       if (static_cast<int>(*connections_) >= options_.connections_max) continue;  // socket closes here
+      // Answers go out as soon as they are written (a response's header and body
+      // chunks are separate writes; Nagle would hold the later ones for an ACK).
+      boost::system::error_code ignored;
+      socket.set_option(tcp::no_delay(true), ignored);
       asio::co_spawn(context_, serve_connection(std::move(socket), options_, handler_, connections_),
                      [](std::exception_ptr failure) {
                        if (!failure) return;
