@@ -69,12 +69,34 @@ bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, c
   return false;
 }
 
-void record_audit(ApiContext& ctx, AuditEventRecord event) {
+namespace {
+
+void commit_audit(ApiContext& ctx, std::vector<AuditEventRecord> events) {
+  if (events.empty()) return;
   WriteBatch batch;
-  batch.audit_events.push_back(std::move(event));
+  batch.audit_events = std::move(events);
   ctx.store->commit(std::move(batch), [](Status status) {
     if (!status.is_ok()) log::error("cannot append an audit event", {{"error", status.to_string()}});
   });
+}
+
+}  // namespace
+
+void record_audit(ApiContext& ctx, AuditEventRecord event) {
+  if (ctx.loop == nullptr) return commit_audit(ctx, {std::move(event)});
+  ctx.pending_audit.push_back(std::move(event));
+  if (ctx.pending_audit.size() > 1) return;  // a flush is already posted
+  ctx.loop->post([&ctx] { commit_audit(ctx, take_pending_audit(ctx)); });
+}
+
+std::vector<AuditEventRecord> take_pending_audit(ApiContext& ctx) {
+  std::vector<AuditEventRecord> events = std::move(ctx.pending_audit);
+  ctx.pending_audit.clear();
+  return events;
+}
+
+void take_pending_audit(ApiContext& ctx, WriteBatch& batch) {
+  for (auto& event : take_pending_audit(ctx)) batch.audit_events.push_back(std::move(event));
 }
 
 RouteHandler guarded(ApiContext& ctx, std::string action, RouteHandler handler) {

@@ -30,8 +30,14 @@ bool allowed(ApiContext& ctx, const Principal& who, const std::string& action, c
 Result<bool> permits(ApiContext& ctx, const Principal& who, const std::string& action, const std::string& resource,
                      json::object resource_fields);
 
-// Appends one audit event on its own (fire and forget; a failure is logged).
+// Records an API decision (fire and forget; a failure is logged). The event waits (on the loop) for the handler's own
+// write, which takes it with take_pending_audit, so the decision and what it
+// allowed share one commit (one fsync); whatever no write took is committed
+// on its own once the handler has returned.
 void record_audit(ApiContext& ctx, AuditEventRecord event);
+// Moves the audit events recorded but not yet written into `batch`.
+void take_pending_audit(ApiContext& ctx, WriteBatch& batch);
+std::vector<AuditEventRecord> take_pending_audit(ApiContext& ctx);
 
 // Wraps a route handler with a check of `action` on the route's resource:
 // "<type>:<path param>" when the route has one ("secret:crm" for

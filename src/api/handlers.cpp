@@ -200,6 +200,7 @@ void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
                         *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
   WriteBatch batch;
   batch.session_inserts.push_back(session);
+  take_pending_audit(ctx, batch);
   ctx.store->commit(std::move(batch), [&ctx, session, writer](Status result) {
     ctx.loop->post([session, writer, result] {
       if (!result.is_ok()) return writer->send(error_response(result));
@@ -384,6 +385,8 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   auto agent = ctx.store->get_agent(session->tenant_id, session->agent_name, std::nullopt);
   if (!agent.is_ok()) return writer->send(error_response(agent.status()));
   bool wait_for_end = wait->value_or(false);
+  RunOptions options;
+  options.audit_events = take_pending_audit(ctx);
   ctx.engine->submit_run(*session, *agent, std::move(*input),
                          [&ctx, wait_for_end, timeout_ms, writer](Result<RunRecord> run) {
                            if (!run.is_ok()) return writer->send(error_response(run.status()));
@@ -391,7 +394,8 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
                              return respond_when_finished(ctx, run->tenant_id, run->id, timeout_ms, 200, writer);
                            }
                            writer->send(json_response(202, run_view(*run)));
-                         });
+                         },
+                         std::move(options));
 }
 
 void get_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

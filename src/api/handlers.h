@@ -31,6 +31,7 @@ struct ApiContext {
   McpHub* mcp = nullptr;
   McpToolPins* mcp_pins = nullptr;
   std::string public_url;             // where people and OAuth servers reach this server (redirect URIs)
+  std::vector<AuditEventRecord> pending_audit;  // API decisions waiting for the handler's write (record_audit)
   bool approvals_allow_self = false;  // may a requesting user decide their own approval
   bool audit_reads = false;           // record allowed reads in the audit log too
   int64_t sse_keepalive_ms = 15'000;

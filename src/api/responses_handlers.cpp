@@ -288,6 +288,7 @@ void submit(ApiContext& ctx, const ResponseRequest& request, const SessionRecord
   if (request.previous_response_id) options.annotations["previous_response_id"] = *request.previous_response_id;
   if (request.tools_shown.is_array()) options.annotations["tools"] = request.tools_shown;
   bool stream = request.stream, background = request.background;
+  options.audit_events = take_pending_audit(ctx);
   ctx.engine->submit_run(
       session, agent, request.input.text,
       [&ctx, stream, background, writer](Result<RunRecord> run) {

@@ -126,6 +126,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   run.snapshot_json = to_json(snapshot_to_json(snapshot));
 
   WriteBatch batch;
+  batch.audit_events = std::move(options.audit_events);
   batch.run_inserts.push_back(run);
   batch.steps.push_back(created);
   batch.audit_events.push_back(audit_event(run.tenant_id, run.created_at_ms, "agent:" + run.agent_name, "run:create",

@@ -63,6 +63,8 @@ struct RunOptions {
   json::array client_tools;
   // Kept in the run_created step as "annotations" (e.g. response metadata).
   json::object annotations;
+  // Written in the same commit as the run (e.g. the API decision that allowed it).
+  std::vector<AuditEventRecord> audit_events;
 };
 
 using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
