@@ -11,6 +11,7 @@
 // Each prints one JSON line. A "step" is one committed journal entry of a
 // model or tool call; the provider asks for the noop tool until the run has
 // made the wanted number of model calls, then answers.
+#include <cstdlib>
 #include <signal.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
@@ -56,6 +57,9 @@ class CountingProvider final : public ModelProvider {
     response.usage = Usage{10, 2, 12};
     loop_.post([done = std::move(done), response = std::move(response)] { done(ModelOutcome{response, {}}); });
   }
+  // What it is: the engine may run its calls ahead of earlier steps' commits
+  // (CONTINUUM_BENCH_WAIT_FOR_COMMITS=1 measures the engine as if it could not).
+  bool in_process() const override { return std::getenv("CONTINUUM_BENCH_WAIT_FOR_COMMITS") == nullptr; }
 
  private:
   EventLoop& loop_;
