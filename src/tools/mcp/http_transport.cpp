@@ -107,10 +107,16 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   // Runs after the exchange ended, with whether the server answered 2xx (the
   // standalone GET stream uses it to open itself again).
   void on_finished(std::function<void(bool ok)> handler) { on_finished_ = std::move(handler); }
+  // Runs once, when the first POST of this exchange was answered or failed.
+  void on_delivered(std::function<void()> handler) { delivered_ = std::move(handler); }
 
   void on_done(Result<HttpClientResponse> result) {
     bool ok = result.is_ok() && result->status >= 200 && result->status < 300;
     take_reply(std::move(result));
+    if (auto delivered = std::move(delivered_)) {
+      delivered_ = nullptr;
+      delivered();
+    }
     if (on_finished_) on_finished_(ok);
   }
 
@@ -256,6 +262,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Status stream_status_;
   bool answered_ = false;
   std::function<void(bool)> on_finished_;
+  std::function<void()> delivered_;
   HttpClientRequest unsent_;          // the request as sent, without its credential
   std::string sent_authorization_;    // the credential it carried
   int renewals_ = 0;
@@ -310,6 +317,7 @@ class HttpTransport final : public McpTransport {
     }
     auto exchange =
         std::make_shared<Exchange>(state_, message.request_id, message.method != "initialize", message.timeout_ms);
+    if (message.delivered) exchange->on_delivered(std::move(message.delivered));
     if (message.request_id) {
       for (auto it = state_->exchanges.begin(); it != state_->exchanges.end();) {  // forget finished ones
         it = it->second.expired() ? state_->exchanges.erase(it) : std::next(it);

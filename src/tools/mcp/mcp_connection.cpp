@@ -135,9 +135,15 @@ void McpConnection::initialize_legacy() {
                                                              agreed + "'"));
                  }
                  self->transport_->set_protocol_version(agreed);
-                 self->transport_->send(McpOutgoing{mcp_notification_text("notifications/initialized", {}), std::nullopt,
-                                                    "notifications/initialized", "", 10'000});
-                 self->become_ready(agreed);
+                 McpOutgoing initialized{mcp_notification_text("notifications/initialized", {}), std::nullopt,
+                                         "notifications/initialized", "", 10'000, nullptr};
+                 // Ready once the server has it: over HTTP a request sent sooner, on
+                 // another connection, can reach it first ("not initialized").
+                 initialized.delivered = [weak, agreed] {
+                   auto ready = weak.lock();
+                   if (ready && ready->state_ == State::kNegotiating) ready->become_ready(agreed);
+                 };
+                 self->transport_->send(std::move(initialized));
                });
 }
 
@@ -191,7 +197,7 @@ int64_t McpConnection::send_request(const std::string& method, json::object para
   pending_.emplace(id, std::move(pending));
   // A subscription stays open as long as the transport allows (HTTP: one hour, then it is renewed).
   int64_t exchange_ms = idle_timeout_ms == 0 ? 3'600'000 : total_timeout_ms + 5000;
-  transport_->send(McpOutgoing{mcp_request_text(id, method, std::move(params)), id, method, std::move(name), exchange_ms});
+  transport_->send(McpOutgoing{mcp_request_text(id, method, std::move(params)), id, method, std::move(name), exchange_ms, nullptr});
   if (idle_timeout_ms > 0) schedule_deadline_check(id, now + idle_timeout_ms);
   return id;
 }
@@ -213,7 +219,7 @@ void McpConnection::check_deadline(int64_t id) {
   if (method != "initialize" && method != "server/discover") {
     transport_->send(McpOutgoing{
         mcp_notification_text("notifications/cancelled", json::object{{"requestId", id}, {"reason", "timed out"}}),
-        std::nullopt, "notifications/cancelled", "", 10'000});
+        std::nullopt, "notifications/cancelled", "", 10'000, nullptr});
   }
   resolve(id, Status(Code::kDeadlineExceeded, "MCP " + method + " timed out"));
   transport_->cancel_request(id);
@@ -310,7 +316,7 @@ int64_t McpConnection::call_tool(McpCallOptions call, std::function<void(Result<
                     now + call.total_timeout_ms, false};
     self->pending_.emplace(handle, std::move(pending));
     self->transport_->send(McpOutgoing{mcp_request_text(handle, "tools/call", std::move(params)), handle,
-                                       "tools/call", call.tool, call.total_timeout_ms + 5000});
+                                       "tools/call", call.tool, call.total_timeout_ms + 5000, nullptr});
     self->schedule_deadline_check(handle, now + call.idle_timeout_ms);
   });
   return handle;
@@ -323,7 +329,7 @@ void McpConnection::cancel(int64_t handle, const std::string& reason) {
   if (sent && state_ == State::kReady) {
     transport_->send(McpOutgoing{
         mcp_notification_text("notifications/cancelled", json::object{{"requestId", handle}, {"reason", reason}}),
-        std::nullopt, "notifications/cancelled", "", 10'000});
+        std::nullopt, "notifications/cancelled", "", 10'000, nullptr});
   }
   resolve(handle, Status(Code::kCancelled, "the call was cancelled: " + reason));
   transport_->cancel_request(handle);
@@ -359,7 +365,7 @@ void McpConnection::on_server_message(McpMessage message) {
         : message.method == "roots/list" ? mcp_result_text(message.id, json::object{{"roots", json::array{}}})
         : elicits ? mcp_result_text(message.id, mcp_elicitation_answer(message.params, options_.elicitation))
                   : mcp_error_text(message.id, kJsonRpcMethodNotFound, "the client does not offer " + message.method);
-    transport_->send(McpOutgoing{std::move(reply), std::nullopt, "", "", 10'000});
+    transport_->send(McpOutgoing{std::move(reply), std::nullopt, "", "", 10'000, nullptr});
     return;
   }
   if (message.method == "notifications/progress") return on_progress(message.params);

@@ -29,6 +29,10 @@ struct McpOutgoing {
   std::string method;                 // for the Mcp-Method header (2026-07-28)
   std::string name;                   // for the Mcp-Name header: a tool's name on tools/call
   int64_t timeout_ms = 30'000;        // how long the exchange may take at most (HTTP)
+  // Runs once the message was handed over: stdio, when written (the pipe keeps
+  // the order); HTTP, when its POST was answered or failed (a later request,
+  // on another connection, could otherwise overtake it). Optional.
+  std::function<void()> delivered;
 };
 
 // Contract: every method is called on the loop thread, and every handler runs

@@ -316,7 +316,10 @@ class StdioTransport final : public McpTransport {
       : child_(std::make_shared<StdioChild>(loop.context(), std::move(options))) {}
   ~StdioTransport() override { child_->close(); }
   Status start(Handlers handlers) override { return child_->start(std::move(handlers)); }
-  void send(McpOutgoing message) override { child_->send(std::move(message.text)); }
+  void send(McpOutgoing message) override {
+    child_->send(std::move(message.text));
+    if (message.delivered) message.delivered();
+  }
   void set_protocol_version(std::string) override {}
   void close() override { child_->close(); }
   int pid() const override { return child_->pid(); }

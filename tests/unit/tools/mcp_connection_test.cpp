@@ -94,7 +94,11 @@ class FakeTransport final : public McpTransport {
     wire_->handlers = std::move(handlers);
     return wire_->start_status;
   }
-  void send(McpOutgoing message) override { wire_->sent.push_back(std::move(message)); }
+  void send(McpOutgoing message) override {
+    auto delivered = std::move(message.delivered);
+    wire_->sent.push_back(std::move(message));
+    if (delivered) delivered();
+  }
   void set_protocol_version(std::string version) override { wire_->versions.push_back(std::move(version)); }
   void close() override { ++wire_->closes; }
 
