@@ -47,11 +47,10 @@ import os
 import re
 import time
 import unittest
-import urllib.error
 import urllib.parse
-import urllib.request
 
 from harness import IntegrationTest, where_stored, wait_until
+from mcp_conformance_client import open_as_browser  # tests/support: plays the browser
 from test_governance import client_for
 from test_mcp import McpTestBase, McpTestHttpServer, call, calls_then_report, http_server, read_jsonl
 
@@ -72,21 +71,6 @@ class OAuthMcpServer(McpTestHttpServer):
     @property
     def base(self):
         return f"http://127.0.0.1:{self.port}"
-
-
-class NoRedirect(urllib.request.HTTPRedirectHandler):
-    def redirect_request(self, req, fp, code, msg, headers, newurl):
-        return None
-
-
-def open_as_browser(url):
-    """GETs `url` as a browser would, without following redirects: (status, Location, body text)."""
-    opener = urllib.request.build_opener(NoRedirect)
-    try:
-        with opener.open(url, timeout=60) as response:
-            return response.status, response.headers.get("Location"), response.read().decode()
-    except urllib.error.HTTPError as error:
-        return error.code, error.headers.get("Location"), error.read().decode()
 
 
 def query_of(url):
