@@ -25,6 +25,7 @@
 #include "providers/scripted_provider.h"
 #include "cluster/postgres_cluster.h"
 #include "crypto/keyring.h"
+#include "store/coalescing_store.h"
 #include "store/open_store.h"
 #include "store/sealing_store.h"
 
@@ -50,6 +51,7 @@ struct App {
   std::unique_ptr<KeyEncryptionKeys> keks;
   std::unique_ptr<Keyring> keyring;
   std::unique_ptr<SealingStore> sealing;       // over backend, when encryption is on
+  std::unique_ptr<CoalescingStore> coalescing; // over those: groups the loop's commits
   std::unique_ptr<Cluster> cluster;            // leases when several nodes share PostgreSQL
   Store* store = nullptr;                      // what the engine and API use
   std::unique_ptr<Authorizer> authorizer;
@@ -184,8 +186,20 @@ void notify_webhook(App& app, const ApprovalRecord& approval) {
   });
 }
 
-// The backend, and over it the sealing layer unless encryption is off.
+Status open_sealing(App& app);
+
+// The backend, over it the sealing layer unless encryption is off, and over
+// that the coalescing of the loop's commits.
 Status open_storage(App& app) {
+  RETURN_IF_ERROR(open_sealing(app));
+  CoalescingStore::Options options;
+  options.max_delay_us = app.config.commit_coalesce_us;
+  app.coalescing = std::make_unique<CoalescingStore>(*app.store, app.loop, SystemClock::instance(), options);
+  app.store = app.coalescing.get();
+  return Status::ok();
+}
+
+Status open_sealing(App& app) {
   ASSIGN_OR_RETURN(app.backend,
                    open_store(app.config.store, app.config.data_dir, SystemClock::instance(), &app.metrics));
   app.store = app.backend.get();
@@ -509,6 +523,7 @@ int run_server(const ServerConfig& config) {
   }
   app->loop.on_terminate_signal([&app = *app](int signal_number) { shut_down(app, signal_number); });
   app->loop.post([&app = *app] {
+    app.coalescing->attach_to_loop_thread();
     Status recovered = app.engine->recover();
     if (!recovered.is_ok()) {
       log::error("recovery failed", {{"error", recovered.to_string()}});
@@ -532,6 +547,7 @@ int run_server(const ServerConfig& config) {
     log::error("cannot sign the final audit checkpoints", {{"error", signed_last.to_string()}});
   }
   app->server.reset();
+  app->coalescing.reset();  // hands what waits to the layers below
   app->sealing.reset();
   app->backend.reset();  // drains queued commits (their callbacks only post to the loop), then closes
   app->engine.reset();

@@ -70,6 +70,8 @@ Status set_key(ServerConfig& config, const std::string& key, const std::string& 
     ASSIGN_OR_RETURN(config.request_body_bytes_max, parse_int(value, key));
   } else if (key == "tool_response_bytes_max") {
     ASSIGN_OR_RETURN(config.tool_response_bytes_max, parse_int(value, key));
+  } else if (key == "commit_coalesce_us") {
+    ASSIGN_OR_RETURN(config.commit_coalesce_us, parse_int(value, key));
   } else if (key == "shutdown_grace_ms") {
     ASSIGN_OR_RETURN(config.shutdown_grace_ms, parse_int(value, key));
   } else if (key == "allow_private_tool_addresses") {
@@ -96,7 +98,8 @@ const char* const kKeys[] = {"listen",          "data_dir",          "store",   
                              "oidc_issuers_file", "identity_issuer", "tool_token_ttl_s",
                              "identity_keys_file", "audit_signing_key_file", "audit_reads",
                              "mcp_stdio_commands", "mcp_stdio_processes_max", "mcp_idle_stop_ms",
-                             "mcp_tools_cache_ttl_ms", "public_url", "tool_response_bytes_max"};
+                             "mcp_tools_cache_ttl_ms", "public_url", "tool_response_bytes_max",
+                             "commit_coalesce_us"};
 
 }  // namespace
 
@@ -134,6 +137,9 @@ Status validate_config(const ServerConfig& config) {
   RETURN_IF_ERROR(parse_listen(config.listen, &host, &port));
   if (config.tool_response_bytes_max < 1024 || config.tool_response_bytes_max > (int64_t{1} << 30)) {
     return invalid_argument("tool_response_bytes_max must be between 1024 and 1073741824", "tool_response_bytes_max");
+  }
+  if (config.commit_coalesce_us < 0 || config.commit_coalesce_us > 100'000) {
+    return invalid_argument("commit_coalesce_us must be between 0 and 100000", "commit_coalesce_us");
   }
   if (!config.public_url.empty() && config.public_url.rfind("http://", 0) != 0 &&
       config.public_url.rfind("https://", 0) != 0) {

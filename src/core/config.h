@@ -30,6 +30,9 @@ struct ServerConfig {
   int64_t tool_response_bytes_max = 16 * 1024 * 1024;  // an HTTP tool's answer; larger is an error result
   std::string scripted_model_file;        // script for agents with model.provider "scripted"
   int64_t shutdown_grace_ms = 10'000;
+  // How long commits made on the event loop may wait for the loop to run out
+  // of work, to go to disk together (0 = at once). See store/coalescing_store.h.
+  int64_t commit_coalesce_us = 1'000;
   bool tls_verify = true;                 // verify TLS peers of model and tool endpoints
   int64_t approval_ttl_ms = 7LL * 24 * 3600 * 1000;  // a pending approval expires (to a denial) after this
   int64_t approval_poll_ms = 2'000;       // how often a waiting run looks for a decision made elsewhere

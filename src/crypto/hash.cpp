@@ -1,14 +1,29 @@
 #include "crypto/hash.h"
 
 #include <openssl/crypto.h>
+#include <openssl/evp.h>
 #include <openssl/sha.h>
 
 namespace continuum {
 
+namespace {
+
+// Fetched once: OpenSSL 3's one-shot SHA256() looks the algorithm up in the
+// provider tables on every call, which costs more than hashing a small value.
+const EVP_MD* sha256_md() {
+  static EVP_MD* md = EVP_MD_fetch(nullptr, "SHA256", nullptr);
+  CONTINUUM_CHECK(md != nullptr, "OpenSSL provides SHA-256");
+  return md;
+}
+
+}  // namespace
+
 std::string sha256(std::string_view data) {
   std::string digest(SHA256_DIGEST_LENGTH, '\0');
-  SHA256(reinterpret_cast<const unsigned char*>(data.data()), data.size(),
-         reinterpret_cast<unsigned char*>(digest.data()));
+  unsigned int length = 0;
+  CONTINUUM_CHECK(EVP_Digest(data.data(), data.size(), reinterpret_cast<unsigned char*>(digest.data()), &length,
+                             sha256_md(), nullptr) == 1 && length == SHA256_DIGEST_LENGTH,
+                  "SHA-256 of a buffer in memory succeeds");
   return digest;
 }
 

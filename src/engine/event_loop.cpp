@@ -12,19 +12,23 @@ void ManualEventLoop::post_after(int64_t delay_ms, std::function<void()> task) {
   timers_.emplace(clock_.now_ms() + delay_ms, std::move(task));
 }
 
+bool ManualEventLoop::has_pending_tasks() const {
+  std::lock_guard lock(mutex_);
+  return !ready_.empty();
+}
+
 int ManualEventLoop::run_ready() {
   int count = 0;
   for (;;) {
-    std::vector<std::function<void()>> batch;
+    std::function<void()> task;
     {
       std::lock_guard lock(mutex_);
-      batch.swap(ready_);
+      if (ready_.empty()) return count;
+      task = std::move(ready_.front());
+      ready_.pop_front();
     }
-    if (batch.empty()) return count;
-    for (auto& task : batch) {
-      task();
-      ++count;
-    }
+    task();  // tasks it posts run after those already waiting
+    ++count;
   }
 }
 

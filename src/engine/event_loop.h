@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -20,6 +21,9 @@ class EventLoop {
   virtual void post(std::function<void()> task) = 0;
   // Runs `task` on the loop thread after `delay_ms`. Callable from any thread.
   virtual void post_after(int64_t delay_ms, std::function<void()> task) = 0;
+  // Whether tasks given to post() wait to run (timers and I/O not counted).
+  // Callable from any thread; a hint, true or false a moment later.
+  virtual bool has_pending_tasks() const = 0;
 };
 
 // A loop driven by hand, with a ManualClock for timers. For engine unit tests.
@@ -28,6 +32,7 @@ class ManualEventLoop final : public EventLoop {
   explicit ManualEventLoop(ManualClock& clock) : clock_(clock) {}
   void post(std::function<void()> task) override;
   void post_after(int64_t delay_ms, std::function<void()> task) override;
+  bool has_pending_tasks() const override;
   // Runs ready tasks until none is left; returns how many ran.
   int run_ready();
   // Advances the clock to the next timer and runs it; false if no timer.
@@ -37,8 +42,8 @@ class ManualEventLoop final : public EventLoop {
 
  private:
   ManualClock& clock_;
-  std::mutex mutex_;
-  std::vector<std::function<void()>> ready_;
+  mutable std::mutex mutex_;
+  std::deque<std::function<void()>> ready_;
   std::multimap<int64_t, std::function<void()>> timers_;
 };
 

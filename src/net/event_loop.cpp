@@ -1,5 +1,7 @@
 #include "net/event_loop.h"
 
+#include <atomic>
+
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/signal_set.hpp>
@@ -14,12 +16,21 @@ struct AsioEventLoop::Impl {
   asio::io_context context{1};
   asio::executor_work_guard<asio::io_context::executor_type> work{context.get_executor()};
   std::unique_ptr<asio::signal_set> signals;
+  std::atomic<int64_t> pending_tasks{0};  // posted and not yet started
 };
 
 AsioEventLoop::AsioEventLoop() : impl_(std::make_unique<Impl>()) {}
 AsioEventLoop::~AsioEventLoop() = default;
 
-void AsioEventLoop::post(std::function<void()> task) { asio::post(impl_->context, std::move(task)); }
+void AsioEventLoop::post(std::function<void()> task) {
+  impl_->pending_tasks.fetch_add(1, std::memory_order_relaxed);
+  asio::post(impl_->context, [impl = impl_.get(), task = std::move(task)] {
+    impl->pending_tasks.fetch_sub(1, std::memory_order_relaxed);
+    task();
+  });
+}
+
+bool AsioEventLoop::has_pending_tasks() const { return impl_->pending_tasks.load(std::memory_order_relaxed) > 0; }
 
 void AsioEventLoop::post_after(int64_t delay_ms, std::function<void()> task) {
   auto timer = std::make_shared<asio::steady_timer>(impl_->context, std::chrono::milliseconds(delay_ms));

@@ -18,6 +18,7 @@ class AsioEventLoop final : public EventLoop {
   ~AsioEventLoop() override;
   void post(std::function<void()> task) override;
   void post_after(int64_t delay_ms, std::function<void()> task) override;
+  bool has_pending_tasks() const override;
   // Runs until stop() (blocks the calling thread, which becomes the loop thread).
   void run();
   void stop();

@@ -41,6 +41,22 @@ void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done
   done(Status(Code::kUnavailable, "store is closing"));
 }
 
+void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests) {
+  if (requests.empty()) return;
+  {
+    std::lock_guard lock(mutex_);
+    if (!stopping_) {
+      int64_t now_us = clock_.monotonic_us();
+      for (auto& request : requests) {
+        queue_.push_back(PendingBatch{std::move(request.batch), std::move(request.done), now_us});
+      }
+      wake_.notify_one();
+      return;
+    }
+  }
+  for (auto& request : requests) request.done(Status(Code::kUnavailable, "store is closing"));
+}
+
 void GroupCommitQueue::writer_loop() {
   for (;;) {
     std::vector<PendingBatch> group;

@@ -44,6 +44,8 @@ class GroupCommitQueue {
   void start(CommitGroup commit_group);
   void stop();
   void submit(WriteBatch batch, std::function<void(Status)> done);
+  // Queues them all under one lock, in order: the writer sees them together.
+  void submit_all(std::vector<CommitRequest> requests);
 
   // Delivers `results[i]` to `group[i]` (or `transaction` to all, if it failed)
   // and records metrics. Called by CommitGroup, once per group.

@@ -133,6 +133,23 @@ void SealingStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   inner_.commit(std::move(batch), std::move(done));
 }
 
+void SealingStore::commit_many(std::vector<CommitRequest> requests) {
+  std::vector<CommitRequest> sealed;
+  sealed.reserve(requests.size());
+  for (auto& request : requests) {
+    Status status = seal_batch(request.batch);
+    if (status.is_ok()) {
+      sealed.push_back(std::move(request));
+    } else {
+      // Batches before it are queued first, so completions stay in order.
+      inner_.commit_many(std::move(sealed));
+      sealed.clear();
+      request.done(std::move(status));
+    }
+  }
+  inner_.commit_many(std::move(sealed));
+}
+
 // ---- reads ----
 
 Result<AgentRecord> SealingStore::get_agent(const std::string& tenant, const std::string& name,

@@ -64,6 +64,7 @@ class SealingStore final : public ForwardingStore {
                                                      int limit) override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
+  void commit_many(std::vector<CommitRequest> requests) override;
 
  private:
   Result<std::string> seal(const std::string& tenant, const std::string& scope, std::string_view table,

@@ -8,6 +8,10 @@ bool is_terminal_status(const std::string& status) {
   return status == kRunCompleted || status == kRunFailed || status == kRunCancelled;
 }
 
+void Store::commit_many(std::vector<CommitRequest> requests) {
+  for (auto& request : requests) commit(std::move(request.batch), std::move(request.done));
+}
+
 Status Store::commit_and_wait(WriteBatch batch) {
   std::promise<Status> promise;
   auto future = promise.get_future();

@@ -29,6 +29,12 @@ struct AuditQuery {
   int limit = 100;
 };
 
+// A batch and what to call once it is durable (or failed), for commit_many.
+struct CommitRequest {
+  WriteBatch batch;
+  std::function<void(Status)> done;
+};
+
 struct StoreStats {
   int64_t batches_committed = 0;
   int64_t transactions_committed = 0;
@@ -108,8 +114,12 @@ class Store {
                                                                    const std::string& server) = 0;
 
   virtual void commit(WriteBatch batch, std::function<void(Status)> done) = 0;
-  // Convenience: commit and wait.
-  Status commit_and_wait(WriteBatch batch);
+  // As commit() for each request, in order. Backends queue them all at once,
+  // so their writer can take them into one transaction.
+  virtual void commit_many(std::vector<CommitRequest> requests);
+  // Convenience: commit and wait. Must not be called on a thread that the
+  // commit's completion depends on (see CoalescingStore).
+  virtual Status commit_and_wait(WriteBatch batch);
 
   virtual StoreStats stats() = 0;
 };

@@ -386,6 +386,8 @@ void PostgresStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   writes_.submit(std::move(batch), std::move(done));
 }
 
+void PostgresStore::commit_many(std::vector<CommitRequest> requests) { writes_.submit_all(std::move(requests)); }
+
 StoreStats PostgresStore::stats() { return writes_.stats(); }
 
 // One advisory lock per tenant whose audit chain the group appends to, in

@@ -83,6 +83,7 @@ class PostgresStore final : public Store {
   Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
                                                            const std::string& server) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
+  void commit_many(std::vector<CommitRequest> requests) override;
   StoreStats stats() override;
 
  private:

@@ -8,6 +8,7 @@
 
 #include <memory>
 #include <mutex>
+#include <unordered_map>
 
 #include "core/clock.h"
 #include "obs/metrics.h"
@@ -76,6 +77,7 @@ class SqliteStore final : public Store {
   Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
                                                            const std::string& server) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
+  void commit_many(std::vector<CommitRequest> requests) override;
   StoreStats stats() override;
 
  private:
@@ -90,6 +92,9 @@ class SqliteStore final : public Store {
 
   SqliteStoreOptions options_;
   SqliteDb write_db_;  // writer thread only
+  // Each tenant's newest audit event (seq, hash) as written in the open
+  // transaction; writer thread only. Cleared whenever a write is rolled back.
+  std::unordered_map<std::string, std::pair<int64_t, std::string>> audit_heads_;
   std::mutex read_mutex_;
   SqliteDb read_db_;   // guarded by read_mutex_
   GroupCommitQueue writes_;  // declared last: stopped first, while the connections live
