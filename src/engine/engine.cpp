@@ -140,21 +140,61 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
     // is unreachable (the commit fails too, or a sweep adopts the run).
     (void)lease_for(run.tenant_id, run.session_id);
   }
+  std::string key = session_key(run.tenant_id, run.session_id);
+  std::shared_ptr<const AgentSpec> agent_spec;
+  bool start_now = can_start_at_once(run.tenant_id, run.session_id);
+  if (start_now) {
+    auto loaded = load_agent(run.tenant_id, run.agent_name, run.agent_version);
+    if (loaded.is_ok()) agent_spec = *loaded;
+    start_now = agent_spec != nullptr;
+  }
+  ++inserts_in_flight_[key];
   ++commits_in_flight_;
-  store_.commit(std::move(batch), [this, loop = &loop_, run, done = std::move(done)](Status status) mutable {
-    loop->post([this, run = std::move(run), done = std::move(done), status = std::move(status)]() mutable {
+  store_.commit(std::move(batch), [this, loop = &loop_, run, start_now, done = std::move(done)](Status status) mutable {
+    loop->post([this, run = std::move(run), start_now, done = std::move(done), status = std::move(status)]() mutable {
       --commits_in_flight_;
       std::string tenant = run.tenant_id, session = run.session_id;
+      if (--inserts_in_flight_[session_key(tenant, session)] == 0) inserts_in_flight_.erase(session_key(tenant, session));
       if (!status.is_ok()) {
+        if (start_now) forget_unwritten_run(run);
         done(status);
       } else {
         metrics_->runs_created->inc();
+        if (start_now) run.status = kRunRunning;
         done(std::move(run));
       }
       try_start_session(tenant, session);  // or give back the lease taken above
       maybe_finish_drain();
     });
   });
+  if (start_now) {
+    // Started before its insert is durable: run_started is committed after
+    // it, in order (in the same group, as a rule), and nothing of the run is
+    // shown before its commit; if the insert fails, so does everything after.
+    std::string run_id = run.id;
+    activate(std::move(run), agent_spec);
+    if (ActiveRun* active = find_run(run_id)) start_run(*active);
+  }
+}
+
+bool Engine::can_start_at_once(const std::string& tenant, const std::string& session) {
+  // A shared cluster starts runs through the session's lease (try_start_session).
+  if (draining_ || shared_cluster()) return false;
+  std::string key = session_key(tenant, session);
+  // Runs of a session start in the order they were submitted: not before an
+  // active one, one whose insert is not yet durable, or one queued earlier.
+  if (active_run_by_session_.count(key) || inserts_in_flight_.count(key)) return false;
+  auto queued = store_.list_queued_runs(tenant, session, 1);
+  return queued.is_ok() && queued->empty();
+}
+
+void Engine::forget_unwritten_run(const RunRecord& run) {
+  ActiveRun* active = find_run(run.id);
+  if (active == nullptr) return;
+  auto owner = active_run_by_session_.find(session_key(run.tenant_id, run.session_id));
+  if (owner != active_run_by_session_.end() && owner->second == run.id) active_run_by_session_.erase(owner);
+  runs_.erase(run.id);  // its later commits fail too and find no run (generation check)
+  active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
 }
 
 void Engine::try_start_session(const std::string& tenant, const std::string& session_id, int attempt) {

@@ -132,6 +132,11 @@ class Engine {
   // in a cluster, leasable); on a store error it retries after a backoff.
   void try_start_session(const std::string& tenant, const std::string& session_id, int attempt = 0);
   void retry_session_start(const std::string& tenant, const std::string& session_id, int attempt);
+  // Whether a run submitted now may start before its insert is durable (this
+  // node, the session idle, nothing queued or being inserted before it).
+  bool can_start_at_once(const std::string& tenant, const std::string& session);
+  // A run started at once whose insert failed: it never existed.
+  void forget_unwritten_run(const RunRecord& run);
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
   void start_run(ActiveRun& run);
   // The session items a run's turn begins with: its input as messages.
@@ -236,6 +241,7 @@ class Engine {
   std::unordered_map<std::string, std::unique_ptr<ActiveRun>> runs_;         // by run id
   std::unordered_map<std::string, std::string> active_run_by_session_;       // "tenant/session" -> run id
   std::unordered_map<std::string, int64_t> held_leases_;                     // "tenant/session" -> epoch
+  std::unordered_map<std::string, int> inserts_in_flight_;                   // "tenant/session" -> run inserts not yet durable
   struct RemoteFollow {
     std::string tenant;
     int64_t last_seq = -1;

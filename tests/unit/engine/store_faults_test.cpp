@@ -206,5 +206,47 @@ TEST_F(StoreFaultsTest, AFailedCommitTakesTheStepsRunAheadWithIt) {
   EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json);
 }
 
+// A run of an idle session starts before its own insert is durable: its
+// run_started follows the insert in commit order (one group on a real store).
+TEST_F(StoreFaultsTest, ARunOfAnIdleSessionStartsBeforeItsInsertIsDurable) {
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "done"}]}}})");
+  start_held_engine();
+  held_->pass = 0;
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"}})");
+  SessionRecord session = new_session("a");
+  std::optional<Result<RunRecord>> submitted;
+  engine_->submit_run(session, agent, "go", [&](Result<RunRecord> run) { submitted = std::move(run); });
+  settle();
+  EXPECT_FALSE(submitted.has_value()) << "not acknowledged before its insert is durable";
+  std::vector<std::string> expected{kStepRunCreated, kStepRunStarted, kStepModelCall, kStepRunCompleted};
+  EXPECT_EQ(held_->held_step_kinds(), expected);
+  held_->release();
+  ASSERT_TRUE(pump([&] { return submitted.has_value(); }));
+  ASSERT_TRUE(submitted->is_ok());
+  std::string run_id = (*submitted)->id;
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+}
+
+// If that insert fails, the run never existed: nothing of it is written, the
+// caller gets the error, and the session takes the next run.
+TEST_F(StoreFaultsTest, ARunStartedBeforeItsInsertFailedLeavesNothingBehind) {
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"}})");
+  SessionRecord session = new_session("a");
+  faulty_->fail_commits = {1};  // the first run's insert
+  std::optional<Status> refused;
+  engine_->submit_run(session, agent, "one", [&](Result<RunRecord> run) { refused = run.status(); });
+  ASSERT_TRUE(pump([&] { return refused.has_value(); }));
+  EXPECT_FALSE(refused->is_ok());
+  settle();
+  EXPECT_TRUE(store_->list_unfinished_runs_of_session("t1", session.id, 10)->empty());
+  std::string second = submit(session, agent, "two");
+  ASSERT_TRUE(pump([&] { return finished(second); }));
+  EXPECT_EQ(run(second).status, kRunCompleted);
+  EXPECT_EQ(store_->list_runs("t1", session.id, 10)->size(), 1u);
+}
+
 }  // namespace
 }  // namespace continuum::testing
