@@ -6,13 +6,15 @@
 // the builtin `noop` tool STEPS/2 times, then answers: STEPS/2 + 1 model calls
 // and STEPS/2 tool calls, each a journaled effect (STEPS + 1 effects; we count
 // STEPS). The client starts it and awaits its result with one request,
-// POST /v1/sessions/{id}/runs {"wait": true}, in a session created for it
-// (POST /v1/sessions): two requests and two more durable writes per
-// workflow, all inside the measured latency.
+// POST /v1/runs {"agent", "input", "wait": true}, which creates a session for
+// it too, as the peers' clients start a workflow and await it with one call.
+// With SESSION_FIRST=1 it creates the session with a request of its own
+// first (POST /v1/sessions, then POST /v1/sessions/{id}/runs): two requests
+// and one more durable write per workflow, inside the measured latency.
 //
 // Env: CONTINUUM_URL, CONTINUUM_API_KEY, AGENT (the agent, already defined),
 // STEPS (10), WORKFLOWS (500 per level), CONCURRENCY ("1,64"),
-// MAX_SECONDS_PER_LEVEL (20), WARMUP (20). Prints the peers' JSON shape:
+// MAX_SECONDS_PER_LEVEL (20), WARMUP (20), SESSION_FIRST (0). Prints the peers' JSON shape:
 // {peer, steps_per_workflow, levels: [{concurrency, workflows, errors, wall_s,
 // workflows_per_s, steps_per_s, p50_ms, p99_ms, max_ms, mean_ms}]}.
 import http from 'node:http';
@@ -26,6 +28,7 @@ const workflows = Number(env('WORKFLOWS', '500'));
 const levels = env('CONCURRENCY', '1,64').split(',').map(Number);
 const maxSeconds = Number(env('MAX_SECONDS_PER_LEVEL', '20'));
 const warmup = Number(env('WARMUP', '20'));
+const sessionFirst = env('SESSION_FIRST', '0') === '1';
 
 const keepAlive = new http.Agent({ keepAlive: true, maxSockets: 1024 });
 
@@ -50,9 +53,14 @@ function post(path, body) {
   });
 }
 
-async function workflow(index) {
+async function start(index) {
+  if (!sessionFirst) return post('/v1/runs', { agent, input: `w${index}`, wait: true });
   const session = await post('/v1/sessions', { agent });
-  const run = await post(`/v1/sessions/${session.id}/runs`, { input: `w${index}`, wait: true });
+  return post(`/v1/sessions/${session.id}/runs`, { input: `w${index}`, wait: true });
+}
+
+async function workflow(index) {
+  const run = await start(index);
   if (run.status !== 'completed') throw new Error(`run ${run.id} ended ${run.status}: ${JSON.stringify(run.error)}`);
   return run;
 }
@@ -103,5 +111,6 @@ for (const concurrency of levels) {
   results.push(level);
 }
 // The peers' shape (../shared/peers): one line, a level per concurrency.
-console.log(JSON.stringify({ peer: 'continuum', steps_per_workflow: steps, levels: results }));
+console.log(JSON.stringify({ peer: 'continuum', steps_per_workflow: steps,
+                              requests_per_workflow: sessionFirst ? 2 : 1, levels: results }));
 keepAlive.destroy();

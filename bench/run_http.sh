@@ -8,7 +8,7 @@
 #   STEPS=100 WORKFLOWS=300 CONCURRENCY=64 bash bench/run_http.sh
 #
 # Env: CONTINUUM_BUILD_DIR (build), STEPS, WORKFLOWS, CONCURRENCY,
-# MAX_SECONDS_PER_LEVEL, WARMUP (passed to the client), STORE (a PostgreSQL
+# MAX_SECONDS_PER_LEVEL, WARMUP, SESSION_FIRST (passed to the client), STORE (a PostgreSQL
 # URL: run on it instead of SQLite; the database must be empty).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

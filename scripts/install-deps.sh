@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential g++ cmake ninja-build ccache pkg-config ca-certificates curl
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libsqlite3-dev libpq-dev postgresql libssl-dev libyaml-cpp-dev libcli11-dev libvalijson-dev
+  libsqlite3-dev libpq-dev postgresql libssl-dev libyaml-cpp-dev libcli11-dev libvalijson-dev libjemalloc-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   clang-14 libclang-rt-14-dev
   python3 python3-cryptography sqlite3 procps

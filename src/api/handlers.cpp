@@ -173,35 +173,45 @@ void add_agent_routes(Router& router, ApiContext& ctx) {
 
 namespace {
 
+// A new session from a request body's "agent", "user" and "metadata",
+// validated and authorized (session:create), or nullopt once an error was sent.
+std::optional<SessionRecord> new_session_from(ApiContext& ctx, HttpRequest& request, const json::object& body,
+                                              const Writer& writer) {
+  auto agent = get_string(body, "agent", "agent");
+  if (!agent.is_ok()) return writer->send(error_response(agent.status())), std::nullopt;
+  auto user = get_optional_string(body, "user", "user");
+  if (!user.is_ok()) return writer->send(error_response(user.status())), std::nullopt;
+  // End-user ids key user-scoped encryption and appear in logs: a plain alphabet.
+  if (*user && !is_valid_subject(**user)) {
+    writer->send(error_response(invalid_argument("user must be 1-128 characters of letters, digits and . _ @ : -", "user")));
+    return std::nullopt;
+  }
+  auto metadata = get_optional_object(body, "metadata", "metadata");
+  if (!metadata.is_ok()) return writer->send(error_response(metadata.status())), std::nullopt;
+  // A session belongs to the end user it names, else to its creator.
+  const Principal& who = caller(request);
+  std::string owner = user->value_or(who.user_id);
+  if (!allowed(ctx, who, "session:create", "session:*", {{"owner", owner}, {"agent", *agent}}, writer)) {
+    return std::nullopt;
+  }
+  auto agent_record = ctx.store->get_agent(who.tenant, *agent, std::nullopt);
+  if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status())), std::nullopt;
+  return SessionRecord{who.tenant, "sess_" + ctx.random->hex(12), *agent,
+                       *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
+}
+
 void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   auto body = parse_json_object(request.body.empty() ? "{}" : request.body);
   if (!body.is_ok()) return writer->send(error_response(body.status()));
   if (auto unknown = first_unknown_key(*body, {"agent", "metadata", "user"})) {
     return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
   }
-  auto agent = get_string(*body, "agent", "agent");
-  if (!agent.is_ok()) return writer->send(error_response(agent.status()));
-  auto user = get_optional_string(*body, "user", "user");
-  if (!user.is_ok()) return writer->send(error_response(user.status()));
-  // End-user ids key user-scoped encryption and appear in logs: a plain alphabet.
-  if (*user && !is_valid_subject(**user)) {
-    return writer->send(error_response(
-        invalid_argument("user must be 1-128 characters of letters, digits and . _ @ : -", "user")));
-  }
-  auto metadata = get_optional_object(*body, "metadata", "metadata");
-  if (!metadata.is_ok()) return writer->send(error_response(metadata.status()));
-  // A session belongs to the end user it names, else to its creator.
-  const Principal& who = caller(request);
-  std::string owner = user->value_or(who.user_id);
-  if (!allowed(ctx, who, "session:create", "session:*", {{"owner", owner}, {"agent", *agent}}, writer)) return;
-  auto agent_record = ctx.store->get_agent(who.tenant, *agent, std::nullopt);
-  if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status()));
-  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), *agent,
-                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
+  auto session = new_session_from(ctx, request, *body, writer);
+  if (!session) return;
   WriteBatch batch;
-  batch.session_inserts.push_back(session);
+  batch.session_inserts.push_back(*session);
   take_pending_audit(ctx, batch);
-  ctx.store->commit(std::move(batch), [&ctx, session, writer](Status result) {
+  ctx.store->commit(std::move(batch), [&ctx, session = *session, writer](Status result) {
     ctx.loop->post([session, writer, result] {
       if (!result.is_ok()) return writer->send(error_response(result));
       writer->send(json_response(201, session_view(session)));
@@ -361,33 +371,43 @@ void respond_when_finished(ApiContext& ctx, const std::string& tenant, const std
   });
 }
 
-void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
-  auto body = parse_json_object(request.body);
-  if (!body.is_ok()) return writer->send(error_response(body.status()));
-  if (auto unknown = first_unknown_key(*body, {"input", "wait", "wait_timeout_ms"})) {
-    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
-  }
-  auto input = get_string(*body, "input", "input");
-  if (!input.is_ok()) return writer->send(error_response(input.status()));
+// What a run request may say besides its session: the input and how to answer.
+struct RunRequest {
+  std::string input;
+  bool wait = false;
+  int64_t wait_timeout_ms = kWaitTimeoutDefaultMs;
+};
+
+std::optional<RunRequest> run_request_from(const json::object& body, const Writer& writer) {
+  RunRequest run;
+  auto input = get_string(body, "input", "input");
+  if (!input.is_ok()) return writer->send(error_response(input.status())), std::nullopt;
   if (input->empty() || input->size() > kInputBytesMax) {
-    return writer->send(error_response(invalid_argument("input must be 1 byte to 1 MiB of text", "input")));
+    writer->send(error_response(invalid_argument("input must be 1 byte to 1 MiB of text", "input")));
+    return std::nullopt;
   }
-  auto wait = get_optional_bool(*body, "wait", "wait");
-  if (!wait.is_ok()) return writer->send(error_response(wait.status()));
-  auto wait_timeout = get_optional_int(*body, "wait_timeout_ms", "wait_timeout_ms");
-  if (!wait_timeout.is_ok()) return writer->send(error_response(wait_timeout.status()));
-  int64_t timeout_ms = wait_timeout->value_or(kWaitTimeoutDefaultMs);
-  if (timeout_ms < 1 || timeout_ms > 3'600'000) {
-    return writer->send(error_response(invalid_argument("wait_timeout_ms must be 1-3600000", "wait_timeout_ms")));
+  run.input = std::move(*input);
+  auto wait = get_optional_bool(body, "wait", "wait");
+  if (!wait.is_ok()) return writer->send(error_response(wait.status())), std::nullopt;
+  run.wait = wait->value_or(false);
+  auto wait_timeout = get_optional_int(body, "wait_timeout_ms", "wait_timeout_ms");
+  if (!wait_timeout.is_ok()) return writer->send(error_response(wait_timeout.status())), std::nullopt;
+  run.wait_timeout_ms = wait_timeout->value_or(kWaitTimeoutDefaultMs);
+  if (run.wait_timeout_ms < 1 || run.wait_timeout_ms > 3'600'000) {
+    writer->send(error_response(invalid_argument("wait_timeout_ms must be 1-3600000", "wait_timeout_ms")));
+    return std::nullopt;
   }
-  auto session = authorized_session(ctx, caller(request), params.at("id"), "run:create", writer);
-  if (!session) return;
-  auto agent = ctx.store->get_agent(session->tenant_id, session->agent_name, std::nullopt);
+  return run;
+}
+
+void submit_and_respond(ApiContext& ctx, const SessionRecord& session, RunRequest run, Writer writer) {
+  auto agent = ctx.store->get_agent(session.tenant_id, session.agent_name, std::nullopt);
   if (!agent.is_ok()) return writer->send(error_response(agent.status()));
-  bool wait_for_end = wait->value_or(false);
   RunOptions options;
   options.audit_events = take_pending_audit(ctx);
-  ctx.engine->submit_run(*session, *agent, std::move(*input),
+  bool wait_for_end = run.wait;
+  int64_t timeout_ms = run.wait_timeout_ms;
+  ctx.engine->submit_run(session, *agent, std::move(run.input),
                          [&ctx, wait_for_end, timeout_ms, writer](Result<RunRecord> run) {
                            if (!run.is_ok()) return writer->send(error_response(run.status()));
                            if (wait_for_end) {
@@ -396,6 +416,40 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
                            writer->send(json_response(202, run_view(*run)));
                          },
                          std::move(options));
+}
+
+void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"input", "wait", "wait_timeout_ms"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto run = run_request_from(*body, writer);
+  if (!run) return;
+  auto session = authorized_session(ctx, caller(request), params.at("id"), "run:create", writer);
+  if (!session) return;
+  submit_and_respond(ctx, *session, std::move(*run), writer);
+}
+
+// POST /v1/runs: a run in a session of its own, created with it. The session
+// is committed first and the run right after it, without waiting: both reach
+// the store in one group, and the run fails if its session could not be written.
+void create_run_in_new_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
+  auto body = parse_json_object(request.body);
+  if (!body.is_ok()) return writer->send(error_response(body.status()));
+  if (auto unknown = first_unknown_key(*body, {"agent", "metadata", "user", "input", "wait", "wait_timeout_ms"})) {
+    return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
+  }
+  auto run = run_request_from(*body, writer);
+  if (!run) return;
+  auto session = new_session_from(ctx, request, *body, writer);
+  if (!session) return;
+  json::object fields{{"owner", session->user_id}, {"agent", session->agent_name}};
+  if (!allowed(ctx, caller(request), "run:create", "session:" + session->id, std::move(fields), writer)) return;
+  WriteBatch batch;
+  batch.session_inserts.push_back(*session);
+  ctx.store->commit(std::move(batch), [](Status) {});  // its outcome is the run's: see above
+  submit_and_respond(ctx, *session, std::move(*run), writer);
 }
 
 void get_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {
@@ -487,6 +541,7 @@ void add_run_routes(Router& router, ApiContext& ctx) {
   });
   router.add("POST", "/v1/sessions/{id}/runs",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { create_run(ctx, r, p, w); });
+  router.add("POST", "/v1/runs", [&ctx](HttpRequest& r, const PathParams&, Writer w) { create_run_in_new_session(ctx, r, w); });
   router.add("GET", "/v1/runs/{id}", [&ctx](HttpRequest& r, const PathParams& p, Writer w) { get_run(ctx, r, p, w); });
   router.add("GET", "/v1/runs/{id}/steps",
              [&ctx](HttpRequest& r, const PathParams& p, Writer w) { list_steps(ctx, r, p, w); });

@@ -6,6 +6,7 @@
 namespace continuum {
 
 void tune_process_resources() {
+  // For glibc's malloc (the sanitizer builds and tools); the server links jemalloc.
   mallopt(M_TRIM_THRESHOLD, 64 * 1024 * 1024);
   mallopt(M_MMAP_THRESHOLD, 16 * 1024 * 1024);
   rlimit files{};

@@ -173,7 +173,10 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
     // shown before its commit; if the insert fails, so does everything after.
     std::string run_id = run.id;
     activate(std::move(run), agent_spec);
-    if (ActiveRun* active = find_run(run_id)) start_run(*active);
+    if (ActiveRun* active = find_run(run_id)) {
+      active->session_user = session.user_id;  // the session may not be durable yet either (POST /v1/runs)
+      start_run(*active);
+    }
   }
 }
 

@@ -91,6 +91,39 @@ class RunsTest(IntegrationTest):
         self.assertEqual(kinds[0], "run_created")
         self.assertEqual(kinds[-2:], ["model_call", "run_completed"])
 
+    def test_a_run_in_a_session_of_its_own_takes_one_request(self):
+        self.make_agent("oneshot", "turns")
+        resp = self.client.post("/v1/runs", {"agent": "oneshot", "input": "hi", "wait": True,
+                                             "user": "dana", "metadata": {"ticket": 7}})
+        self.assertEqual(resp.status, 200, resp)
+        run = resp.body
+        self.assert_completed(run, "turn 1: hi")
+        session = self.client.get(f"/v1/sessions/{run['session_id']}").body
+        self.assertEqual((session["agent"], session["user"], session["metadata"]), ("oneshot", "dana", {"ticket": 7}))
+        self.assertEqual([r["id"] for r in self.client.get(f"/v1/sessions/{run['session_id']}/runs").body["data"]],
+                         [run["id"]])
+        # The session goes on like any other: the next run continues its conversation.
+        again = self.client.post(f"/v1/sessions/{run['session_id']}/runs", {"input": "more", "wait": True}).body
+        self.assert_completed(again, "turn 2: more")
+        # Without wait: 202 with the run; it finishes on its own.
+        started = self.client.post("/v1/runs", {"agent": "oneshot", "input": "later"})
+        self.assertEqual(started.status, 202, started)
+        self.assert_completed(self.finished(started.body), "turn 1: later")
+
+    def test_a_run_in_a_session_of_its_own_refuses_bad_requests(self):
+        self.make_agent("oneshot2", "turns")
+        for body, param in (({"agent": "oneshot2"}, "input"), ({"input": "x"}, "agent"),
+                            ({"agent": "oneshot2", "input": "x", "session": "s"}, "session"),
+                            ({"agent": "oneshot2", "input": "x", "user": "no spaces"}, "user"),
+                            ({"agent": "oneshot2", "input": "x", "wait": "yes"}, "wait")):
+            resp = self.client.post("/v1/runs", body)
+            self.assertEqual(resp.status, 400, (body, resp))
+            self.assertEqual(resp.body["error"]["param"], param, resp)
+        self.assertEqual(self.client.post("/v1/runs", {"agent": "missing", "input": "x"}).status, 404)
+        before = len(self.client.get("/v1/sessions?limit=100").body["data"])
+        self.client.post("/v1/runs", {"agent": "oneshot2", "input": ""})
+        self.assertEqual(len(self.client.get("/v1/sessions?limit=100").body["data"]), before, "no session left behind")
+
     def test_wait_timeout_returns_the_run_still_going(self):
         self.tools.control(tools={"the_tool": {"delay_ms": 3000}})
         self.agent_with_tool("patient", "one_tool")
