@@ -25,6 +25,7 @@ Result<policy::Decision> decide(ApiContext& ctx, const Principal& who, const std
   resource_fields["type"] = colon == std::string::npos ? resource : resource.substr(0, colon);
   resource_fields["id"] = colon == std::string::npos ? "" : resource.substr(colon + 1);
   policy::Request request;
+  request.explain = false;  // deciding only
   request.identities = who.identities();
   request.action = action;
   request.resource = resource;

@@ -350,9 +350,10 @@ void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string
       if (respond) respond(ended);
     }
   };
+  bool terminal_only = !or_when;
   *token = ctx.engine->subscribe(run_id, [waiter, fire, or_when = std::move(or_when)](const RunEvent& event) {
     if (event.terminal || (or_when && or_when(event))) fire(true);
-  });
+  }, terminal_only);
   ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
   *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false); });
   auto current = ctx.store->get_run(tenant, run_id);

@@ -86,6 +86,7 @@ class SessionHistory final : public policy::History {
 // what `when` sees (docs/policy.md, "Effects in runs").
 policy::Request effect_policy_request(const EffectRequest& request) {
   policy::Request out;
+  out.explain = false;  // deciding only
   if (!request.user_id.empty()) out.identities.push_back("user:" + request.user_id);
   out.identities.push_back("agent:" + request.agent);
   out.action = request.action;

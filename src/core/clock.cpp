@@ -1,6 +1,10 @@
 #include "core/clock.h"
 
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
+
+#include <array>
+#include <cstring>
 
 #include <chrono>
 #include <cstdio>
@@ -38,18 +42,44 @@ std::string to_hex(const unsigned char* bytes, int count) {
 }
 }  // namespace
 
+namespace {
+
+// Bytes from OpenSSL's CSPRNG, drawn 4 KiB at a time per thread: ids are made
+// for every run, item and step batch, and each call into the CSPRNG costs far
+// more than the bytes. Handed-out bytes are wiped from the pool.
+void random_bytes(unsigned char* out, size_t count) {
+  thread_local std::array<unsigned char, 4096> pool;
+  thread_local size_t used = pool.size();
+  if (count > pool.size() / 8) {
+    if (RAND_bytes(out, static_cast<int>(count)) != 1) {
+      std::fprintf(stderr, "RAND_bytes failed\n");
+      std::abort();
+    }
+    return;
+  }
+  if (pool.size() - used < count) {
+    if (RAND_bytes(pool.data(), static_cast<int>(pool.size())) != 1) {
+      std::fprintf(stderr, "RAND_bytes failed\n");
+      std::abort();
+    }
+    used = 0;
+  }
+  std::memcpy(out, pool.data() + used, count);
+  OPENSSL_cleanse(pool.data() + used, count);
+  used += count;
+}
+
+}  // namespace
+
 double SystemRandom::uniform() {
   uint64_t value = 0;
-  RAND_bytes(reinterpret_cast<unsigned char*>(&value), sizeof(value));
+  random_bytes(reinterpret_cast<unsigned char*>(&value), sizeof(value));
   return static_cast<double>(value >> 11) / static_cast<double>(1ULL << 53);
 }
 
 std::string SystemRandom::hex(int byte_count) {
   std::vector<unsigned char> bytes(static_cast<size_t>(byte_count));
-  if (RAND_bytes(bytes.data(), byte_count) != 1) {
-    std::fprintf(stderr, "RAND_bytes failed\n");
-    std::abort();
-  }
+  random_bytes(bytes.data(), bytes.size());
   return to_hex(bytes.data(), byte_count);
 }
 

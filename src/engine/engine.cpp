@@ -617,9 +617,9 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
   });
 }
 
-int64_t Engine::subscribe(const std::string& run_id, Listener listener) {
+int64_t Engine::subscribe(const std::string& run_id, Listener listener, bool terminal_only) {
   int64_t token = next_listener_token_++;
-  listeners_[run_id].emplace(token, std::move(listener));
+  listeners_[run_id].emplace(token, Subscription{std::move(listener), terminal_only});
   return token;
 }
 
@@ -635,20 +635,27 @@ void Engine::publish(const RunEvent& event) {
   if (found == listeners_.end()) return;
   // Listeners may unsubscribe while being called: iterate over a copy of the tokens.
   std::vector<int64_t> tokens;
-  for (const auto& [token, listener] : found->second) tokens.push_back(token);
+  for (const auto& [token, subscription] : found->second) {
+    if (event.terminal || !subscription.terminal_only) tokens.push_back(token);
+  }
   for (int64_t token : tokens) {
     auto again = listeners_.find(event.run_id);
     if (again == listeners_.end()) return;
-    auto listener = again->second.find(token);
-    if (listener != again->second.end()) {
-      Listener copy = listener->second;
+    auto subscription = again->second.find(token);
+    if (subscription != again->second.end()) {
+      Listener copy = subscription->second.listener;
       copy(event);
     }
   }
 }
 
 void Engine::publish_step(const StepRecord& step, bool terminal) {
-  if (!listeners_.count(step.run_id)) return;  // rendering the step costs a parse; skip it when nobody listens
+  // Rendering the step costs a parse: skip it when nobody listens for it.
+  auto found = listeners_.find(step.run_id);
+  if (found == listeners_.end()) return;
+  bool wanted = terminal;
+  for (const auto& [token, subscription] : found->second) wanted = wanted || !subscription.terminal_only;
+  if (!wanted) return;
   publish(RunEvent{step.run_id, step.seq, step.kind, step_to_json_text(step), terminal});
 }
 

@@ -113,7 +113,9 @@ class Engine {
   void cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done);
 
   using Listener = std::function<void(const RunEvent&)>;
-  int64_t subscribe(const std::string& run_id, Listener listener);
+  // With `terminal_only`, the listener is told of the run's terminal step only
+  // (and steps are not rendered for it).
+  int64_t subscribe(const std::string& run_id, Listener listener, bool terminal_only = false);
   void unsubscribe(const std::string& run_id, int64_t token);
 
   // Stops launching effects; `done` runs when no commit is in flight. Unfinished
@@ -248,7 +250,11 @@ class Engine {
   };
   std::unordered_map<std::string, RemoteFollow> remote_follows_;             // by run id
   std::unordered_map<std::string, std::shared_ptr<const AgentSpec>> agents_;  // "tenant/name/version"
-  std::unordered_map<std::string, std::map<int64_t, Listener>> listeners_;   // by run id
+  struct Subscription {
+    Listener listener;
+    bool terminal_only = false;
+  };
+  std::unordered_map<std::string, std::map<int64_t, Subscription>> listeners_;  // by run id
   int64_t next_listener_token_ = 1;
   uint64_t next_generation_ = 1;
   std::atomic<int64_t> active_runs_gauge_{0};  // runs_.size(), readable from the metrics thread

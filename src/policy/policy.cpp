@@ -46,24 +46,28 @@ struct Verdict {
 };
 
 // The targets matched; decides on `when` and fails closed on its errors.
-Verdict judge_condition(const Statement& statement, const Request& request, std::string matched) {
+Verdict judge_condition(const Statement& statement, const Request& request, const std::string& matched) {
   Verdict verdict;
   if (!statement.when) {
     verdict.applies = true;
-    verdict.trace = "applies: " + matched;
+    if (request.explain) verdict.trace = "applies: " + matched;
     return verdict;
   }
   Result<bool> result = statement.when->evaluate(request.context, request.history);
   if (result.is_ok()) {
     verdict.applies = *result;
-    verdict.trace = std::string(*result ? "applies: " : "does not apply: ") + matched + "; when is " +
-                    (*result ? "true" : "false");
+    if (request.explain) {
+      verdict.trace = std::string(*result ? "applies: " : "does not apply: ") + matched + "; when is " +
+                      (*result ? "true" : "false");
+    }
     return verdict;
   }
   verdict.condition_error = result.status().message();
   verdict.applies = statement.effect != Effect::kAllow;  // fail closed
-  verdict.trace = std::string(verdict.applies ? "applies (fail closed): " : "does not apply (fail closed): ") +
-                  matched + "; when could not be evaluated: " + verdict.condition_error;
+  if (request.explain) {
+    verdict.trace = std::string(verdict.applies ? "applies (fail closed): " : "does not apply (fail closed): ") +
+                    matched + "; when could not be evaluated: " + verdict.condition_error;
+  }
   return verdict;
 }
 
@@ -71,22 +75,27 @@ Verdict judge(const Statement& statement, const Request& request) {
   Verdict verdict;
   Match principal = first_match(statement.principals, request.identities);
   if (principal.pattern == nullptr) {
-    verdict.trace = "does not apply: no principal pattern matches the identities " + join(request.identities);
+    if (request.explain) {
+      verdict.trace = "does not apply: no principal pattern matches the identities " + join(request.identities);
+    }
     return verdict;
   }
   const std::string* action = first_match(statement.actions, request.action);
   if (action == nullptr) {
-    verdict.trace = "does not apply: action '" + request.action + "' matches no action pattern";
+    if (request.explain) verdict.trace = "does not apply: action '" + request.action + "' matches no action pattern";
     return verdict;
   }
   const std::string* resource = first_match(statement.resources, request.resource);
   if (resource == nullptr) {
-    verdict.trace = "does not apply: resource '" + request.resource + "' matches no resource pattern";
+    if (request.explain) {
+      verdict.trace = "does not apply: resource '" + request.resource + "' matches no resource pattern";
+    }
     return verdict;
   }
+  if (!request.explain) return judge_condition(statement, request, {});
   std::string matched = "principal '" + *principal.pattern + "' matched '" + *principal.value + "', action '" +
                         *action + "', resource '" + *resource + "'";
-  return judge_condition(statement, request, std::move(matched));
+  return judge_condition(statement, request, matched);
 }
 
 std::string reason_for(const Statement& statement, const Verdict& verdict, const Request& request) {
@@ -121,7 +130,9 @@ Decision evaluate(const PolicyDocument& policy, const Request& request) {
   Verdict deciding_verdict[3];
   for (const Statement& statement : policy.statements) {
     Verdict verdict = judge(statement, request);
-    decision.trace.push_back(statement.id + " (" + effect_name(statement.effect) + "): " + verdict.trace);
+    if (request.explain) {
+      decision.trace.push_back(statement.id + " (" + effect_name(statement.effect) + "): " + verdict.trace);
+    }
     auto slot = static_cast<size_t>(statement.effect);
     if (verdict.applies && deciding[slot] == nullptr) {
       deciding[slot] = &statement;

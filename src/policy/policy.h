@@ -67,13 +67,14 @@ struct Request {
   std::string resource;                 // "tool:refund"
   json::object context;                 // what `when` sees (see Expression::evaluate)
   History* history = nullptr;           // for count()/sum(); may be null; not owned
+  bool explain = true;                  // fill Decision::trace (the hot paths, deciding only, do not)
 };
 
 struct Decision {
   Effect effect = Effect::kDeny;
   std::string statement_id;          // the statement that decided; "" for the default deny
   std::string reason;                // one human sentence
-  std::vector<std::string> trace;    // per statement, in order: why it applied or not
+  std::vector<std::string> trace;    // per statement, in order: why it applied or not (if explained)
 };
 
 // Evaluates every statement (so the trace is complete) and combines them as

@@ -58,8 +58,8 @@ TEST_F(EngineTest, RestartResumesWithoutRepeatingCompletedToolsAndResendsInFligh
   set_script(kScript);
   start_engine();
   AgentRecord agent = put_agent(kAgent);
-  std::string run_id = submit(new_session("triage"), agent, "C-3");
   tools_.hold = true;  // tool calls are sent but their results never arrive
+  std::string run_id = submit(new_session("triage"), agent, "C-3");  // it starts at once
   ASSERT_TRUE(pump([&] { return tools_.keys.size() == 2; }));
   // Deliver only the first result, let it commit, then "crash".
   tools_.held.front()();
@@ -152,9 +152,14 @@ TEST_F(EngineTest, SecondInputQueuesBehindActiveRunAndSeesItsHistory) {
   start_engine();
   AgentRecord agent = put_agent(kAgent);
   SessionRecord session = new_session("triage");
-  std::string first = submit(session, agent, "one");
-  std::string second = submit(session, agent, "two");
-  EXPECT_EQ(run(second).status, kRunQueued);
+  // Both submitted before either is durable: the first starts at once, the second waits.
+  std::optional<RunRecord> first_record, second_record;
+  engine_->submit_run(session, agent, "one", [&](Result<RunRecord> run) { first_record = *run; });
+  engine_->submit_run(session, agent, "two", [&](Result<RunRecord> run) { second_record = *run; });
+  ASSERT_TRUE(pump([&] { return first_record && second_record; }));
+  EXPECT_EQ(first_record->status, kRunRunning);
+  EXPECT_EQ(second_record->status, kRunQueued);
+  std::string first = first_record->id, second = second_record->id;
   ASSERT_TRUE(pump([&] { return finished(first) && finished(second); }));
   EXPECT_EQ(snapshot_from_json(run(first).snapshot_json)->output, "turn 1: one");
   EXPECT_EQ(snapshot_from_json(run(second).snapshot_json)->output, "turn 2: two");
