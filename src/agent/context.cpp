@@ -16,6 +16,7 @@ bool has_role(const json::object& message, std::string_view role) {
 // A turn's oldest item is its user message; if that item was not read, the
 // turn is incomplete and must not be shown in part.
 bool is_user_item(const ContextItem& item) {
+  if (item.message) return has_role(*item.message, "user");
   auto parsed = parse_json_object(item.message_json);
   return parsed.is_ok() && has_role(*parsed, "user");
 }
@@ -24,7 +25,7 @@ bool is_user_item(const ContextItem& item) {
 void append_oldest_first(const std::vector<ContextItem>& newest_first, size_t begin, size_t end,
                          std::vector<json::object>& out) {
   for (size_t i = end; i-- > begin;) {
-    auto parsed = parse_json_object(newest_first[i].message_json);
+    auto parsed = item_message(newest_first[i]);
     if (parsed.is_ok()) out.push_back(std::move(*parsed));
   }
 }
@@ -44,7 +45,7 @@ std::vector<json::object> truncated_turn(const std::string& user_message, const 
   std::vector<json::object> tail;
   append_oldest_first(items, 0, kept, tail);
   while (kept < turn_end && (tail.empty() || has_role(tail.front(), "tool"))) {
-    auto older = parse_json_object(items[kept++].message_json);
+    auto older = item_message(items[kept++]);
     if (older.is_ok()) tail.insert(tail.begin(), std::move(*older));
   }
   while (!tail.empty() && has_role(tail.front(), "tool")) tail.erase(tail.begin());
@@ -76,6 +77,11 @@ int64_t cost_of(const std::vector<ContextItem>& newest_first, size_t begin, size
 }
 
 }  // namespace
+
+Result<json::object> item_message(const ContextItem& item) {
+  if (item.message) return *item.message;
+  return parse_json_object(item.message_json);
+}
 
 json::array assemble_context(const std::string& instructions, const std::string& current_run_id,
                              const std::string& current_user_message,

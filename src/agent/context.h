@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -16,7 +17,14 @@ int64_t estimate_tokens(const std::string& message_json);
 struct ContextItem {
   std::string run_id;
   std::string message_json;
+  // message_json parsed, when the holder parsed it once for every model call
+  // to come (the engine's in-memory context); null = parse when needed.
+  std::shared_ptr<const json::object> message;
 };
+
+// An item's message as an object (from `message` if set); kInvalidArgument if
+// message_json is not a JSON object.
+Result<json::object> item_message(const ContextItem& item);
 
 // Builds the messages for the model, oldest first: the system instructions,
 // then the current run's turn, preceded by as many whole earlier turns as

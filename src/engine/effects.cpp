@@ -62,7 +62,7 @@ Result<std::vector<ContextItem>> Engine::read_context_items(const ActiveRun& run
     for (auto& item : items) {
       used += estimate_tokens(item.message_json);
       before_seq = item.seq;
-      newest_first.push_back(ContextItem{std::move(item.run_id), std::move(item.message_json)});
+      newest_first.push_back(ContextItem{std::move(item.run_id), std::move(item.message_json), nullptr});
     }
     if (static_cast<int>(items.size()) < page) break;
     page = std::min(page * 4, 1024);
@@ -81,12 +81,26 @@ std::optional<RunEvent> Engine::partial_text(const std::string& run_id) {
                   false};
 }
 
+namespace {
+
+// Parsed once here rather than at each model call of the run.
+void keep_parsed(ContextItem& item) {
+  if (auto parsed = parse_json_object(item.message_json); parsed.is_ok()) {
+    item.message = std::make_shared<const json::object>(std::move(*parsed));
+  }
+}
+
+}  // namespace
+
 Status Engine::load_context(ActiveRun& run) {
   if (run.context_loaded) return Status::ok();
   ASSIGN_OR_RETURN(auto loaded, read_context_items(run));
   run.context.assign(loaded.begin(), loaded.end());
   run.context_tokens = 0;
-  for (const auto& item : run.context) run.context_tokens += estimate_tokens(item.message_json);
+  for (auto& item : run.context) {
+    run.context_tokens += estimate_tokens(item.message_json);
+    keep_parsed(item);
+  }
   run.context_loaded = true;
   return Status::ok();
 }
@@ -95,7 +109,8 @@ void Engine::remember_context_items(ActiveRun& run, const std::vector<std::strin
   if (!run.context_loaded) return;  // loaded from the store at the next model call
   for (const auto& message : messages) {
     run.context_tokens += estimate_tokens(message);
-    run.context.push_front(ContextItem{run.record.id, message});
+    run.context.push_front(ContextItem{run.record.id, message, nullptr});
+    keep_parsed(run.context.front());
   }
   // Keep covering the budget: drop the oldest item only while the rest still
   // covers it, and never the call a kept tool result answers (a result larger

@@ -29,8 +29,9 @@ ModelOutcome outcome_from_reply(const ScriptReply& reply) {
 
 void ScriptedProvider::complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
                                 std::function<void(ModelOutcome)> done) {
-  json::object chat{{"model", request.spec.model}, {"messages", request.messages}};
-  if (!request.tools.empty()) chat["tools"] = request.tools;
+  json::object chat{{"model", request.spec.model}};
+  chat.emplace("messages", std::move(request.messages));  // the request is ours: no copy
+  if (!request.tools.empty()) chat.emplace("tools", std::move(request.tools));
   ScriptReply reply = book_->respond(chat);
   auto deliver = [reply, on_text_delta = std::move(on_text_delta), done = std::move(done)] {
     ModelOutcome outcome = outcome_from_reply(reply);

@@ -6,7 +6,13 @@ namespace continuum {
 namespace {
 
 ContextItem item(const std::string& run, const std::string& role, const std::string& content) {
-  return ContextItem{run, to_json(json::object{{"role", role}, {"content", content}})};
+  return ContextItem{run, to_json(json::object{{"role", role}, {"content", content}}), nullptr};
+}
+
+// The same item with its message already parsed, as the engine keeps them.
+ContextItem parsed(ContextItem item) {
+  item.message = std::make_shared<const json::object>(*parse_json_object(item.message_json));
+  return item;
 }
 
 std::string user(const std::string& content) { return item("", "user", content).message_json; }
@@ -25,6 +31,17 @@ TEST(ContextTest, CurrentTurnAndWholeEarlierTurnsThatFit) {
   json::array context = assemble_context("sys", "r3", user("q3"), items, 400);
   EXPECT_EQ(roles(context), (std::vector<std::string>{"system", "user", "assistant", "user"}));
   EXPECT_EQ(context.back().as_object().at("content").as_string(), "q3");
+}
+
+TEST(ContextTest, ParsedItemsGiveTheSameContext) {
+  std::vector<ContextItem> items = {item("r2", "tool", "t"), item("r2", "assistant", std::string(400, 'b')),
+                                    item("r2", "user", "q2"), item("r1", "assistant", "a"), item("r1", "user", "q1")};
+  std::vector<ContextItem> kept;
+  for (const auto& each : items) kept.push_back(parsed(each));
+  for (int64_t budget : {40, 400, 16000}) {
+    EXPECT_EQ(assemble_context("sys", "r2", user("q2"), kept, budget),
+              assemble_context("sys", "r2", user("q2"), items, budget)) << budget;
+  }
 }
 
 TEST(ContextTest, OversizedCurrentTurnKeepsUserMessageAndNewestItems) {
@@ -61,7 +78,7 @@ TEST(ContextTest, IncompleteEarlierTurnIsLeftOut) {
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user"}));
 }
 
-ContextItem message(const std::string& run, json::object obj) { return ContextItem{run, to_json(obj)}; }
+ContextItem message(const std::string& run, json::object obj) { return ContextItem{run, to_json(obj), nullptr}; }
 
 ContextItem calls(const std::string& run, std::initializer_list<const char*> ids) {
   json::array tool_calls;
