@@ -8,6 +8,8 @@
 // BENCH_STORE=postgres://... runs them on PostgreSQL (its tables are dropped
 // first); the default is a SQLite file in BENCH_DIR. BENCH_ENCRYPTION=1 puts
 // the sealing layer (encryption at rest) over the store, as the server does.
+// Commits made on the loop are coalesced as in the server (BENCH_COALESCE_US,
+// default 1000; 0 = each at once).
 // Each prints one JSON line. A "step" is one committed journal entry of a
 // model or tool call; the provider asks for the noop tool until the run has
 // made the wanted number of model calls, then answers.
@@ -31,6 +33,7 @@
 #include "core/config.h"
 #include "crypto/keyring.h"
 #include "store/open_store.h"
+#include "store/coalescing_store.h"
 #include "store/sealing_store.h"
 #include "store/postgres/pg_connection.h"
 
@@ -141,6 +144,12 @@ struct World {
       sealing = std::make_unique<SealingStore>(*backend, *keyring, SystemRandom::instance());
       store = sealing.get();
     }
+    CoalescingStore::Options coalescing_options;
+    if (std::string us = read_process_env("BENCH_COALESCE_US"); !us.empty()) {
+      coalescing_options.max_delay_us = std::stoll(us);
+    }
+    coalescing = std::make_unique<CoalescingStore>(*store, loop, SystemClock::instance(), coalescing_options);
+    store = coalescing.get();
     provider = std::make_unique<CountingProvider>(loop, model_calls_per_run);
     tools = std::make_unique<NoopTools>(loop);
     engine = std::make_unique<Engine>(
@@ -150,11 +159,15 @@ struct World {
   ~World() {
     loop.stop();
     if (thread.joinable()) thread.join();
+    coalescing.reset();
     sealing.reset();
     backend.reset();
     engine.reset();
   }
-  void start_loop() { thread = std::thread([this] { loop.run(); }); }
+  void start_loop() {
+    loop.post([this] { coalescing->attach_to_loop_thread(); });
+    thread = std::thread([this] { loop.run(); });
+  }
   AgentRecord agent() {
     AgentRecord record{"t", "bench", 1, "", SystemClock::instance().now_ms()};
     auto spec = parse_agent_spec(*parse_json_object(agent_spec_json()));
@@ -192,7 +205,8 @@ struct World {
   std::unique_ptr<LocalKeyEncryptionKeys> keks;
   std::unique_ptr<Keyring> keyring;
   std::unique_ptr<SealingStore> sealing;
-  Store* store = nullptr;  // backend, or sealing over it
+  std::unique_ptr<CoalescingStore> coalescing;
+  Store* store = nullptr;  // coalescing over sealing (if on) over backend
   std::unique_ptr<CountingProvider> provider;
   std::unique_ptr<NoopTools> tools;
   std::unique_ptr<Engine> engine;
