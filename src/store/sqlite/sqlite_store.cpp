@@ -22,8 +22,11 @@ Status apply_pragmas(SqliteDb& db) {
 
 Status migrate(SqliteDb& db) {
   RETURN_IF_ERROR(db.exec("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)"));
-  ASSIGN_OR_RETURN(auto query, db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
-  int64_t current = query.step() ? query.column_int(0) : 0;
+  int64_t current = 0;
+  {  // finished before migrating: a statement left open locks the schema (DROP fails)
+    ASSIGN_OR_RETURN(auto query, db.prepare("SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+    current = query.step() ? query.column_int(0) : 0;
+  }
   const auto& migrations = sqlite_migrations();
   if (current > static_cast<int64_t>(migrations.size())) {
     return internal_error("database schema version " + std::to_string(current) +
@@ -199,24 +202,41 @@ void SqliteStore::commit(WriteBatch batch, std::function<void(Status)> done) {
 
 void SqliteStore::commit_many(std::vector<CommitRequest> requests) { writes_.submit_all(std::move(requests)); }
 
+// Optimistically first: every batch applied in one transaction without
+// savepoints (they cost a sub-journal write of each page a batch changes).
+// If one fails, the transaction is rolled back and the group applied again,
+// each batch under its own savepoint, so only the failing ones fail.
 void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   std::vector<Status> results(group.size());
   Status commit = run_cached(write_db_, "BEGIN IMMEDIATE");
-  if (commit.is_ok()) {
-    for (size_t i = 0; i < group.size(); ++i) {
-      Status savepoint = run_cached(write_db_, "SAVEPOINT batch");
-      results[i] = savepoint.is_ok() ? apply(group[i].batch) : savepoint;
-      if (!results[i].is_ok()) {
-        (void)run_cached(write_db_, "ROLLBACK TO batch");
-        audit_heads_.clear();
-      }
-      (void)run_cached(write_db_, "RELEASE batch");
-    }
+  bool all_applied = commit.is_ok();
+  for (size_t i = 0; all_applied && i < group.size(); ++i) all_applied = apply(group[i].batch).is_ok();
+  if (all_applied) {
     commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
     if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
+  } else if (commit.is_ok()) {
+    (void)write_db_.exec("ROLLBACK");
+    audit_heads_.clear();
+    commit = commit_each_under_savepoint(group, results);
   }
   if (!commit.is_ok()) audit_heads_.clear();
   writes_.finish(group, results, commit);
+}
+
+Status SqliteStore::commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results) {
+  RETURN_IF_ERROR(run_cached(write_db_, "BEGIN IMMEDIATE"));
+  for (size_t i = 0; i < group.size(); ++i) {
+    Status savepoint = run_cached(write_db_, "SAVEPOINT batch");
+    results[i] = savepoint.is_ok() ? apply(group[i].batch) : savepoint;
+    if (!results[i].is_ok()) {
+      (void)run_cached(write_db_, "ROLLBACK TO batch");
+      audit_heads_.clear();
+    }
+    (void)run_cached(write_db_, "RELEASE batch");
+  }
+  Status commit = run_cached(write_db_, "COMMIT");
+  if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
+  return commit;
 }
 
 Status SqliteStore::apply(const WriteBatch& batch) {
@@ -584,8 +604,8 @@ Result<std::vector<RunRecord>> SqliteStore::list_unfinished_runs() {
   std::lock_guard lock(read_mutex_);
   ASSIGN_OR_RETURN(auto query, read_db_.prepare_cached(
                                    std::string("SELECT ") + kRunColumns +
-                                   " FROM runs WHERE status NOT IN ('completed', 'failed', 'cancelled') "
-                                   "ORDER BY rowid"));
+                                   " FROM runs INDEXED BY runs_unfinished WHERE status <> 'completed' "
+                                   "AND status <> 'failed' AND status <> 'cancelled' ORDER BY rowid"));
   return collect_rows(query, read_run);
 }
 

@@ -84,6 +84,7 @@ class SqliteStore final : public Store {
   SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics);
   Status open_connections();
   void commit_group(std::vector<PendingBatch>& group);
+  Status commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results);
   Status apply(const WriteBatch& batch);
   Status apply_session_delete(const SessionRecord& session);
   Status apply_governance(const WriteBatch& batch);  // API keys and policies
