@@ -208,9 +208,10 @@ void SqliteStore::commit_many(std::vector<CommitRequest> requests) { writes_.sub
 // each batch under its own savepoint, so only the failing ones fail.
 void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   std::vector<Status> results(group.size());
+  std::vector<RunUpdatePlan> plan = plan_run_updates(group);
   Status commit = run_cached(write_db_, "BEGIN IMMEDIATE");
   bool all_applied = commit.is_ok();
-  for (size_t i = 0; all_applied && i < group.size(); ++i) all_applied = apply(group[i].batch).is_ok();
+  for (size_t i = 0; all_applied && i < group.size(); ++i) all_applied = apply(group[i].batch, &plan[i]).is_ok();
   if (all_applied) {
     commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
     if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
@@ -221,6 +222,40 @@ void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   }
   if (!commit.is_ok()) audit_heads_.clear();
   writes_.finish(group, results, commit);
+}
+
+// A run updated by several batches of a group with consecutive versions
+// (its steps, one after another) is written once, by the last of them, which
+// checks the version the first one expected: the same outcome in the same
+// transaction, without rewriting the row (and its sealed snapshot) per step.
+std::vector<SqliteStore::RunUpdatePlan> SqliteStore::plan_run_updates(const std::vector<PendingBatch>& group) {
+  struct Last {
+    size_t batch = 0, index = 0;
+    int64_t first_expected = 0, version = 0;
+    bool chained = true;
+  };
+  std::vector<RunUpdatePlan> plan(group.size());
+  std::map<std::pair<std::string, std::string>, Last> last_update;  // by (tenant, run)
+  for (size_t b = 0; b < group.size(); ++b) {
+    const auto& updates = group[b].batch.run_updates;
+    for (size_t u = 0; u < updates.size(); ++u) {
+      auto [entry, first] = last_update.try_emplace({updates[u].tenant_id, updates[u].id});
+      Last& last = entry->second;
+      if (!first && last.chained && updates[u].version == last.version + 1) {
+        plan[last.batch][last.index] = kSkip;
+        plan[b][u] = last.first_expected;
+      } else if (!first) {
+        last.chained = false;  // not the next version: written and checked as it is
+        plan[b].erase(u);
+      } else {
+        last.first_expected = updates[u].version - 1;
+      }
+      last.batch = b;
+      last.index = u;
+      last.version = updates[u].version;
+    }
+  }
+  return plan;
 }
 
 Status SqliteStore::commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results) {
@@ -239,7 +274,7 @@ Status SqliteStore::commit_each_under_savepoint(std::vector<PendingBatch>& group
   return commit;
 }
 
-Status SqliteStore::apply(const WriteBatch& batch) {
+Status SqliteStore::apply(const WriteBatch& batch, const RunUpdatePlan* run_updates) {
   for (const auto& agent : batch.agent_inserts) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
                                       "INSERT INTO agents (tenant_id, name, version, spec, created_at_ms) "
@@ -297,15 +332,23 @@ Status SqliteStore::apply(const WriteBatch& batch) {
         .bind(9, run.created_at_ms).bind(10, run.updated_at_ms).bind(11, run.version);
     RETURN_IF_ERROR(insert.run());
   }
-  for (const auto& run : batch.run_updates) {
+  for (size_t u = 0; u < batch.run_updates.size(); ++u) {
+    const auto& run = batch.run_updates[u];
+    int64_t expected = run.version - 1;
+    if (run_updates != nullptr) {
+      if (auto planned = run_updates->find(u); planned != run_updates->end()) {
+        if (planned->second == kSkip) continue;
+        expected = planned->second;
+      }
+    }
     ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached(
                                       "UPDATE runs SET status = ?, snapshot = ?, updated_at_ms = ?, version = ? "
                                       "WHERE tenant_id = ? AND id = ? AND version = ?"));
     update.bind(1, run.status).bind(2, run.snapshot_json).bind(3, run.updated_at_ms).bind(4, run.version)
-        .bind(5, run.tenant_id).bind(6, run.id).bind(7, run.version - 1);
+        .bind(5, run.tenant_id).bind(6, run.id).bind(7, expected);
     RETURN_IF_ERROR(update.run());
     if (write_db_.changes() != 1) {
-      return conflict("run " + run.id + " is missing or not at version " + std::to_string(run.version - 1));
+      return conflict("run " + run.id + " is missing or not at version " + std::to_string(expected));
     }
   }
   for (const auto& step : batch.steps) {

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <memory>
+#include <map>
 #include <mutex>
 #include <unordered_map>
 
@@ -85,7 +86,13 @@ class SqliteStore final : public Store {
   Status open_connections();
   void commit_group(std::vector<PendingBatch>& group);
   Status commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results);
-  Status apply(const WriteBatch& batch);
+  // What a group's run updates become when they are written together: per
+  // batch, per index in its run_updates, kSkip or the version to check
+  // against (instead of version - 1). See plan_run_updates.
+  using RunUpdatePlan = std::map<size_t, int64_t>;
+  static constexpr int64_t kSkip = -1;
+  static std::vector<RunUpdatePlan> plan_run_updates(const std::vector<PendingBatch>& group);
+  Status apply(const WriteBatch& batch, const RunUpdatePlan* run_updates = nullptr);
   Status apply_session_delete(const SessionRecord& session);
   Status apply_governance(const WriteBatch& batch);  // API keys and policies
   Status apply_approvals(const WriteBatch& batch);

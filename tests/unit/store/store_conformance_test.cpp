@@ -147,6 +147,60 @@ TEST_P(StoreConformanceTest, FailingBatchFailsAloneInsideGroupCommit) {
   EXPECT_LT(store_->stats().transactions_committed, 50) << "batches share transactions";
 }
 
+// Steps of one run, committed together (CoalescingStore hands them over with
+// commit_many): the run's updates apply in order, each checked against the
+// version before it, whether or not the backend writes the row once.
+TEST_P(StoreConformanceTest, ConsecutiveRunUpdatesInOneGroupKeepTheirVersionChecks) {
+  add_session("t1", "s");
+  add_run("t1", "s", "r", kRunRunning);  // version 1
+  auto update = [](int64_t version, int64_t seq, const char* status = kRunRunning) {
+    WriteBatch batch;
+    batch.run_updates.push_back(RunRecord{"t1", "r", "s", "a", 1, status, "", "{\"v\":" + std::to_string(version) + "}",
+                                          1, 1, version});
+    batch.steps.push_back(StepRecord{"t1", "r", seq, "k", "{}", 0});
+    return batch;
+  };
+  auto commit_group = [this](std::vector<WriteBatch> batches) {
+    std::vector<std::future<Status>> futures;
+    std::vector<CommitRequest> requests;
+    for (auto& batch : batches) {
+      auto promise = std::make_shared<std::promise<Status>>();
+      futures.push_back(promise->get_future());
+      requests.push_back(CommitRequest{std::move(batch), [promise](Status status) { promise->set_value(status); }});
+    }
+    store_->commit_many(std::move(requests));
+    std::vector<Code> codes;
+    for (auto& future : futures) codes.push_back(future.get().code());
+    return codes;
+  };
+  std::vector<WriteBatch> chain;
+  for (int64_t v = 2; v <= 4; ++v) chain.push_back(update(v, v, v == 4 ? kRunCompleted : kRunRunning));
+  EXPECT_EQ(commit_group(std::move(chain)), (std::vector<Code>{Code::kOk, Code::kOk, Code::kOk}));
+  auto run = store_->get_run("t1", "r");
+  EXPECT_EQ(run->version, 4);
+  EXPECT_EQ(run->status, kRunCompleted);
+  EXPECT_EQ(run->snapshot_json, "{\"v\":4}");
+  EXPECT_EQ(store_->list_steps("t1", "r", -1, 10)->size(), 3u);
+
+  // A gap in the versions: the later update is refused, the earlier kept.
+  std::vector<WriteBatch> gap;
+  gap.push_back(update(5, 5));
+  gap.push_back(update(7, 6));
+  EXPECT_EQ(commit_group(std::move(gap)), (std::vector<Code>{Code::kOk, Code::kConflict}));
+  EXPECT_EQ(store_->get_run("t1", "r")->version, 5);
+
+  // A batch of the chain failing for another reason (its step exists) takes
+  // the updates after it down too; the one before it stands.
+  std::vector<WriteBatch> broken;
+  broken.push_back(update(6, 7));
+  broken.push_back(update(7, 2));  // seq 2 is taken
+  broken.push_back(update(8, 8));
+  EXPECT_EQ(commit_group(std::move(broken)), (std::vector<Code>{Code::kOk, Code::kConflict, Code::kConflict}));
+  run = store_->get_run("t1", "r");
+  EXPECT_EQ(run->version, 6);
+  EXPECT_EQ(run->snapshot_json, "{\"v\":6}");
+}
+
 TEST_P(StoreConformanceTest, FailingBatchLeavesNothingBehind) {
   add_session("t1", "s1");
   add_run("t1", "s1", "r1", kRunRunning);
