@@ -356,8 +356,10 @@ void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string
   }, terminal_only);
   ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
   *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false); });
-  auto current = ctx.store->get_run(tenant, run_id);
-  if (current.is_ok() && is_terminal_status(current->status)) return fire(true);
+  if (!ctx.engine->is_executing(run_id)) {  // else its end is still to come: no read needed
+    auto current = ctx.store->get_run(tenant, run_id);
+    if (current.is_ok() && is_terminal_status(current->status)) return fire(true);
+  }
   ctx.loop->post_after(timeout_ms, [fire] { fire(false); });
 }
 

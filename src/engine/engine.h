@@ -109,6 +109,10 @@ class Engine {
   // here, it goes on now rather than at its next poll.
   void approval_decided(const std::string& tenant, const std::string& run_id);
 
+  // Whether `run_id` is loaded and executing here (its terminal step is not
+  // yet committed): a listener subscribed now will see its end.
+  bool is_executing(const std::string& run_id) const { return runs_.count(run_id) > 0; }
+
   // Cancels a queued or active run; `done` receives the outcome.
   void cancel_run(const std::string& tenant, const std::string& run_id, std::function<void(Status)> done);
 

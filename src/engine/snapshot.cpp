@@ -186,8 +186,7 @@ bool is_client_tool(const json::array& client_tools, std::string_view name) {
 }
 
 Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
-  ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
-  if (step.kind == kStepToolCall) {
+  if (step.kind == kStepToolCall) {  // its payload (the tool's output, up to MiBs) is not needed here
     auto found = std::find_if(snapshot.pending_tools.begin(), snapshot.pending_tools.end(),
                               [&](const PendingTool& tool) { return tool.seq == step.seq; });
     if (found == snapshot.pending_tools.end()) {
@@ -202,6 +201,7 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
     return internal_error("step seq " + std::to_string(step.seq) + " does not follow snapshot next_seq " +
                           std::to_string(snapshot.next_seq));
   }
+  ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
   if (step.kind == kStepRunCreated) {
     snapshot.status = kRunQueued;
     snapshot.instructions = string_field(payload, "instructions");
