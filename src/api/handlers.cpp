@@ -173,9 +173,15 @@ void add_agent_routes(Router& router, ApiContext& ctx) {
 
 namespace {
 
-// A new session from a request body's "agent", "user" and "metadata",
-// validated and authorized (session:create), or nullopt once an error was sent.
-std::optional<SessionRecord> new_session_from(ApiContext& ctx, HttpRequest& request, const json::object& body,
+// A new session (and its agent, as read) from a request body's "agent", "user"
+// and "metadata", validated and authorized (session:create), or nullopt once an
+// error was sent.
+struct NewSession {
+  SessionRecord session;
+  AgentRecord agent;
+};
+
+std::optional<NewSession> new_session_from(ApiContext& ctx, HttpRequest& request, const json::object& body,
                                               const Writer& writer) {
   auto agent = get_string(body, "agent", "agent");
   if (!agent.is_ok()) return writer->send(error_response(agent.status())), std::nullopt;
@@ -196,8 +202,9 @@ std::optional<SessionRecord> new_session_from(ApiContext& ctx, HttpRequest& requ
   }
   auto agent_record = ctx.store->get_agent(who.tenant, *agent, std::nullopt);
   if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status())), std::nullopt;
-  return SessionRecord{who.tenant, "sess_" + ctx.random->hex(12), *agent,
-                       *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
+  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), *agent,
+                        *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
+  return NewSession{std::move(session), std::move(*agent_record)};
 }
 
 void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
@@ -206,12 +213,12 @@ void create_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   if (auto unknown = first_unknown_key(*body, {"agent", "metadata", "user"})) {
     return writer->send(error_response(invalid_argument("unknown field '" + *unknown + "'", *unknown)));
   }
-  auto session = new_session_from(ctx, request, *body, writer);
-  if (!session) return;
+  auto created = new_session_from(ctx, request, *body, writer);
+  if (!created) return;
   WriteBatch batch;
-  batch.session_inserts.push_back(*session);
+  batch.session_inserts.push_back(created->session);
   take_pending_audit(ctx, batch);
-  ctx.store->commit(std::move(batch), [&ctx, session = *session, writer](Status result) {
+  ctx.store->commit(std::move(batch), [&ctx, session = created->session, writer](Status result) {
     ctx.loop->post([session, writer, result] {
       if (!result.is_ok()) return writer->send(error_response(result));
       writer->send(json_response(201, session_view(session)));
@@ -403,14 +410,13 @@ std::optional<RunRequest> run_request_from(const json::object& body, const Write
   return run;
 }
 
-void submit_and_respond(ApiContext& ctx, const SessionRecord& session, RunRequest run, Writer writer) {
-  auto agent = ctx.store->get_agent(session.tenant_id, session.agent_name, std::nullopt);
-  if (!agent.is_ok()) return writer->send(error_response(agent.status()));
+void submit_and_respond(ApiContext& ctx, const SessionRecord& session, const AgentRecord& agent, RunRequest run,
+                        Writer writer) {
   RunOptions options;
   options.audit_events = take_pending_audit(ctx);
   bool wait_for_end = run.wait;
   int64_t timeout_ms = run.wait_timeout_ms;
-  ctx.engine->submit_run(session, *agent, std::move(run.input),
+  ctx.engine->submit_run(session, agent, std::move(run.input),
                          [&ctx, wait_for_end, timeout_ms, writer](Result<RunRecord> run) {
                            if (!run.is_ok()) return writer->send(error_response(run.status()));
                            if (wait_for_end) {
@@ -431,7 +437,9 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   if (!run) return;
   auto session = authorized_session(ctx, caller(request), params.at("id"), "run:create", writer);
   if (!session) return;
-  submit_and_respond(ctx, *session, std::move(*run), writer);
+  auto agent = ctx.store->get_agent(session->tenant_id, session->agent_name, std::nullopt);
+  if (!agent.is_ok()) return writer->send(error_response(agent.status()));
+  submit_and_respond(ctx, *session, *agent, std::move(*run), writer);
 }
 
 // POST /v1/runs: a run in a session of its own, created with it. The session
@@ -445,14 +453,15 @@ void create_run_in_new_session(ApiContext& ctx, HttpRequest& request, Writer wri
   }
   auto run = run_request_from(*body, writer);
   if (!run) return;
-  auto session = new_session_from(ctx, request, *body, writer);
-  if (!session) return;
-  json::object fields{{"owner", session->user_id}, {"agent", session->agent_name}};
-  if (!allowed(ctx, caller(request), "run:create", "session:" + session->id, std::move(fields), writer)) return;
+  auto created = new_session_from(ctx, request, *body, writer);
+  if (!created) return;
+  const SessionRecord& session = created->session;
+  json::object fields{{"owner", session.user_id}, {"agent", session.agent_name}};
+  if (!allowed(ctx, caller(request), "run:create", "session:" + session.id, std::move(fields), writer)) return;
   WriteBatch batch;
-  batch.session_inserts.push_back(*session);
+  batch.session_inserts.push_back(session);
   ctx.store->commit(std::move(batch), [](Status) {});  // its outcome is the run's: see above
-  submit_and_respond(ctx, *session, std::move(*run), writer);
+  submit_and_respond(ctx, session, created->agent, std::move(*run), writer);
 }
 
 void get_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

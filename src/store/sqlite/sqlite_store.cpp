@@ -246,7 +246,6 @@ std::vector<SqliteStore::RunUpdatePlan> SqliteStore::plan_run_updates(const std:
         plan[b][u] = last.first_expected;
       } else if (!first) {
         last.chained = false;  // not the next version: written and checked as it is
-        plan[b].erase(u);
       } else {
         last.first_expected = updates[u].version - 1;
       }
