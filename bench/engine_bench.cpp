@@ -45,7 +45,7 @@ namespace {
 class CountingProvider final : public ModelProvider {
  public:
   CountingProvider(EventLoop& loop, int64_t model_calls_per_run) : loop_(loop), calls_max_(model_calls_per_run) {}
-  void complete(ModelRequest request, std::function<void(std::string_view)>,
+  void complete(const ModelRequest& request, std::function<void(std::string_view)>,
                 std::function<void(ModelOutcome)> done) override {
     int64_t call = ++calls_[request.run_id];
     ModelResponse response;

@@ -98,7 +98,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   }
   RunRecord run;
   run.tenant_id = session.tenant_id;
-  run.id = "run_" + random_.hex(12);
+  run.id = "run_" + time_ordered_hex(clock_.now_ms(), random_);
   run.session_id = session.id;
   run.agent_name = agent.name;
   run.agent_version = agent.version;
@@ -402,7 +402,9 @@ void Engine::record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch
 
 void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                          std::function<void(ActiveRun&)> after_commit, WriteBatch extra) {
-  Status folded = fold_step(run.projected, step);
+  auto payload = payload_for_fold(step);  // parsed once for both folds: projected now, committed later
+  CONTINUUM_CHECK(payload.is_ok(), "the engine builds each step's payload as a JSON object");
+  Status folded = fold_step(run.projected, step, payload->get());
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
   record_lifecycle(run, step, batch);
@@ -427,11 +429,12 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   std::string run_id = run.record.id;
   uint64_t generation = run.generation;
   store_.commit(std::move(batch), [this, loop = &loop_, run_id, generation, step = std::move(step),
+                                   payload = std::move(*payload),
                                    after_commit = std::move(after_commit)](Status status) mutable {
-    loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), status = std::move(status),
-                after_commit = std::move(after_commit)] {
+    loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), payload = std::move(payload),
+                status = std::move(status), after_commit = std::move(after_commit)] {
       --commits_in_flight_;
-      on_step_committed(run_id, generation, step, status, after_commit);
+      on_step_committed(run_id, generation, step, payload.get(), status, after_commit);
       maybe_finish_drain();
     });
   });
@@ -439,7 +442,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
 }
 
 void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
-                               Status status,
+                               const json::object* payload, Status status,
                                const std::function<void(ActiveRun&)>& after_commit) {
   ActiveRun* run = find_run(run_id, generation);
   if (run == nullptr) return;  // a commit of an incarnation evicted after an earlier failed commit
@@ -450,7 +453,7 @@ void Engine::on_step_committed(const std::string& run_id, uint64_t generation, c
     return;
   }
   metrics_->steps_committed->inc();
-  Status folded = fold_step(run->committed, step);
+  Status folded = fold_step(run->committed, step, payload);
   CONTINUUM_CHECK(folded.is_ok(), "committed steps arrive in the order they were folded into projected");
   run->effects_in_flight.erase(step.seq);
   bool terminal = is_terminal_status(run->committed.status);
@@ -650,13 +653,13 @@ void Engine::publish(const RunEvent& event) {
 }
 
 void Engine::publish_step(const StepRecord& step, bool terminal) {
-  // Rendering the step costs a parse: skip it when nobody listens for it.
+  // Rendering the step costs a copy of its payload: skip it when nobody listens for it.
   auto found = listeners_.find(step.run_id);
   if (found == listeners_.end()) return;
   bool wanted = terminal;
   for (const auto& [token, subscription] : found->second) wanted = wanted || !subscription.terminal_only;
   if (!wanted) return;
-  publish(RunEvent{step.run_id, step.seq, step.kind, step_to_json_text(step), terminal});
+  publish(RunEvent{step.run_id, step.seq, step.kind, own_step_to_json_text(step), terminal});
 }
 
 void Engine::drain(std::function<void()> done) {

@@ -159,7 +159,9 @@ class Engine {
   // `extra` is written in the same transaction (e.g. an approval record).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {});
-  void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step, Status status,
+  // `payload`: the step's payload as payload_for_fold parsed it.
+  void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
+                         const json::object* payload, Status status,
                          const std::function<void(ActiveRun&)>& after_commit);
   void request_terminal(ActiveRun& run, const char* kind, json::object payload);
   void finish_run(ActiveRun& run);

@@ -19,6 +19,17 @@ json::object step_to_json(const StepRecord& step) {
 
 std::string step_to_json_text(const StepRecord& step) { return to_json(step_to_json(step)); }
 
+std::string own_step_to_json_text(const StepRecord& step) {
+  std::string kind = json::serialize(json::string_view(step.kind));
+  std::string text;
+  text.reserve(step.payload_json.size() + kind.size() + 80);
+  text.append("{\"seq\":").append(std::to_string(step.seq));
+  text.append(",\"kind\":").append(kind);
+  text.append(",\"created_at_ms\":").append(std::to_string(step.created_at_ms));
+  text.append(",\"payload\":").append(step.payload_json).append("}");
+  return text;
+}
+
 json::object snapshot_to_json(const RunSnapshot& snapshot) {
   json::array pending;
   for (const auto& tool : snapshot.pending_tools) {
@@ -185,7 +196,15 @@ bool is_client_tool(const json::array& client_tools, std::string_view name) {
   return false;
 }
 
-Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
+Result<std::shared_ptr<const json::object>> payload_for_fold(const StepRecord& step) {
+  if (step.kind == kStepToolCall) return std::shared_ptr<const json::object>();
+  ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
+  return std::make_shared<const json::object>(std::move(payload));
+}
+
+Status fold_step(RunSnapshot& snapshot, const StepRecord& step) { return fold_step(snapshot, step, nullptr); }
+
+Status fold_step(RunSnapshot& snapshot, const StepRecord& step, const json::object* parsed) {
   if (step.kind == kStepToolCall) {  // its payload (the tool's output, up to MiBs) is not needed here
     auto found = std::find_if(snapshot.pending_tools.begin(), snapshot.pending_tools.end(),
                               [&](const PendingTool& tool) { return tool.seq == step.seq; });
@@ -201,7 +220,12 @@ Status fold_step(RunSnapshot& snapshot, const StepRecord& step) {
     return internal_error("step seq " + std::to_string(step.seq) + " does not follow snapshot next_seq " +
                           std::to_string(snapshot.next_seq));
   }
-  ASSIGN_OR_RETURN(json::object payload, parse_json_object(step.payload_json));
+  json::object parsed_here;
+  if (parsed == nullptr) {
+    ASSIGN_OR_RETURN(parsed_here, parse_json_object(step.payload_json));
+    parsed = &parsed_here;
+  }
+  const json::object& payload = *parsed;
   if (step.kind == kStepRunCreated) {
     snapshot.status = kRunQueued;
     snapshot.instructions = string_field(payload, "instructions");

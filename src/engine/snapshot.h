@@ -8,6 +8,7 @@
 
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -82,6 +83,12 @@ Result<RunSnapshot> snapshot_from_json(std::string_view text);
 // Applies one committed journal step. Fails (kInternal) if the step does not
 // follow the snapshot (wrong seq or a kind impossible in this state).
 Status fold_step(RunSnapshot& snapshot, const StepRecord& step);
+// The same with the step's payload already parsed (`payload` must be
+// step.payload_json parsed; null: parsed here when the kind needs it).
+Status fold_step(RunSnapshot& snapshot, const StepRecord& step, const json::object* payload);
+// The payload fold_step reads for this step, parsed; null for a kind whose
+// payload it does not read (tool_call: the tool's output, up to MiBs).
+Result<std::shared_ptr<const json::object>> payload_for_fold(const StepRecord& step);
 
 json::object usage_to_json(const Usage& usage);
 
@@ -89,5 +96,8 @@ json::object usage_to_json(const Usage& usage);
 // with the payload embedded as JSON.
 json::object step_to_json(const StepRecord& step);
 std::string step_to_json_text(const StepRecord& step);
+// The same text for a step whose payload_json this process serialized (valid
+// JSON, as serialize() writes it): spliced in, not parsed again.
+std::string own_step_to_json_text(const StepRecord& step);
 
 }  // namespace continuum

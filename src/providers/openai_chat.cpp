@@ -219,7 +219,7 @@ HttpClientRequest OpenAiChatProvider::build_http_request(const ModelRequest& req
   return http_request;
 }
 
-void OpenAiChatProvider::complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+void OpenAiChatProvider::complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                                   std::function<void(ModelOutcome)> done) {
   auto call = std::make_shared<ChatCall>(std::move(on_text_delta), std::move(done));
   http_.send(

@@ -40,7 +40,7 @@ class OpenAiChatProvider final : public ModelProvider {
   OpenAiChatProvider(HttpClient& http, std::string default_base_url, std::string default_api_key,
                      EnvReader read_env);
 
-  void complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+  void complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                 std::function<void(ModelOutcome)> done) override;
 
  private:

@@ -34,12 +34,14 @@ struct ModelOutcome {
   EffectError error;                      // meaningful when !response
 };
 
-// Contract: complete() returns at once; `on_text_delta` and then `done`
-// exactly once are called later on the engine's event loop thread.
+// Contract: complete() returns at once and keeps no reference to `request`
+// (the engine keeps it for retries: a provider copies what it needs later);
+// `on_text_delta` and then `done` exactly once are called later on the
+// engine's event loop thread.
 class ModelProvider {
  public:
   virtual ~ModelProvider() = default;
-  virtual void complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+  virtual void complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                         std::function<void(ModelOutcome)> done) = 0;
   // Whether a call reaches nothing outside this process (a scripted model):
   // the engine may then make it before the steps it follows are durable.

@@ -177,10 +177,9 @@ std::string content_text(const json::value* content) {
   return text;
 }
 
-Result<Conversation> read_conversation(const json::object& request) {
+Result<Conversation> read_conversation(std::string_view model, const json::array* messages) {
   Conversation conversation;
-  ASSIGN_OR_RETURN(conversation.model, get_string(request, "model", "model"));
-  ASSIGN_OR_RETURN(const json::array* messages, get_optional_array(request, "messages", "messages"));
+  conversation.model = std::string(model);
   if (messages == nullptr || messages->empty()) {
     return invalid_argument("field 'messages' must be a non-empty array", "messages");
   }
@@ -361,7 +360,15 @@ int64_t ScriptBook::count_attempt(uint64_t request_key) {
 }
 
 ScriptReply ScriptBook::respond(const json::object& chat_request) {
-  Result<Conversation> conversation = read_conversation(chat_request);
+  Result<std::string> model = get_string(chat_request, "model", "model");
+  if (!model.is_ok()) return error_reply(400, model.status().message(), "invalid_request");
+  Result<const json::array*> messages = get_optional_array(chat_request, "messages", "messages");
+  if (!messages.is_ok()) return error_reply(400, messages.status().message(), "invalid_request");
+  return respond(*model, *messages);
+}
+
+ScriptReply ScriptBook::respond(std::string_view model, const json::array* messages) {
+  Result<Conversation> conversation = read_conversation(model, messages);
   if (!conversation.is_ok()) {
     return error_reply(400, conversation.status().message(), "invalid_request");
   }

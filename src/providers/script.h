@@ -92,6 +92,8 @@ class ScriptBook {
   // Answers one Chat Completions request body. Malformed requests give 400,
   // a model with neither its own script nor "default" gives 404.
   ScriptReply respond(const json::object& chat_request);
+  // The same for a request's parts (`messages` null = missing).
+  ScriptReply respond(std::string_view model, const json::array* messages);
 
   bool has_script(std::string_view model) const;
 

@@ -27,12 +27,9 @@ ModelOutcome outcome_from_reply(const ScriptReply& reply) {
 
 }  // namespace
 
-void ScriptedProvider::complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+void ScriptedProvider::complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                                 std::function<void(ModelOutcome)> done) {
-  json::object chat{{"model", request.spec.model}};
-  chat.emplace("messages", std::move(request.messages));  // the request is ours: no copy
-  if (!request.tools.empty()) chat.emplace("tools", std::move(request.tools));
-  ScriptReply reply = book_->respond(chat);
+  ScriptReply reply = book_->respond(request.spec.model, &request.messages);
   auto deliver = [reply, on_text_delta = std::move(on_text_delta), done = std::move(done)] {
     ModelOutcome outcome = outcome_from_reply(reply);
     if (outcome.response && on_text_delta) {

@@ -16,7 +16,7 @@ class ScriptedProvider final : public ModelProvider {
  public:
   // `loop` must outlive the provider; callbacks are posted to it.
   ScriptedProvider(EventLoop& loop, std::shared_ptr<ScriptBook> book) : loop_(loop), book_(std::move(book)) {}
-  void complete(ModelRequest request, std::function<void(std::string_view)> on_text_delta,
+  void complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                 std::function<void(ModelOutcome)> done) override;
   bool in_process() const override { return true; }
 

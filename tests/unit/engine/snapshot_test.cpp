@@ -40,5 +40,39 @@ TEST(SnapshotTest, RejectsOutOfOrderSteps) {
   EXPECT_FALSE(fold_step(s, step(1, "mystery", "{}")).is_ok());
 }
 
+TEST(SnapshotTest, AParsedPayloadFoldsAsTheTextDoes) {
+  StepRecord call = step(2, kStepModelCall, to_json(json::object{
+      {"message", json::object{{"role", "assistant"}, {"content", "done"}}},
+      {"usage", json::object{{"input_tokens", 3}, {"output_tokens", 1}, {"total_tokens", 4}}}}));
+  RunSnapshot from_text;
+  RunSnapshot from_parsed;
+  for (RunSnapshot* s : {&from_text, &from_parsed}) {
+    ASSERT_TRUE(fold_step(*s, step(0, kStepRunCreated, "{}")).is_ok());
+    ASSERT_TRUE(fold_step(*s, step(1, kStepRunStarted, R"({"started_at_ms":5})")).is_ok());
+  }
+  auto payload = payload_for_fold(call);
+  ASSERT_TRUE(payload.is_ok());
+  ASSERT_NE(payload->get(), nullptr);
+  ASSERT_TRUE(fold_step(from_text, call).is_ok());
+  ASSERT_TRUE(fold_step(from_parsed, call, payload->get()).is_ok());
+  EXPECT_EQ(to_json(snapshot_to_json(from_parsed)), to_json(snapshot_to_json(from_text)));
+  EXPECT_EQ(from_parsed.final_text.value_or(""), "done");
+  auto tool_payload = payload_for_fold(step(3, kStepToolCall, "not even JSON: never read"));
+  ASSERT_TRUE(tool_payload.is_ok());
+  EXPECT_EQ(tool_payload->get(), nullptr);
+  EXPECT_FALSE(payload_for_fold(step(3, kStepRunCompleted, "[1]")).is_ok());
+}
+
+TEST(SnapshotTest, OwnStepTextIsThePublicViewWithoutAParse) {
+  StepRecord call = step(7, kStepModelCall, to_json(json::object{
+      {"message", json::object{{"role", "assistant"}, {"content", "caf\u00e9 \"quoted\"\n"}}},
+      {"ratio", 0.25}, {"n", -3}, {"list", json::array{nullptr, true, "x"}}}));
+  call.created_at_ms = 1700000000123;
+  EXPECT_EQ(own_step_to_json_text(call), step_to_json_text(call));
+  auto parsed = parse_json_object(own_step_to_json_text(call));
+  ASSERT_TRUE(parsed.is_ok());
+  EXPECT_EQ(parsed->at("seq").as_int64(), 7);
+}
+
 }  // namespace
 }  // namespace continuum
