@@ -62,7 +62,7 @@ void create_conversation(ApiContext& ctx, HttpRequest& request, Writer writer) {
   const Principal& who = caller(request);
   if (!allowed(ctx, who, "session:create", "session:*", {{"owner", who.user_id}, {"agent", ""}}, writer)) return;
   // Not bound to an agent: each response names its agent (`model`).
-  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), "", to_json(*metadata), ctx.clock->now_ms(),
+  SessionRecord session{who.tenant, "sess_" + time_ordered_hex(ctx.clock->now_ms(), *ctx.random), "", to_json(*metadata), ctx.clock->now_ms(),
                         who.user_id};
   WriteBatch batch;
   batch.session_inserts.push_back(session);

@@ -202,7 +202,7 @@ std::optional<NewSession> new_session_from(ApiContext& ctx, HttpRequest& request
   }
   auto agent_record = ctx.store->get_agent(who.tenant, *agent, std::nullopt);
   if (!agent_record.is_ok()) return writer->send(error_response(agent_record.status())), std::nullopt;
-  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), *agent,
+  SessionRecord session{who.tenant, "sess_" + time_ordered_hex(ctx.clock->now_ms(), *ctx.random), *agent,
                         *metadata ? to_json(**metadata) : "{}", ctx.clock->now_ms(), owner};
   return NewSession{std::move(session), std::move(*agent_record)};
 }

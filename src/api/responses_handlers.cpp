@@ -389,7 +389,7 @@ void create_response(ApiContext& ctx, HttpRequest& http, Writer writer) {
                writer)) {
     return;
   }
-  SessionRecord session{who.tenant, "sess_" + ctx.random->hex(12), request->model, "{}", ctx.clock->now_ms(),
+  SessionRecord session{who.tenant, "sess_" + time_ordered_hex(ctx.clock->now_ms(), *ctx.random), request->model, "{}", ctx.clock->now_ms(),
                         who.user_id};
   WriteBatch batch;
   batch.session_inserts.push_back(session);

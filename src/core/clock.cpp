@@ -1,5 +1,6 @@
 #include "core/clock.h"
 
+#include <algorithm>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
@@ -81,6 +82,14 @@ std::string SystemRandom::hex(int byte_count) {
   std::vector<unsigned char> bytes(static_cast<size_t>(byte_count));
   random_bytes(bytes.data(), bytes.size());
   return to_hex(bytes.data(), byte_count);
+}
+
+std::string time_ordered_hex(int64_t now_ms, Random& random, int random_bytes) {
+  static const char kDigits[] = "0123456789abcdef";
+  auto time = static_cast<uint64_t>(std::max<int64_t>(now_ms, 0));
+  std::string out(12, '0');
+  for (int i = 11; i >= 0; --i, time >>= 4) out[static_cast<size_t>(i)] = kDigits[time & 0xF];
+  return out + random.hex(random_bytes);
 }
 
 SystemRandom& SystemRandom::instance() {

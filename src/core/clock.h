@@ -48,6 +48,15 @@ class Random {
   virtual std::string hex(int byte_count) = 0;
 };
 
+// An id body that sorts by creation time: `now_ms` as 12 hex digits (48 bits,
+// enough until the year 10889), then `random_bytes` random bytes as hex. Rows
+// keyed by such ids (runs, sessions, and the steps, items and audit entries
+// indexed by them) land next to each other in the B-trees, so a commit of
+// many concurrent runs dirties a few pages instead of one per run. Ids stay
+// unique by their random part; they were never secrets (every read is
+// authenticated and tenant-scoped).
+std::string time_ordered_hex(int64_t now_ms, Random& random, int random_bytes = 6);
+
 // Cryptographically strong (OpenSSL RAND_bytes). Thread-safe.
 class SystemRandom final : public Random {
  public:
