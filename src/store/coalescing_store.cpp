@@ -9,7 +9,7 @@ CoalescingStore::CoalescingStore(Store& inner, EventLoop& loop, const Clock& clo
 
 CoalescingStore::~CoalescingStore() {
   std::lock_guard lock(mutex_);
-  hand_over({});
+  release();
 }
 
 void CoalescingStore::attach_to_loop_thread() {
@@ -21,15 +21,22 @@ bool CoalescingStore::on_loop_thread() const { return loop_thread_.load() == std
 void CoalescingStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   std::vector<CommitRequest> one;
   one.push_back(CommitRequest{std::move(batch), std::move(done)});
-  commit_many(std::move(one));
+  commit_many(std::move(one), CommitPacing::kNow);
 }
 
-void CoalescingStore::commit_many(std::vector<CommitRequest> requests) {
+void CoalescingStore::commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) {
   std::lock_guard lock(mutex_);
-  if (!on_loop_thread()) return hand_over(std::move(requests));
-  if (waiting_.empty()) oldest_waiting_us_ = clock_.monotonic_us();
-  for (auto& request : requests) waiting_.push_back(std::move(request));
-  if (waiting_.size() >= options_.max_batches) return hand_over({});
+  if (!on_loop_thread()) {
+    held_batches_ = 0;  // what is held below ends with these
+    return inner_.commit_many(std::move(requests), pacing);
+  }
+  if (held_batches_ == 0) holding_since_us_ = clock_.monotonic_us();
+  held_batches_ += requests.size();
+  if (held_batches_ >= options_.max_batches) {
+    held_batches_ = 0;
+    return inner_.commit_many(std::move(requests), CommitPacing::kNow);
+  }
+  inner_.commit_many(std::move(requests), CommitPacing::kMoreFollow);
   if (!flush_posted_) {
     flush_posted_ = true;
     loop_.post([this] { flush_when_idle(); });
@@ -41,32 +48,32 @@ Status CoalescingStore::commit_and_wait(WriteBatch batch) {
   auto future = promise.get_future();
   {
     std::lock_guard lock(mutex_);
+    held_batches_ = 0;
     std::vector<CommitRequest> one;
     one.push_back(CommitRequest{std::move(batch), [&promise](Status status) { promise.set_value(std::move(status)); }});
-    hand_over(std::move(one));
+    inner_.commit_many(std::move(one), CommitPacing::kNow);
   }
   return future.get();
 }
 
-void CoalescingStore::hand_over(std::vector<CommitRequest> more) {
-  std::vector<CommitRequest> all = std::move(waiting_);
-  waiting_.clear();
-  for (auto& request : more) all.push_back(std::move(request));
-  if (!all.empty()) inner_.commit_many(std::move(all));
+void CoalescingStore::release() {
+  if (held_batches_ == 0) return;
+  held_batches_ = 0;
+  inner_.release_held_commits();
 }
 
 // Runs as a posted task: while other posted tasks wait (the steps of runs
 // going on in process), it goes to the back of the queue again, so what they
-// commit joins the same group.
+// commit joins the same transaction.
 void CoalescingStore::flush_when_idle() {
   std::lock_guard lock(mutex_);
-  bool young = clock_.monotonic_us() - oldest_waiting_us_ < options_.max_delay_us;
-  if (!waiting_.empty() && young && loop_.has_pending_tasks()) {
+  bool young = clock_.monotonic_us() - holding_since_us_ < options_.max_delay_us;
+  if (held_batches_ > 0 && young && loop_.has_pending_tasks()) {
     loop_.post([this] { flush_when_idle(); });
     return;
   }
   flush_posted_ = false;
-  hand_over({});
+  release();
 }
 
 }  // namespace continuum

@@ -2,8 +2,10 @@
 
 namespace continuum {
 
-GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics)
-    : clock_(clock), batches_per_group_max_(std::max<size_t>(1, batches_per_group_max)) {
+GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics,
+                                   int64_t hold_max_us)
+    : clock_(clock), batches_per_group_max_(std::max<size_t>(1, batches_per_group_max)),
+      hold_max_us_(std::max<int64_t>(0, hold_max_us)) {
   if (metrics == nullptr) return;
   commit_latency_ = &metrics->histogram("continuum_store_commit_duration_seconds",
                                         "Time from commit request to durable commit.", latency_buckets_seconds());
@@ -15,7 +17,8 @@ GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_
 
 GroupCommitQueue::~GroupCommitQueue() { stop(); }
 
-void GroupCommitQueue::start(CommitGroup commit_group) {
+void GroupCommitQueue::start(ApplyPart apply_part, CommitGroup commit_group) {
+  apply_part_ = std::move(apply_part);
   commit_group_ = std::move(commit_group);
   writer_ = std::thread([this] { writer_loop(); });
 }
@@ -34,6 +37,7 @@ void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done
     std::lock_guard lock(mutex_);
     if (!stopping_) {
       queue_.push_back(PendingBatch{std::move(batch), std::move(done), clock_.monotonic_us()});
+      held_ = false;
       wake_.notify_one();
       return;
     }
@@ -41,8 +45,7 @@ void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done
   done(Status(Code::kUnavailable, "store is closing"));
 }
 
-void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests) {
-  if (requests.empty()) return;
+void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests, CommitPacing pacing) {
   {
     std::lock_guard lock(mutex_);
     if (!stopping_) {
@@ -50,6 +53,7 @@ void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests) {
       for (auto& request : requests) {
         queue_.push_back(PendingBatch{std::move(request.batch), std::move(request.done), now_us});
       }
+      held_ = pacing == CommitPacing::kMoreFollow;
       wake_.notify_one();
       return;
     }
@@ -57,21 +61,54 @@ void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests) {
   for (auto& request : requests) request.done(Status(Code::kUnavailable, "store is closing"));
 }
 
-void GroupCommitQueue::writer_loop() {
+void GroupCommitQueue::release() {
+  std::lock_guard lock(mutex_);
+  held_ = false;
+  wake_.notify_one();
+}
+
+bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_batches, int64_t open_since_us) {
+  std::unique_lock lock(mutex_);
+  if (open_batches == 0) {
+    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    if (!queue_.empty()) open_since_us = queue_.front().enqueued_us;
+  }
+  int64_t deadline_us = open_since_us + hold_max_us_;
+  // With a backend that writes whole groups only, held batches wait in the queue.
+  bool can_apply_now = apply_part_ != nullptr;
   for (;;) {
-    std::vector<PendingBatch> group;
-    {
-      std::unique_lock lock(mutex_);
-      wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
-      if (queue_.empty() && stopping_) return;
-      size_t take = std::min(queue_.size(), batches_per_group_max_);
-      group.reserve(take);
-      for (size_t i = 0; i < take; ++i) {
-        group.push_back(std::move(queue_.front()));
-        queue_.pop_front();
-      }
+    bool expired = clock_.monotonic_us() >= deadline_us;
+    bool must_end = stopping_ || !held_ || expired || open_batches + queue_.size() >= batches_per_group_max_;
+    if (must_end || (can_apply_now && !queue_.empty())) break;
+    wake_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(1, deadline_us - clock_.monotonic_us())));
+  }
+  size_t take = std::min(queue_.size(), batches_per_group_max_ - std::min(open_batches, batches_per_group_max_));
+  part.reserve(take);
+  for (size_t i = 0; i < take; ++i) {
+    part.push_back(std::move(queue_.front()));
+    queue_.pop_front();
+  }
+  bool full = open_batches + part.size() >= batches_per_group_max_;
+  return stopping_ || !held_ || full || clock_.monotonic_us() >= deadline_us || !queue_.empty();
+}
+
+void GroupCommitQueue::writer_loop() {
+  std::vector<PendingBatch> open;  // applied (or, without ApplyPart, taken); the transaction not ended
+  int64_t open_since_us = 0;
+  for (;;) {
+    std::vector<PendingBatch> part;
+    bool end = take_part(part, open.size(), open_since_us);
+    if (open.empty() && part.empty()) {
+      std::lock_guard lock(mutex_);
+      if (stopping_ && queue_.empty()) return;
+      continue;
     }
-    commit_group_(group);
+    if (open.empty()) open_since_us = part.front().enqueued_us;
+    if (apply_part_ && !part.empty()) apply_part_(part);
+    for (auto& batch : part) open.push_back(std::move(batch));
+    if (!end) continue;
+    commit_group_(open);
+    open.clear();
   }
 }
 

@@ -3,11 +3,21 @@
 // to the backend as one group, to be committed in one transaction with one
 // durable flush (group commit).
 //
+// Held transactions: batches submitted with CommitPacing::kMoreFollow are
+// given to the backend's ApplyPart at once, but the transaction is not ended
+// (no fsync, no `done`) until a submission without it, release(), stop(), the
+// group limit, or `hold_max_us` after its first batch. So the writer writes
+// a run's steps while the event loop still computes the next ones, and all
+// of them still share one fsync.
+//
 // Contract:
 // - submit() may be called from any thread; `done` runs on the writer thread,
 //   exactly once per batch, in submission order within a group.
-// - The backend's CommitGroup computes one Status per batch and reports it
-//   through finish(); it is called on the writer thread only.
+// - ApplyPart writes a part of the open transaction (beginning it if none is
+//   open); CommitGroup ends it for all the parts given since the last end,
+//   computes one Status per batch and reports them through finish(). Both are
+//   called on the writer thread only. A backend without ApplyPart gets the
+//   whole group at its end.
 // - stop() lets the writer commit everything already queued, then joins it;
 //   batches submitted after stop() fail with kUnavailable. It must be called
 //   before the backend's state used by CommitGroup is destroyed.
@@ -35,17 +45,23 @@ struct PendingBatch {
 
 class GroupCommitQueue {
  public:
+  using ApplyPart = std::function<void(std::vector<PendingBatch>& part)>;
   using CommitGroup = std::function<void(std::vector<PendingBatch>& group)>;
+  static constexpr int64_t kHoldMaxUsDefault = 5000;
 
   // `metrics` may be null; if given it must outlive the queue.
-  GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics);
+  GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics,
+                   int64_t hold_max_us = kHoldMaxUsDefault);
   ~GroupCommitQueue();  // stops if still running
 
-  void start(CommitGroup commit_group);
+  // `apply_part` may be null (the backend writes whole groups only).
+  void start(ApplyPart apply_part, CommitGroup commit_group);
   void stop();
   void submit(WriteBatch batch, std::function<void(Status)> done);
   // Queues them all under one lock, in order: the writer sees them together.
-  void submit_all(std::vector<CommitRequest> requests);
+  void submit_all(std::vector<CommitRequest> requests, CommitPacing pacing);
+  // Ends the hold of kMoreFollow submissions: the open transaction commits.
+  void release();
 
   // Delivers `results[i]` to `group[i]` (or `transaction` to all, if it failed)
   // and records metrics. Called by CommitGroup, once per group.
@@ -55,13 +71,20 @@ class GroupCommitQueue {
 
  private:
   void writer_loop();
+  // Waits for work and takes the next part; says whether the open
+  // transaction (`open_batches` applied so far, the oldest enqueued at
+  // `open_since_us`) ends after it.
+  bool take_part(std::vector<PendingBatch>& part, size_t open_batches, int64_t open_since_us);
 
   const Clock& clock_;
   const size_t batches_per_group_max_;
+  const int64_t hold_max_us_;
+  ApplyPart apply_part_;
   CommitGroup commit_group_;
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<PendingBatch> queue_;  // guarded by mutex_
+  bool held_ = false;               // guarded by mutex_: the last submission said more follow
   bool stopping_ = false;           // guarded by mutex_
   std::thread writer_;
 

@@ -133,7 +133,7 @@ void SealingStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   inner_.commit(std::move(batch), std::move(done));
 }
 
-void SealingStore::commit_many(std::vector<CommitRequest> requests) {
+void SealingStore::commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) {
   std::vector<CommitRequest> sealed;
   sealed.reserve(requests.size());
   for (auto& request : requests) {
@@ -142,12 +142,12 @@ void SealingStore::commit_many(std::vector<CommitRequest> requests) {
       sealed.push_back(std::move(request));
     } else {
       // Batches before it are queued first, so completions stay in order.
-      inner_.commit_many(std::move(sealed));
+      inner_.commit_many(std::move(sealed), CommitPacing::kMoreFollow);
       sealed.clear();
       request.done(std::move(status));
     }
   }
-  inner_.commit_many(std::move(sealed));
+  inner_.commit_many(std::move(sealed), pacing);
 }
 
 // ---- reads ----

@@ -64,7 +64,8 @@ class SealingStore final : public ForwardingStore {
                                                      int limit) override;
   Result<SecretRecord> get_secret(const std::string& tenant, const std::string& name) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
-  void commit_many(std::vector<CommitRequest> requests) override;
+  void commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) override;
+  void release_held_commits() override { inner_.release_held_commits(); }
 
  private:
   Result<std::string> seal(const std::string& tenant, const std::string& scope, std::string_view table,

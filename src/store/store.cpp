@@ -8,7 +8,7 @@ bool is_terminal_status(const std::string& status) {
   return status == kRunCompleted || status == kRunFailed || status == kRunCancelled;
 }
 
-void Store::commit_many(std::vector<CommitRequest> requests) {
+void Store::commit_many(std::vector<CommitRequest> requests, CommitPacing) {
   for (auto& request : requests) commit(std::move(request.batch), std::move(request.done));
 }
 

@@ -35,6 +35,12 @@ struct CommitRequest {
   std::function<void(Status)> done;
 };
 
+// What a committer says about the commits after these (see commit_many).
+enum class CommitPacing {
+  kNow,         // end the transaction when these are written
+  kMoreFollow,  // more follow at once: the transaction may stay open for them
+};
+
 struct StoreStats {
   int64_t batches_committed = 0;
   int64_t transactions_committed = 0;
@@ -115,8 +121,13 @@ class Store {
 
   virtual void commit(WriteBatch batch, std::function<void(Status)> done) = 0;
   // As commit() for each request, in order. Backends queue them all at once,
-  // so their writer can take them into one transaction.
-  virtual void commit_many(std::vector<CommitRequest> requests);
+  // so their writer can take them into one transaction. With kMoreFollow a
+  // backend may write them at once but keep the transaction (and its fsync)
+  // open for what follows, until a commit with kNow, release_held_commits(),
+  // or a bound of its own; `done` still runs only once a batch is durable.
+  virtual void commit_many(std::vector<CommitRequest> requests, CommitPacing pacing);
+  // Nothing more follows the kMoreFollow commits: end their transaction.
+  virtual void release_held_commits() {}
   // Convenience: commit and wait. Must not be called on a thread that the
   // commit's completion depends on (see CoalescingStore).
   virtual Status commit_and_wait(WriteBatch batch);

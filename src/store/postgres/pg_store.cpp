@@ -376,7 +376,7 @@ Result<std::unique_ptr<PostgresStore>> PostgresStore::open(PostgresStoreOptions 
   std::unique_ptr<PostgresStore> store(new PostgresStore(std::move(options), clock, metrics));
   ASSIGN_OR_RETURN(store->writer_, PgConnection::connect(store->options_.url));
   RETURN_IF_ERROR(migrate_postgres(*store->writer_));
-  store->writes_.start([raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
+  store->writes_.start(nullptr, [raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
   return store;
 }
 
@@ -386,7 +386,11 @@ void PostgresStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   writes_.submit(std::move(batch), std::move(done));
 }
 
-void PostgresStore::commit_many(std::vector<CommitRequest> requests) { writes_.submit_all(std::move(requests)); }
+void PostgresStore::commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) {
+  writes_.submit_all(std::move(requests), pacing);
+}
+
+void PostgresStore::release_held_commits() { writes_.release(); }
 
 StoreStats PostgresStore::stats() { return writes_.stats(); }
 

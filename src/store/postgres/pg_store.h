@@ -83,7 +83,8 @@ class PostgresStore final : public Store {
   Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
                                                            const std::string& server) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
-  void commit_many(std::vector<CommitRequest> requests) override;
+  void commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) override;
+  void release_held_commits() override;
   StoreStats stats() override;
 
  private:

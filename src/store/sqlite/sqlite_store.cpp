@@ -182,7 +182,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(SqliteStoreOptions option
                                                        MetricsRegistry* metrics) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options), clock, metrics));
   RETURN_IF_ERROR(store->open_connections());
-  store->writes_.start([raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
+  store->writes_.start([raw = store.get()](std::vector<PendingBatch>& part) { raw->apply_part(part); },
+                       [raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
   return store;
 }
 
@@ -200,19 +201,36 @@ void SqliteStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   writes_.submit(std::move(batch), std::move(done));
 }
 
-void SqliteStore::commit_many(std::vector<CommitRequest> requests) { writes_.submit_all(std::move(requests)); }
+void SqliteStore::commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) {
+  writes_.submit_all(std::move(requests), pacing);
+}
+
+void SqliteStore::release_held_commits() { writes_.release(); }
 
 // Optimistically first: every batch applied in one transaction without
-// savepoints (they cost a sub-journal write of each page a batch changes).
-// If one fails, the transaction is rolled back and the group applied again,
-// each batch under its own savepoint, so only the failing ones fail.
+// savepoints (they cost a sub-journal write of each page a batch changes),
+// part by part as they come. After the first failure nothing more is written;
+// at the end the transaction is rolled back and the group applied again, each
+// batch under its own savepoint, so only the failing ones fail.
+void SqliteStore::apply_part(std::vector<PendingBatch>& part) {
+  if (!transaction_open_) {
+    transaction_open_ = true;
+    transaction_begun_ = run_cached(write_db_, "BEGIN IMMEDIATE");
+    transaction_failed_ = false;
+  }
+  if (!transaction_begun_.is_ok() || transaction_failed_) return;
+  std::vector<RunUpdatePlan> plan = plan_run_updates(part);
+  for (size_t i = 0; !transaction_failed_ && i < part.size(); ++i) {
+    transaction_failed_ = !apply(part[i].batch, &plan[i]).is_ok();
+  }
+}
+
 void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
+  if (!transaction_open_) apply_part(group);
+  transaction_open_ = false;
   std::vector<Status> results(group.size());
-  std::vector<RunUpdatePlan> plan = plan_run_updates(group);
-  Status commit = run_cached(write_db_, "BEGIN IMMEDIATE");
-  bool all_applied = commit.is_ok();
-  for (size_t i = 0; all_applied && i < group.size(); ++i) all_applied = apply(group[i].batch, &plan[i]).is_ok();
-  if (all_applied) {
+  Status commit = transaction_begun_;
+  if (commit.is_ok() && !transaction_failed_) {
     commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
     if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
   } else if (commit.is_ok()) {

@@ -78,12 +78,16 @@ class SqliteStore final : public Store {
   Result<std::vector<McpToolPinRecord>> list_mcp_tool_pins(const std::string& tenant,
                                                            const std::string& server) override;
   void commit(WriteBatch batch, std::function<void(Status)> done) override;
-  void commit_many(std::vector<CommitRequest> requests) override;
+  void commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) override;
+  void release_held_commits() override;
   StoreStats stats() override;
 
  private:
   SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics);
   Status open_connections();
+  // The writer's two steps (see GroupCommitQueue): write a part of the open
+  // transaction (beginning it), then end it for every batch written since.
+  void apply_part(std::vector<PendingBatch>& part);
   void commit_group(std::vector<PendingBatch>& group);
   Status commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results);
   // What a group's run updates become when they are written together: per
@@ -103,6 +107,11 @@ class SqliteStore final : public Store {
   // Each tenant's newest audit event (seq, hash) as written in the open
   // transaction; writer thread only. Cleared whenever a write is rolled back.
   std::unordered_map<std::string, std::pair<int64_t, std::string>> audit_heads_;
+  // The open transaction (writer thread only): begun (or why not), and
+  // whether a batch of it failed (it is then done again batch by batch).
+  bool transaction_open_ = false;
+  Status transaction_begun_;
+  bool transaction_failed_ = false;
   std::mutex read_mutex_;
   SqliteDb read_db_;   // guarded by read_mutex_
   GroupCommitQueue writes_;  // declared last: stopped first, while the connections live

@@ -9,26 +9,31 @@
 namespace continuum {
 namespace {
 
-// Records what reaches it: one entry per hand-over, the batches' run ids.
+// Records what reaches it as the transactions a writer would make: the run
+// ids of the batches passed since the last end (a kNow commit or a release).
 // Only commits are recorded; it is never read from.
 class RecordingStore final : public ForwardingStore {
  public:
   RecordingStore() : ForwardingStore(*this) {}
-  std::vector<std::vector<std::string>> handed_over;
+  std::vector<std::vector<std::string>> handed_over;  // ended transactions
+  std::vector<std::string> held;                      // passed with kMoreFollow, not yet ended
   std::vector<std::function<void(Status)>> callbacks;
 
   void commit(WriteBatch batch, std::function<void(Status)> done) override {
     std::vector<CommitRequest> one;
     one.push_back(CommitRequest{std::move(batch), std::move(done)});
-    commit_many(std::move(one));
+    commit_many(std::move(one), CommitPacing::kNow);
   }
-  void commit_many(std::vector<CommitRequest> requests) override {
-    std::vector<std::string> ids;
+  void commit_many(std::vector<CommitRequest> requests, CommitPacing pacing) override {
     for (auto& request : requests) {
-      ids.push_back(request.batch.steps.front().run_id);
+      held.push_back(request.batch.steps.front().run_id);
       callbacks.push_back(std::move(request.done));
     }
-    handed_over.push_back(std::move(ids));
+    if (pacing == CommitPacing::kNow) release_held_commits();
+  }
+  void release_held_commits() override {
+    if (!held.empty()) handed_over.push_back(std::move(held));
+    held.clear();
   }
 };
 
@@ -63,6 +68,7 @@ TEST_F(CoalescingStoreTest, CommitsMadeWhileTheLoopIsBusyGoTogetherOnceItIsIdle)
     loop.post([this] { store->commit(batch_named("c"), [](Status) {}); });
   });
   EXPECT_TRUE(inner.handed_over.empty());
+  EXPECT_EQ(inner.held, (Strings{"a"})) << "passed on at once, to be written while the loop goes on";
   loop.run_ready();
   EXPECT_EQ(inner.handed_over, (Groups{{"a", "b", "c"}}));
 }

@@ -168,7 +168,7 @@ TEST_P(StoreConformanceTest, ConsecutiveRunUpdatesInOneGroupKeepTheirVersionChec
       futures.push_back(promise->get_future());
       requests.push_back(CommitRequest{std::move(batch), [promise](Status status) { promise->set_value(status); }});
     }
-    store_->commit_many(std::move(requests));
+    store_->commit_many(std::move(requests), CommitPacing::kNow);
     std::vector<Code> codes;
     for (auto& future : futures) codes.push_back(future.get().code());
     return codes;
@@ -199,6 +199,37 @@ TEST_P(StoreConformanceTest, ConsecutiveRunUpdatesInOneGroupKeepTheirVersionChec
   run = store_->get_run("t1", "r");
   EXPECT_EQ(run->version, 6);
   EXPECT_EQ(run->snapshot_json, "{\"v\":6}");
+}
+
+// The event loop's commits while it is busy (CoalescingStore): each passed
+// on its own with kMoreFollow, then released. Written in parts of one
+// transaction; a failing batch fails alone, the others stand.
+TEST_P(StoreConformanceTest, HeldCommitsEndTogetherAndFailOneByOne) {
+  add_session("t1", "s");
+  add_run("t1", "s", "r", kRunRunning);  // version 1
+  std::vector<std::future<Status>> futures;
+  auto commit_held = [&](int64_t version, int64_t seq) {
+    WriteBatch batch;
+    batch.run_updates.push_back(RunRecord{"t1", "r", "s", "a", 1, kRunRunning, "", "{}", 1, 1, version});
+    batch.steps.push_back(StepRecord{"t1", "r", seq, "k", "{}", 0});
+    auto promise = std::make_shared<std::promise<Status>>();
+    futures.push_back(promise->get_future());
+    std::vector<CommitRequest> one;
+    one.push_back(CommitRequest{std::move(batch), [promise](Status status) { promise->set_value(status); }});
+    store_->commit_many(std::move(one), CommitPacing::kMoreFollow);
+  };
+  int64_t transactions_before = store_->stats().transactions_committed;
+  commit_held(2, 1);
+  commit_held(3, 2);
+  commit_held(9, 3);  // not the next version
+  commit_held(4, 4);
+  store_->release_held_commits();
+  std::vector<Code> codes;
+  for (auto& future : futures) codes.push_back(future.get().code());
+  EXPECT_EQ(codes, (std::vector<Code>{Code::kOk, Code::kOk, Code::kConflict, Code::kOk}));
+  EXPECT_EQ(store_->get_run("t1", "r")->version, 4);
+  EXPECT_EQ(store_->list_steps("t1", "r", -1, 10)->size(), 3u);
+  EXPECT_GE(store_->stats().transactions_committed, transactions_before + 1);
 }
 
 TEST_P(StoreConformanceTest, FailingBatchLeavesNothingBehind) {
