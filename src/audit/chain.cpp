@@ -8,16 +8,33 @@ namespace continuum {
 
 std::string audit_genesis_hash() { return std::string(kAuditHashBytes, '\0'); }
 
+// Fields in this order; details with sorted keys (or as a string if they are
+// not JSON). Written directly: this runs for every audited event, in the writer.
 std::string canonical_event(const AuditEventRecord& event) {
+  std::string out;
+  out.reserve(160 + event.details_json.size());
+  out += "{\"tenant\":";
+  append_json_string(out, event.tenant_id);
+  out += ",\"at_ms\":" + std::to_string(event.at_ms);
+  out += ",\"principal\":";
+  append_json_string(out, event.principal);
+  out += ",\"action\":";
+  append_json_string(out, event.action);
+  out += ",\"resource\":";
+  append_json_string(out, event.resource);
+  out += ",\"run_id\":";
+  append_json_string(out, event.run_id);
+  out += ",\"outcome\":";
+  append_json_string(out, event.outcome);
+  out += ",\"details\":";
   auto details = parse_json(event.details_json);
-  return to_json(json::object{{"tenant", event.tenant_id},
-                              {"at_ms", event.at_ms},
-                              {"principal", event.principal},
-                              {"action", event.action},
-                              {"resource", event.resource},
-                              {"run_id", event.run_id},
-                              {"outcome", event.outcome},
-                              {"details", details.is_ok() ? sorted_keys(*details) : json::value(event.details_json)}});
+  if (details.is_ok()) {
+    append_canonical_json(out, *details);
+  } else {
+    append_json_string(out, event.details_json);
+  }
+  out += '}';
+  return out;
 }
 
 std::string audit_chain_hash(const std::string& prev_hash, int64_t seq, const std::string& canonical) {

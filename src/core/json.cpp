@@ -117,4 +117,42 @@ json::value sorted_keys(const json::value& value) {
   return object;
 }
 
+void append_json_string(std::string& out, std::string_view text) {
+  out += json::serialize(json::string_view(text.data(), text.size()));
+}
+
+void append_canonical_json(std::string& out, const json::value& value) {
+  if (value.is_object()) {
+    std::vector<const json::key_value_pair*> entries;
+    entries.reserve(value.get_object().size());
+    for (const auto& entry : value.get_object()) entries.push_back(&entry);
+    std::sort(entries.begin(), entries.end(), [](const auto* a, const auto* b) { return a->key() < b->key(); });
+    out += '{';
+    for (size_t i = 0; i < entries.size(); ++i) {
+      if (i > 0) out += ',';
+      append_json_string(out, entries[i]->key());
+      out += ':';
+      append_canonical_json(out, entries[i]->value());
+    }
+    out += '}';
+  } else if (value.is_array()) {
+    out += '[';
+    bool first = true;
+    for (const json::value& element : value.get_array()) {
+      if (!first) out += ',';
+      first = false;
+      append_canonical_json(out, element);
+    }
+    out += ']';
+  } else {
+    out += json::serialize(value);
+  }
+}
+
+std::string to_canonical_json(const json::value& value) {
+  std::string out;
+  append_canonical_json(out, value);
+  return out;
+}
+
 }  // namespace continuum

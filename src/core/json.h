@@ -29,6 +29,12 @@ std::string to_json(const json::value& value);
 // A copy of `value` with every object's keys in ascending byte order, so that
 // equal documents serialize (to_json) to equal text, e.g. for hashing.
 json::value sorted_keys(const json::value& value);
+// to_json(sorted_keys(value)), written directly (no sorted copy is built).
+std::string to_canonical_json(const json::value& value);
+// Appends to_canonical_json(value) to `out`.
+void append_canonical_json(std::string& out, const json::value& value);
+// Appends `text` as a JSON string literal, escaped as to_json escapes it.
+void append_json_string(std::string& out, std::string_view text);
 
 // Typed access. `param` names the field in error messages ("model.name").
 Result<std::string> get_string(const json::object& obj, std::string_view key, std::string_view param);

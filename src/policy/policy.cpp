@@ -153,14 +153,19 @@ Decision evaluate(const PolicyDocument& policy, const Request& request) {
 }
 
 std::string canonical_request_json(const Request& request) {
-  json::array identities;
-  for (const std::string& identity : request.identities) identities.emplace_back(identity);
-  json::object root;  // keys inserted in sorted order
-  root["action"] = request.action;
-  root["context"] = sorted_keys(request.context);
-  root["identities"] = std::move(identities);
-  root["resource"] = request.resource;
-  return to_json(root);
+  std::string out = "{\"action\":";  // keys in sorted order
+  append_json_string(out, request.action);
+  out += ",\"context\":";
+  append_canonical_json(out, request.context);
+  out += ",\"identities\":[";
+  for (size_t i = 0; i < request.identities.size(); ++i) {
+    if (i > 0) out += ',';
+    append_json_string(out, request.identities[i]);
+  }
+  out += "],\"resource\":";
+  append_json_string(out, request.resource);
+  out += '}';
+  return out;
 }
 
 }  // namespace continuum::policy

@@ -34,7 +34,7 @@ std::string entry_key(const std::string& tenant, const ToolSpec& server) {
                                     json::value(oauth.private_key), json::value(oauth.signing_algorithm),
                                     json::value(oauth.client_metadata_url), json::value(oauth.scope)};
   }
-  return tenant + "\n" + sha256_hex(to_json(sorted_keys(identity)));
+  return tenant + "\n" + sha256_hex(to_canonical_json(identity));
 }
 
 }  // namespace

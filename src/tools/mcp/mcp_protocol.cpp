@@ -160,7 +160,7 @@ std::string tool_definition_json(const McpTool& tool) {
                           {"title", tool.title},
                           {"description", tool.description},
                           {"inputSchema", tool.input_schema}};
-  return to_json(sorted_keys(definition));
+  return to_canonical_json(definition);
 }
 
 std::string tool_definition_hash(const McpTool& tool) { return sha256_hex(tool_definition_json(tool)); }

@@ -133,6 +133,28 @@ TEST(AuditChainTest, CanonicalEncodingIsStableAndSortsDetails) {
   EXPECT_EQ(parsed.details_json, R"({"a":{"b":3,"y":2},"z":1})");
 }
 
+// Chains written before canonical_event wrote its text directly keep
+// verifying: the text is byte for byte what the DOM encoding gave.
+TEST(AuditChainTest, CanonicalEncodingIsTheFieldsInOrderWithSortedDetails) {
+  AuditEventRecord event;
+  event.tenant_id = "t\u00e9";
+  event.at_ms = 1700000000123;
+  event.principal = "user:\"al\\ice\"";
+  event.action = "tool:invoke";
+  event.resource = "tool:noop";
+  event.run_id = "run_1";
+  event.outcome = "allow";
+  for (std::string details : {R"({"z":[1,{"y":null,"b":"\n"}],"a":1.25})", "not json {"}) {
+    event.details_json = details;
+    auto parsed = parse_json(details);
+    json::object expected{{"tenant", event.tenant_id},   {"at_ms", event.at_ms},   {"principal", event.principal},
+                          {"action", event.action},      {"resource", event.resource}, {"run_id", event.run_id},
+                          {"outcome", event.outcome},
+                          {"details", parsed.is_ok() ? sorted_keys(*parsed) : json::value(details)}};
+    EXPECT_EQ(canonical_event(event), to_json(expected));
+  }
+}
+
 TEST(SigningTest, Ed25519SignVerifyAndPersistedKey) {
   std::string path = ::testing::TempDir() + "/continuum-signing-test.key";
   std::remove(path.c_str());

@@ -23,5 +23,16 @@ TEST(JsonTest, TypedAccessNamesTheParam) {
   EXPECT_EQ(first_unknown_key(*obj, {"a", "b", "c"}).value(), "d");
 }
 
+TEST(JsonTest, CanonicalTextIsTheSortedCopySerialized) {
+  auto value = parse_json(R"({"z":[3,{"b":1,"a":[true,null,"x\u00e9\n"]}],"a":{"y":1.5,"x":-2,"\u00e9":"\"q\""},
+                             "m":{},"n":[],"k":1E300})");
+  ASSERT_TRUE(value.is_ok());
+  EXPECT_EQ(to_canonical_json(*value), to_json(sorted_keys(*value)));
+  EXPECT_EQ(to_canonical_json(json::value("plain")), "\"plain\"");
+  std::string out = "prefix:";
+  append_json_string(out, "tab\there \"and\" \x01");
+  EXPECT_EQ(out, "prefix:" + to_json(json::value("tab\there \"and\" \x01")));
+}
+
 }  // namespace
 }  // namespace continuum
