@@ -91,18 +91,22 @@ policy::Request effect_policy_request(const EffectRequest& request) {
   out.identities.push_back("agent:" + request.agent);
   out.action = request.action;
   out.resource = request.resource;
-  size_t colon = request.resource.find(':');
-  json::object resource{{"type", request.resource.substr(0, colon)},
-                        {"id", colon == std::string::npos ? "" : request.resource.substr(colon + 1)},
-                        {"owner", request.user_id}};
-  json::value user = request.user_id.empty() ? json::value(nullptr) : json::value(json::object{{"id", request.user_id}});
-  out.context = json::object{{"principal", json::object{{"id", request.user_id}, {"roles", json::array{}}}},
-                             {"user", std::move(user)},
-                             {"agent", json::object{{"name", request.agent}}},
-                             {"resource", std::move(resource)},
-                             {"action", request.action},
-                             {"run", json::object{{"id", request.run_id}, {"session", request.session_id}}},
-                             {"args", request.arguments}};
+  // Built only if a `when` reads it: `request` outlives the decision (check()).
+  out.build_context = [&request] {
+    size_t colon = request.resource.find(':');
+    json::object resource{{"type", request.resource.substr(0, colon)},
+                          {"id", colon == std::string::npos ? "" : request.resource.substr(colon + 1)},
+                          {"owner", request.user_id}};
+    json::value user =
+        request.user_id.empty() ? json::value(nullptr) : json::value(json::object{{"id", request.user_id}});
+    return json::object{{"principal", json::object{{"id", request.user_id}, {"roles", json::array{}}}},
+                        {"user", std::move(user)},
+                        {"agent", json::object{{"name", request.agent}}},
+                        {"resource", std::move(resource)},
+                        {"action", request.action},
+                        {"run", json::object{{"id", request.run_id}, {"session", request.session_id}}},
+                        {"args", request.arguments}};
+  };
   return out;
 }
 

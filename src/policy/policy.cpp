@@ -45,15 +45,31 @@ struct Verdict {
   std::string trace;
 };
 
+// The context `when` sees: the request's, or built once by its build_context.
+class Context {
+ public:
+  explicit Context(const Request& request) : request_(request) {}
+  const json::object& get() {
+    if (!request_.build_context) return request_.context;
+    if (!built_) built_ = request_.build_context();
+    return *built_;
+  }
+
+ private:
+  const Request& request_;
+  std::optional<json::object> built_;
+};
+
 // The targets matched; decides on `when` and fails closed on its errors.
-Verdict judge_condition(const Statement& statement, const Request& request, const std::string& matched) {
+Verdict judge_condition(const Statement& statement, const Request& request, Context& context,
+                        const std::string& matched) {
   Verdict verdict;
   if (!statement.when) {
     verdict.applies = true;
     if (request.explain) verdict.trace = "applies: " + matched;
     return verdict;
   }
-  Result<bool> result = statement.when->evaluate(request.context, request.history);
+  Result<bool> result = statement.when->evaluate(context.get(), request.history);
   if (result.is_ok()) {
     verdict.applies = *result;
     if (request.explain) {
@@ -71,7 +87,7 @@ Verdict judge_condition(const Statement& statement, const Request& request, cons
   return verdict;
 }
 
-Verdict judge(const Statement& statement, const Request& request) {
+Verdict judge(const Statement& statement, const Request& request, Context& context) {
   Verdict verdict;
   Match principal = first_match(statement.principals, request.identities);
   if (principal.pattern == nullptr) {
@@ -92,10 +108,10 @@ Verdict judge(const Statement& statement, const Request& request) {
     }
     return verdict;
   }
-  if (!request.explain) return judge_condition(statement, request, {});
+  if (!request.explain) return judge_condition(statement, request, context, {});
   std::string matched = "principal '" + *principal.pattern + "' matched '" + *principal.value + "', action '" +
                         *action + "', resource '" + *resource + "'";
-  return judge_condition(statement, request, matched);
+  return judge_condition(statement, request, context, matched);
 }
 
 std::string reason_for(const Statement& statement, const Verdict& verdict, const Request& request) {
@@ -128,8 +144,9 @@ Decision evaluate(const PolicyDocument& policy, const Request& request) {
   // The first applicable statement of each effect, with its verdict.
   const Statement* deciding[3] = {nullptr, nullptr, nullptr};
   Verdict deciding_verdict[3];
+  Context context(request);
   for (const Statement& statement : policy.statements) {
-    Verdict verdict = judge(statement, request);
+    Verdict verdict = judge(statement, request, context);
     if (request.explain) {
       decision.trace.push_back(statement.id + " (" + effect_name(statement.effect) + "): " + verdict.trace);
     }

@@ -10,6 +10,7 @@
 // closed).
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -66,6 +67,10 @@ struct Request {
   std::string action;                   // "tool:invoke"
   std::string resource;                 // "tool:refund"
   json::object context;                 // what `when` sees (see Expression::evaluate)
+  // If set, `context` is left empty and this builds it when a `when` first
+  // reads it (most decisions have none to evaluate). For deciding only:
+  // canonical_request_json reads `context` itself.
+  std::function<json::object()> build_context;
   History* history = nullptr;           // for count()/sum(); may be null; not owned
   bool explain = true;                  // fill Decision::trace (the hot paths, deciding only, do not)
 };
