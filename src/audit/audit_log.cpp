@@ -11,7 +11,8 @@ AuditEventRecord audit_event(std::string tenant, int64_t at_ms, std::string prin
   event.action = std::move(action);
   event.resource = std::move(resource);
   event.outcome = std::move(outcome);
-  event.details_json = to_json(details);
+  event.details_json = to_canonical_json(details);  // as the chain hashes it: the writer need not parse it again
+  event.details_canonical = true;
   event.run_id = std::move(run_id);
   return event;
 }

@@ -27,6 +27,11 @@ std::string canonical_event(const AuditEventRecord& event) {
   out += ",\"outcome\":";
   append_json_string(out, event.outcome);
   out += ",\"details\":";
+  if (event.details_canonical) {
+    out += event.details_json;
+    out += '}';
+    return out;
+  }
   auto details = parse_json(event.details_json);
   if (details.is_ok()) {
     append_canonical_json(out, *details);

@@ -173,6 +173,7 @@ struct AuditEventRecord {
   std::string run_id;         // "" when not about a run
   std::string outcome;        // "allow" | "deny" | "require_approval" | "ok" | "fail" | a status
   std::string details_json = "{}";  // statement, inputs_hash, reason, ...
+  bool details_canonical = false;   // details_json is to_canonical_json text (audit_event() writes it so)
   std::string prev_hash;      // raw 32 bytes; assigned by the store
   std::string hash;           // raw 32 bytes; assigned by the store
   std::string canonical;      // reads only: the stored canonical_event() the hash covers

@@ -2,6 +2,7 @@
 // bad record; checkpoints are checked for signature, trust and coverage.
 #include <gtest/gtest.h>
 
+#include "audit/audit_log.h"
 #include "audit/chain.h"
 #include "audit/verifier.h"
 #include "crypto/signing.h"
@@ -153,6 +154,14 @@ TEST(AuditChainTest, CanonicalEncodingIsTheFieldsInOrderWithSortedDetails) {
                           {"details", parsed.is_ok() ? sorted_keys(*parsed) : json::value(details)}};
     EXPECT_EQ(canonical_event(event), to_json(expected));
   }
+  // audit_event() writes the details canonically once; the chain splices them.
+  json::object details{{"z", 1}, {"a", json::object{{"y", 2}, {"b", "x"}}}};
+  AuditEventRecord made = audit_event("t", 5, "user:u", "run:create", "run:r", "allow", details, "r");
+  EXPECT_TRUE(made.details_canonical);
+  AuditEventRecord same = made;
+  same.details_canonical = false;
+  same.details_json = to_json(details);  // unsorted: parsed and sorted
+  EXPECT_EQ(canonical_event(made), canonical_event(same));
 }
 
 TEST(SigningTest, Ed25519SignVerifyAndPersistedKey) {
