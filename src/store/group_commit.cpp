@@ -37,7 +37,7 @@ void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done
     std::lock_guard lock(mutex_);
     if (!stopping_) {
       queue_.push_back(PendingBatch{std::move(batch), std::move(done), clock_.monotonic_us()});
-      held_ = false;
+      release_pending_ = true;
       wake_.notify_one();
       return;
     }
@@ -53,7 +53,7 @@ void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests, CommitPac
       for (auto& request : requests) {
         queue_.push_back(PendingBatch{std::move(request.batch), std::move(request.done), now_us});
       }
-      held_ = pacing == CommitPacing::kMoreFollow;
+      if (pacing == CommitPacing::kNow && (!queue_.empty() || writer_open_)) release_pending_ = true;
       wake_.notify_one();
       return;
     }
@@ -63,7 +63,8 @@ void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests, CommitPac
 
 void GroupCommitQueue::release() {
   std::lock_guard lock(mutex_);
-  held_ = false;
+  if (queue_.empty() && !writer_open_) return;  // nothing held: the next batches are not released by this
+  release_pending_ = true;
   wake_.notify_one();
 }
 
@@ -78,7 +79,8 @@ bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_ba
   bool can_apply_now = apply_part_ != nullptr;
   for (;;) {
     bool expired = clock_.monotonic_us() >= deadline_us;
-    bool must_end = stopping_ || !held_ || expired || open_batches + queue_.size() >= batches_per_group_max_;
+    bool must_end =
+        stopping_ || release_pending_ || expired || open_batches + queue_.size() >= batches_per_group_max_;
     if (must_end || (can_apply_now && !queue_.empty())) break;
     wake_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(1, deadline_us - clock_.monotonic_us())));
   }
@@ -89,7 +91,10 @@ bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_ba
     queue_.pop_front();
   }
   bool full = open_batches + part.size() >= batches_per_group_max_;
-  return stopping_ || !held_ || full || clock_.monotonic_us() >= deadline_us || !queue_.empty();
+  bool end = stopping_ || release_pending_ || full || clock_.monotonic_us() >= deadline_us || !queue_.empty();
+  if (end) release_pending_ = !queue_.empty() && release_pending_;  // what stays queued keeps its release
+  writer_open_ = !end && open_batches + part.size() > 0;
+  return end;
 }
 
 void GroupCommitQueue::writer_loop() {

@@ -84,7 +84,10 @@ class GroupCommitQueue {
   std::mutex mutex_;
   std::condition_variable wake_;
   std::deque<PendingBatch> queue_;  // guarded by mutex_
-  bool held_ = false;               // guarded by mutex_: the last submission said more follow
+  // Guarded by mutex_: a release (or a kNow submission) came for what is
+  // open or queued; the writer ends the transaction at its next look.
+  bool release_pending_ = false;
+  bool writer_open_ = false;        // guarded by mutex_: the writer holds a transaction open
   bool stopping_ = false;           // guarded by mutex_
   std::thread writer_;
 
