@@ -291,7 +291,9 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
     payload["stream_ends"] = std::move(ends);
   }
   StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, to_json(payload), now};
-  commit_step(*run, std::move(step), {to_json(response.message)}, nullptr);
+  std::vector<std::string> items{to_json(response.message)};
+  commit_step(*run, std::move(step), std::move(items), nullptr, {},
+              std::make_shared<const json::object>(std::move(payload)));
 }
 
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {

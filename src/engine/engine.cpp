@@ -123,7 +123,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   RunSnapshot snapshot;
   Status folded = fold_step(snapshot, created);
   CONTINUUM_CHECK(folded.is_ok(), "a fresh snapshot accepts run_created at seq 0");
-  run.snapshot_json = to_json(snapshot_to_json(snapshot));
+  run.snapshot_json = snapshot_to_json_text(snapshot);
 
   WriteBatch batch;
   batch.audit_events = std::move(options.audit_events);
@@ -401,10 +401,14 @@ void Engine::record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch
 }
 
 void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
-                         std::function<void(ActiveRun&)> after_commit, WriteBatch extra) {
-  auto payload = payload_for_fold(step);  // parsed once for both folds: projected now, committed later
-  CONTINUUM_CHECK(payload.is_ok(), "the engine builds each step's payload as a JSON object");
-  Status folded = fold_step(run.projected, step, payload->get());
+                         std::function<void(ActiveRun&)> after_commit, WriteBatch extra,
+                         std::shared_ptr<const json::object> payload) {
+  if (!payload) {  // parsed once for both folds: projected now, committed later
+    auto parsed = payload_for_fold(step);
+    CONTINUUM_CHECK(parsed.is_ok(), "the engine builds each step's payload as a JSON object");
+    payload = std::move(*parsed);
+  }
+  Status folded = fold_step(run.projected, step, payload.get());
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
   record_lifecycle(run, step, batch);
@@ -417,7 +421,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   step.lease_epoch = run.lease_epoch;
   update.version = ++run.projected_version;
   update.status = run.projected.status;
-  update.snapshot_json = to_json(snapshot_to_json(run.projected));
+  update.snapshot_json = snapshot_to_json_text(run.projected);
   update.updated_at_ms = step.created_at_ms;
   batch.run_updates.push_back(std::move(update));
   for (const auto& message : item_messages) {
@@ -429,7 +433,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   std::string run_id = run.record.id;
   uint64_t generation = run.generation;
   store_.commit(std::move(batch), [this, loop = &loop_, run_id, generation, step = std::move(step),
-                                   payload = std::move(*payload),
+                                   payload = std::move(payload),
                                    after_commit = std::move(after_commit)](Status status) mutable {
     loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), payload = std::move(payload),
                 status = std::move(status), after_commit = std::move(after_commit)] {
@@ -600,7 +604,7 @@ void Engine::cancel_run(const std::string& tenant, const std::string& run_id, st
   RunRecord update = *record;
   update.version = record->version + 1;  // fails if the run was started meanwhile
   update.status = kRunCancelled;
-  update.snapshot_json = to_json(snapshot_to_json(*snapshot));
+  update.snapshot_json = snapshot_to_json_text(*snapshot);
   update.updated_at_ms = now;
   batch.run_updates.push_back(std::move(update));
   batch.steps.push_back(step);

@@ -157,8 +157,11 @@ class Engine {
   bool tool_in_process(const ActiveRun& run, const PendingTool& tool) const;
   void record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch);
   // `extra` is written in the same transaction (e.g. an approval record).
+  // `payload`: step.payload_json as an object if the caller has it (else it
+  // is parsed here, when folding needs it).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
-                   std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {});
+                   std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {},
+                   std::shared_ptr<const json::object> payload = nullptr);
   // `payload`: the step's payload as payload_for_fold parsed it.
   void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
                          const json::object* payload, Status status,

@@ -65,6 +65,68 @@ json::object snapshot_to_json(const RunSnapshot& snapshot) {
 }
 
 namespace {
+void append_field(std::string& out, std::string_view key, std::string_view text) {
+  out += out.size() > 1 ? ",\"" : "\"";
+  out += key;
+  out += "\":";
+  append_json_string(out, text);
+}
+void append_field(std::string& out, std::string_view key, int64_t number) {
+  out += out.size() > 1 ? ",\"" : "\"";
+  out += key;
+  out += "\":";
+  out += std::to_string(number);
+}
+}  // namespace
+
+std::string snapshot_to_json_text(const RunSnapshot& snapshot) {
+  std::string out = "{";
+  out.reserve(256 + snapshot.output.size() + snapshot.instructions.size());
+  append_field(out, "status", snapshot.status);
+  append_field(out, "next_seq", snapshot.next_seq);
+  append_field(out, "model_calls", snapshot.model_calls);
+  append_field(out, "tool_calls", snapshot.tool_calls);
+  out += ",\"usage\":{\"input_tokens\":" + std::to_string(snapshot.usage.input_tokens) +
+         ",\"output_tokens\":" + std::to_string(snapshot.usage.output_tokens) +
+         ",\"total_tokens\":" + std::to_string(snapshot.usage.total_tokens) + "},\"pending_tools\":[";
+  for (size_t i = 0; i < snapshot.pending_tools.size(); ++i) {
+    const PendingTool& tool = snapshot.pending_tools[i];
+    std::string entry = "{";
+    append_field(entry, "seq", tool.seq);
+    append_field(entry, "call_id", tool.call_id);
+    append_field(entry, "name", tool.name);
+    append_field(entry, "arguments", tool.arguments);
+    out += (i > 0 ? "," : "") + entry + "}";
+  }
+  out += "]";
+  append_field(out, "started_at_ms", snapshot.started_at_ms);
+  append_field(out, "deadline_at_ms", snapshot.deadline_at_ms);
+  append_field(out, "output", snapshot.output);
+  append_field(out, "error_code", snapshot.error_code);
+  append_field(out, "error_message", snapshot.error_message);
+  if (snapshot.final_text) append_field(out, "final_text", *snapshot.final_text);
+  if (!snapshot.instructions.empty()) append_field(out, "instructions", snapshot.instructions);
+  if (!snapshot.client_tools.empty()) out += ",\"client_tools\":" + json::serialize(snapshot.client_tools);
+  if (snapshot.has_input_messages) out += ",\"has_input_messages\":true";
+  if (!snapshot.approvals.empty()) {
+    out += ",\"approvals\":[";
+    bool first = true;
+    for (const auto& [seq, approval] : snapshot.approvals) {
+      std::string entry = "{";
+      append_field(entry, "seq", seq);
+      append_field(entry, "approval_id", approval.approval_id);
+      append_field(entry, "arguments_hash", approval.arguments_hash);
+      append_field(entry, "decision", approval.decision);
+      out += (first ? "" : ",") + entry + "}";
+      first = false;
+    }
+    out += "]";
+  }
+  out += "}";
+  return out;
+}
+
+namespace {
 int64_t int_field(const json::object& obj, std::string_view key) {
   const json::value* value = obj.if_contains(key);
   return value && value->is_int64() ? value->as_int64() : 0;

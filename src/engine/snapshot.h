@@ -78,6 +78,8 @@ struct RunSnapshot {
 bool is_client_tool(const json::array& client_tools, std::string_view name);
 
 json::object snapshot_to_json(const RunSnapshot& snapshot);
+// to_json(snapshot_to_json(snapshot)), written directly (it runs per step).
+std::string snapshot_to_json_text(const RunSnapshot& snapshot);
 Result<RunSnapshot> snapshot_from_json(std::string_view text);
 
 // Applies one committed journal step. Fails (kInternal) if the step does not

@@ -74,5 +74,32 @@ TEST(SnapshotTest, OwnStepTextIsThePublicViewWithoutAParse) {
   EXPECT_EQ(parsed->at("seq").as_int64(), 7);
 }
 
+TEST(SnapshotTest, TextIsTheObjectSerialized) {
+  RunSnapshot s;
+  EXPECT_EQ(snapshot_to_json_text(s), to_json(snapshot_to_json(s)));
+  s.status = kRunRunning;
+  s.next_seq = 9;
+  s.model_calls = 2;
+  s.tool_calls = 3;
+  s.usage = Usage{10, 2, 12};
+  s.pending_tools.push_back(PendingTool{7, "call \"a\"", "lookup", R"({"q":"caf\u00e9\n"})"});
+  s.pending_tools.push_back(PendingTool{8, "b", "noop", "{}"});
+  s.started_at_ms = 1700000000000;
+  s.deadline_at_ms = -1;
+  s.output = "line\tone";
+  s.error_code = "x";
+  s.error_message = "\x01 control";
+  s.final_text = "done";
+  s.instructions = "be brief";
+  s.client_tools = json::array{json::object{{"type", "function"}, {"function", json::object{{"name", "f"}}}}};
+  s.has_input_messages = true;
+  s.approvals[7] = ApprovalState{"appr_1", "h", "approved"};
+  s.approvals[8] = ApprovalState{"appr_2", "h2", ""};
+  EXPECT_EQ(snapshot_to_json_text(s), to_json(snapshot_to_json(s)));
+  auto back = snapshot_from_json(snapshot_to_json_text(s));
+  ASSERT_TRUE(back.is_ok());
+  EXPECT_EQ(snapshot_to_json_text(*back), snapshot_to_json_text(s));
+}
+
 }  // namespace
 }  // namespace continuum
