@@ -1,9 +1,9 @@
 #include "core/clock.h"
 
-#include <algorithm>
 #include <openssl/crypto.h>
 #include <openssl/rand.h>
 
+#include <algorithm>
 #include <array>
 #include <cstring>
 

@@ -1,5 +1,7 @@
 #include "engine/snapshot.h"
 
+#include <boost/json/serialize.hpp>
+
 #include <algorithm>
 
 namespace continuum {

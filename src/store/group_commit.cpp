@@ -1,5 +1,8 @@
 #include "store/group_commit.h"
 
+#include <algorithm>
+#include <chrono>
+
 namespace continuum {
 
 GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics,
