@@ -163,6 +163,9 @@ MATRIX = [
     ("GET", "/v1/sessions/{alice_session}/runs", None,                       200, 403, 404, 200),
     ("DELETE", "/v1/sessions/{fresh_alice_session}", None,                   200, 403, 404, 200),
     ("POST", "/v1/sessions/{fresh_alice_session}/runs", {"input": "hi"},     202, 403, 404, 202),
+    # a run in a session of its own: session:create as above, then run:create
+    ("POST", "/v1/runs", {"agent": "helper", "input": "hi"},                 202, 202, 404, 202),
+    ("POST", "/v1/runs", {"agent": "helper", "input": "hi", "user": "alice"}, 202, 403, 404, 202),
     # runs
     ("GET", "/v1/runs/{alice_run}", None,                                    200, 403, 404, 200),
     ("GET", "/v1/runs/{alice_run}/steps", None,                              200, 403, 404, 200),
