@@ -547,7 +547,7 @@ int run_server(const ServerConfig& config) {
     log::error("cannot sign the final audit checkpoints", {{"error", signed_last.to_string()}});
   }
   app->server.reset();
-  app->coalescing.reset();  // hands what waits to the layers below
+  app->coalescing.reset();  // ends the transaction it holds open below
   app->sealing.reset();
   app->backend.reset();  // drains queued commits (their callbacks only post to the loop), then closes
   app->engine.reset();
