@@ -22,48 +22,14 @@ json::object step_to_json(const StepRecord& step) {
 std::string step_to_json_text(const StepRecord& step) { return to_json(step_to_json(step)); }
 
 std::string own_step_to_json_text(const StepRecord& step) {
-  std::string kind = json::serialize(json::string_view(step.kind));
   std::string text;
-  text.reserve(step.payload_json.size() + kind.size() + 80);
+  text.reserve(step.payload_json.size() + step.kind.size() + 80);
   text.append("{\"seq\":").append(std::to_string(step.seq));
-  text.append(",\"kind\":").append(kind);
+  text.append(",\"kind\":");
+  append_json_string(text, step.kind);
   text.append(",\"created_at_ms\":").append(std::to_string(step.created_at_ms));
   text.append(",\"payload\":").append(step.payload_json).append("}");
   return text;
-}
-
-json::object snapshot_to_json(const RunSnapshot& snapshot) {
-  json::array pending;
-  for (const auto& tool : snapshot.pending_tools) {
-    pending.push_back(json::object{{"seq", tool.seq},
-                                   {"call_id", tool.call_id},
-                                   {"name", tool.name},
-                                   {"arguments", tool.arguments}});
-  }
-  json::object obj{{"status", snapshot.status},
-                   {"next_seq", snapshot.next_seq},
-                   {"model_calls", snapshot.model_calls},
-                   {"tool_calls", snapshot.tool_calls},
-                   {"usage", usage_to_json(snapshot.usage)},
-                   {"pending_tools", std::move(pending)},
-                   {"started_at_ms", snapshot.started_at_ms},
-                   {"deadline_at_ms", snapshot.deadline_at_ms},
-                   {"output", snapshot.output},
-                   {"error_code", snapshot.error_code},
-                   {"error_message", snapshot.error_message}};
-  if (snapshot.final_text) obj["final_text"] = *snapshot.final_text;
-  if (!snapshot.instructions.empty()) obj["instructions"] = snapshot.instructions;
-  if (!snapshot.client_tools.empty()) obj["client_tools"] = snapshot.client_tools;
-  if (snapshot.has_input_messages) obj["has_input_messages"] = true;
-  if (!snapshot.approvals.empty()) {
-    json::array approvals;
-    for (const auto& [seq, approval] : snapshot.approvals) {
-      approvals.push_back(json::object{{"seq", seq}, {"approval_id", approval.approval_id},
-                                       {"arguments_hash", approval.arguments_hash}, {"decision", approval.decision}});
-    }
-    obj["approvals"] = std::move(approvals);
-  }
-  return obj;
 }
 
 namespace {

@@ -77,8 +77,8 @@ struct RunSnapshot {
 // Whether `name` is one of `client_tools` (chat tool definitions).
 bool is_client_tool(const json::array& client_tools, std::string_view name);
 
-json::object snapshot_to_json(const RunSnapshot& snapshot);
-// to_json(snapshot_to_json(snapshot)), written directly (it runs per step).
+// The snapshot as stored in a run row (JSON text; snapshot_from_json reads it).
+// Written directly, not through a JSON object: it runs per step.
 std::string snapshot_to_json_text(const RunSnapshot& snapshot);
 Result<RunSnapshot> snapshot_from_json(std::string_view text);
 

@@ -572,7 +572,7 @@ TEST(ResponseObjectTest, FieldsFromRunSnapshotAndRequestOptions) {
   RunSnapshot snapshot;
   snapshot.status = kRunCompleted;
   snapshot.usage = Usage{12, 5, 17};
-  json::object response = response_object(run_record(kRunCompleted, to_json(snapshot_to_json(snapshot))), created,
+  json::object response = response_object(run_record(kRunCompleted, snapshot_to_json_text(snapshot)), created,
                                           output);
   EXPECT_EQ(str(response.at("id")), "run_1");
   EXPECT_EQ(str(response.at("object")), "response");
@@ -618,7 +618,7 @@ TEST(ResponseObjectTest, FailedRunCarriesItsError) {
   snapshot.error_code = "model_error";
   snapshot.error_message = "the model answered 500";
   json::object response =
-      response_object(run_record(kRunFailed, to_json(snapshot_to_json(snapshot))), created, output);
+      response_object(run_record(kRunFailed, snapshot_to_json_text(snapshot)), created, output);
   EXPECT_EQ(str(response.at("status")), "failed");
   EXPECT_EQ(response.at("error"), parse(R"({"code": "model_error", "message": "the model answered 500"})"));
   EXPECT_TRUE(response.at("incomplete_details").is_null());
@@ -633,7 +633,7 @@ TEST(ResponseObjectTest, ARunStoppedByItsLimitsIsIncomplete) {
   snapshot.error_code = "max_steps";
   snapshot.error_message = "the run reached its limit of 3 model steps";
   json::object response =
-      response_object(run_record(kRunFailed, to_json(snapshot_to_json(snapshot))), created, output);
+      response_object(run_record(kRunFailed, snapshot_to_json_text(snapshot)), created, output);
   EXPECT_EQ(str(response.at("status")), "incomplete");
   EXPECT_EQ(response.at("incomplete_details"), parse(R"({"reason": "max_steps"})"));
   EXPECT_TRUE(response.at("error").is_null());

@@ -98,7 +98,7 @@ RunRecord run_with(const std::string& status, const RunSnapshot& snapshot = RunS
   run.agent_name = "helper";
   run.agent_version = 1;
   run.status = status;
-  run.snapshot_json = to_json(snapshot_to_json(snapshot));
+  run.snapshot_json = snapshot_to_json_text(snapshot);
   run.created_at_ms = 1'700'000'000'000;
   return run;
 }

@@ -98,7 +98,7 @@ TEST_F(ApprovalsTest, HeldCallWaitsThenRunsOnceWithTheApprovedArguments) {
   EXPECT_NE(std::find(kinds.begin(), kinds.end(), kStepApprovalDecided), kinds.end());
   RunSnapshot folded;
   for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json) << "approval steps fold like the rest";
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json) << "approval steps fold like the rest";
   EXPECT_EQ(std::count(gate.checked.begin(), gate.checked.end(), "tool:refund"), 1)
       << "an approved call is not asked about again";
 }

@@ -51,7 +51,7 @@ TEST_F(EngineTest, JournalFoldEqualsMaterializedSnapshot) {
   ASSERT_TRUE(pump([&] { return finished(run_id); }));
   RunSnapshot folded;
   for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json);
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
 }
 
 TEST_F(EngineTest, RestartResumesWithoutRepeatingCompletedToolsAndResendsInFlightWithSameKey) {

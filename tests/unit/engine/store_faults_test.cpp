@@ -104,7 +104,7 @@ TEST_F(StoreFaultsTest, ResultBuiltOnAFailedCommitNeverCommitsAndTheRunRecovers)
   EXPECT_EQ(run(run_id).status, kRunCompleted);
   RunSnapshot folded;
   for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json) << "snapshot and journal agree";
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json) << "snapshot and journal agree";
   EXPECT_EQ(folded.tool_calls, 2);
   // Both calls were re-sent after the reload, with their original keys.
   EXPECT_EQ(tools_.attempts_by_key[run_id + ":3"], 2);
@@ -162,7 +162,7 @@ TEST_F(StoreFaultsTest, InProcessStepsRunAheadOfTheirCommits) {
   EXPECT_EQ(run(run_id).status, kRunCompleted);
   RunSnapshot folded;
   for (const auto& step : steps(run_id)) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json) << "snapshot and journal agree";
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json) << "snapshot and journal agree";
 }
 
 // A tool that reaches outside (HTTP) starts only once the steps it follows are
@@ -203,7 +203,7 @@ TEST_F(StoreFaultsTest, AFailedCommitTakesTheStepsRunAheadWithIt) {
     EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
     ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
   }
-  EXPECT_EQ(to_json(snapshot_to_json(folded)), run(run_id).snapshot_json);
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
 }
 
 // A run of an idle session starts before its own insert is durable: its
