@@ -442,7 +442,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
       maybe_finish_drain();
     });
   });
-  loop_.post([this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
+  loop_.post_continuation([this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
 }
 
 void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,

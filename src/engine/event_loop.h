@@ -19,6 +19,14 @@ class EventLoop {
   virtual ~EventLoop() = default;
   // Runs `task` on the loop thread soon. Callable from any thread.
   virtual void post(std::function<void()> task) = 0;
+  // Runs `task` on the loop thread soon, as a continuation of the work now
+  // running (an in-process effect's result, the next step of a run): called
+  // on the loop thread, it runs right after the task that posted it, before
+  // tasks posted earlier, so a run's in-process steps go depth first rather
+  // than interleaved with every other run's. A loop bounds how many run in a
+  // row before other work. Callable from any thread; off the loop thread, or
+  // by default, the same as post().
+  virtual void post_continuation(std::function<void()> task) { post(std::move(task)); }
   // Runs `task` on the loop thread after `delay_ms`. Callable from any thread.
   virtual void post_after(int64_t delay_ms, std::function<void()> task) = 0;
   // Whether tasks given to post() wait to run (timers and I/O not counted).

@@ -17,6 +17,8 @@ class AsioEventLoop final : public EventLoop {
   AsioEventLoop();
   ~AsioEventLoop() override;
   void post(std::function<void()> task) override;
+  // At most kContinuationsInRow continuations run before other handlers.
+  void post_continuation(std::function<void()> task) override;
   void post_after(int64_t delay_ms, std::function<void()> task) override;
   bool has_pending_tasks() const override;
   // Runs until stop() (blocks the calling thread, which becomes the loop thread).

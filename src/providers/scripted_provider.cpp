@@ -41,7 +41,7 @@ void ScriptedProvider::complete(const ModelRequest& request, std::function<void(
   if (reply.delay_ms > 0) {
     loop_.post_after(reply.delay_ms, std::move(deliver));
   } else {
-    loop_.post(std::move(deliver));
+    loop_.post_continuation(std::move(deliver));
   }
 }
 
