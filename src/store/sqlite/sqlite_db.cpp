@@ -10,6 +10,11 @@ Status sqlite_status(sqlite3* db, int rc, std::string_view what) {
   return Status(Code::kInternal, message);
 }
 
+SqliteStatement& SqliteStatement::bind(int index, const std::string& text) {
+  sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_STATIC);
+  return *this;
+}
+
 SqliteStatement& SqliteStatement::bind(int index, std::string_view text) {
   sqlite3_bind_text(stmt_, index, text.data(), static_cast<int>(text.size()), SQLITE_TRANSIENT);
   return *this;

@@ -25,6 +25,12 @@ class SqliteStatement {
   SqliteStatement& operator=(const SqliteStatement&) = delete;
   ~SqliteStatement();
 
+  // A string lvalue is bound in place (SQLITE_STATIC), not copied: it must
+  // stay alive and unchanged while the statement runs (callers bind fields
+  // of records and locals that outlive the statement's use). Temporaries and
+  // views are copied.
+  SqliteStatement& bind(int index, const std::string& text);
+  SqliteStatement& bind(int index, std::string&& text) { return bind(index, std::string_view(text)); }
   SqliteStatement& bind(int index, std::string_view text);
   SqliteStatement& bind(int index, int64_t number);
   SqliteStatement& bind_blob(int index, std::string_view bytes);  // stored as a BLOB (raw hashes, keys)

@@ -501,8 +501,9 @@ Status SqliteStore::apply_audit(const WriteBatch& batch) {
     const std::string& prev = head->second.second;
     std::string canonical = canonical_event(event);
     std::string hash = audit_chain_hash(prev, seq, canonical);
-    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(std::string("INSERT INTO audit_events (") + kAuditColumns +
-                                                           ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"));
+    static const std::string kInsert =
+        std::string("INSERT INTO audit_events (") + kAuditColumns + ") VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+    ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(kInsert));
     insert.bind(1, event.tenant_id).bind(2, seq).bind(3, event.at_ms).bind(4, event.principal).bind(5, event.action)
         .bind(6, event.resource).bind(7, event.run_id).bind(8, event.outcome).bind(9, canonical)
         .bind_blob(10, prev).bind_blob(11, hash);
