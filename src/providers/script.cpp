@@ -156,7 +156,8 @@ Result<Script> parse_script(const json::value& value, const std::string& param) 
 // What the script needs to know about a request's conversation.
 struct Conversation {
   std::string model;
-  std::string messages_json;        // serialized `messages`, for keys and token estimates
+  const json::array* messages = nullptr;  // the request's, which outlives the Conversation
+  size_t text_bytes = 0;            // content bytes plus an allowance per message: for token estimates
   int64_t assistants_after_user = 0;  // k: selects the step
   int64_t turn = 0;                 // number of user messages
   std::string input;                // last user message text
@@ -177,17 +178,40 @@ std::string content_text(const json::value* content) {
   return text;
 }
 
+// A message's share of a token estimate: its text, and this for its role and framing.
+constexpr size_t kMessageAllowanceBytes = 16;
+
+size_t content_bytes(const json::value* content) {
+  if (content == nullptr) return 0;
+  if (content->is_string()) return content->as_string().size();
+  size_t bytes = 0;
+  if (!content->is_array()) return bytes;
+  for (const json::value& part : content->as_array()) {
+    const json::value* text = part.is_object() ? part.as_object().if_contains("text") : nullptr;
+    if (text != nullptr && text->is_string()) bytes += text->as_string().size();
+  }
+  return bytes;
+}
+
 Result<Conversation> read_conversation(std::string_view model, const json::array* messages) {
   Conversation conversation;
   conversation.model = std::string(model);
   if (messages == nullptr || messages->empty()) {
     return invalid_argument("field 'messages' must be a non-empty array", "messages");
   }
+  conversation.messages = messages;
   for (size_t i = 0; i < messages->size(); ++i) {
-    std::string param = "messages[" + std::to_string(i) + "]";
-    if (!(*messages)[i].is_object()) return invalid_argument("field '" + param + "' must be an object", param);
+    if (!(*messages)[i].is_object()) {
+      std::string param = "messages[" + std::to_string(i) + "]";
+      return invalid_argument("field '" + param + "' must be an object", param);
+    }
     const json::object& message = (*messages)[i].as_object();
-    ASSIGN_OR_RETURN(std::string role, get_string(message, "role", param + ".role"));
+    const json::value* role_value = message.if_contains("role");
+    if (role_value == nullptr || !role_value->is_string()) {
+      return get_string(message, "role", "messages[" + std::to_string(i) + "].role").status();
+    }
+    std::string_view role = role_value->as_string();
+    conversation.text_bytes += kMessageAllowanceBytes + content_bytes(message.if_contains("content"));
     if (role == "user") {
       conversation.turn += 1;
       conversation.assistants_after_user = 0;
@@ -200,7 +224,6 @@ Result<Conversation> read_conversation(std::string_view model, const json::array
       conversation.tool_results += content_text(message.if_contains("content"));
     }
   }
-  conversation.messages_json = json::serialize(*messages);
   return conversation;
 }
 
@@ -380,7 +403,7 @@ ScriptReply ScriptBook::respond(std::string_view model, const json::array* messa
   }
   const ScriptStep& step = select_step(script->second, conversation->assistants_after_user);
   if (!step.fail.empty()) {
-    int64_t attempt = count_attempt(request_key(conversation->model, conversation->messages_json));
+    int64_t attempt = count_attempt(request_key(conversation->model, json::serialize(*conversation->messages)));
     if (attempt <= static_cast<int64_t>(step.fail.size())) {
       int status = step.fail[static_cast<size_t>(attempt - 1)];
       ScriptReply reply = error_reply(status,
@@ -397,7 +420,7 @@ ScriptReply ScriptBook::respond(std::string_view model, const json::array* messa
   reply.delay_ms = step.delay_ms;
   reply.message = build_message(step, *conversation);
   reply.finish_reason = step.tool_calls.empty() ? "stop" : "tool_calls";
-  reply.prompt_tokens = estimate_tokens(conversation->messages_json.size());
+  reply.prompt_tokens = estimate_tokens(conversation->text_bytes);
   reply.completion_tokens = estimate_tokens(json::serialize(reply.message).size());
   return reply;
 }
