@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <string>
 #include <vector>
@@ -22,9 +23,19 @@ struct ContextItem {
   std::shared_ptr<const json::object> message;
 };
 
+// A session's items, newest first.
+using ContextItems = std::deque<ContextItem>;
+
+// The messages of a model call, oldest first. Shared, not copied: a message
+// the engine keeps parsed is the same object in every call of the run.
+using ContextMessages = std::vector<std::shared_ptr<const json::object>>;
+
+// The messages as a Chat Completions `messages` array (a copy).
+json::array to_json_array(const ContextMessages& messages);
+
 // An item's message as an object (from `message` if set); kInvalidArgument if
 // message_json is not a JSON object.
-Result<json::object> item_message(const ContextItem& item);
+Result<std::shared_ptr<const json::object>> item_message(const ContextItem& item);
 
 // Builds the messages for the model, oldest first: the system instructions,
 // then the current run's turn, preceded by as many whole earlier turns as
@@ -39,8 +50,8 @@ Result<json::object> item_message(const ContextItem& item);
 // `newest_first` holds the session's most recent items (at least until the
 // budget is filled, or all of them); `current_user_message` is the current
 // run's input as a user message.
-json::array assemble_context(const std::string& instructions, const std::string& current_run_id,
-                             const std::string& current_user_message,
-                             const std::vector<ContextItem>& newest_first, int64_t budget_tokens);
+ContextMessages assemble_context(const std::string& instructions, const std::string& current_run_id,
+                                 const std::string& current_user_message, const ContextItems& newest_first,
+                                 int64_t budget_tokens);
 
 }  // namespace continuum

@@ -49,10 +49,10 @@ std::string user_message(const std::string& input) {
   return to_json(json::object{{"role", "user"}, {"content", input}});
 }
 
-Result<std::vector<ContextItem>> Engine::read_context_items(const ActiveRun& run) {
+Result<ContextItems> Engine::read_context_items(const ActiveRun& run) {
   // Pages grow geometrically until the token budget is filled, so the cost is
   // proportional to what the model sees, not to the session's length.
-  std::vector<ContextItem> newest_first;
+  ContextItems newest_first;
   int64_t budget = run.agent->model.context_tokens;
   int64_t used = 0;
   int64_t before_seq = 0;
@@ -95,7 +95,7 @@ void keep_parsed(ContextItem& item) {
 Status Engine::load_context(ActiveRun& run) {
   if (run.context_loaded) return Status::ok();
   ASSIGN_OR_RETURN(auto loaded, read_context_items(run));
-  run.context.assign(loaded.begin(), loaded.end());
+  run.context = std::move(loaded);
   run.context_tokens = 0;
   for (auto& item : run.context) {
     run.context_tokens += estimate_tokens(item.message_json);
@@ -176,13 +176,12 @@ void Engine::start_model_call(ActiveRun& run, int64_t seq) {
     loop_.post_after(1000, [this, run_id] { advance(run_id); });
     return;
   }
-  std::vector<ContextItem> newest_first(run.context.begin(), run.context.end());
   std::string instructions = run.agent->instructions;
   if (!run.committed.instructions.empty()) {
     instructions += (instructions.empty() ? "" : "\n\n") + run.committed.instructions;
   }
   request->messages = assemble_context(instructions, run.record.id, user_message(run.record.input),
-                                       newest_first, run.agent->model.context_tokens);
+                                       run.context, run.agent->model.context_tokens);
   if (!run.agent->has_mcp_servers()) return send_model_request(run, std::move(request));
   // The model is offered what the MCP servers list now (cached by the hub).
   list_mcp_tools(run, [this, request](ActiveRun& listed) { send_model_request(listed, request); });

@@ -198,7 +198,7 @@ class Engine {
   void poll_remote(const std::string& run_id);
 
   // Effects (effects.cpp).
-  Result<std::vector<ContextItem>> read_context_items(const ActiveRun& run);
+  Result<ContextItems> read_context_items(const ActiveRun& run);
   // Reads the session's newest items into run.context once; later items are
   // added as their steps are projected.
   Status load_context(ActiveRun& run);

@@ -25,7 +25,7 @@ struct Engine::ActiveRun {
   // The session's newest conversation items (newest first), covering at least
   // the model's token budget: loaded once, then extended as items commit, so
   // a step never reads the session's history from the store.
-  std::deque<ContextItem> context;
+  ContextItems context;
   int64_t context_tokens = 0;
   bool context_loaded = false;
   // Text streamed so far by the model call in flight (not journaled), so a

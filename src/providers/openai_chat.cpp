@@ -186,7 +186,7 @@ json::object build_chat_request_body(const ModelRequest& request) {
   json::object body;
   for (const auto& [key, value] : request.spec.params) body[key] = value;
   body["model"] = request.spec.model;
-  body["messages"] = request.messages;
+  body["messages"] = to_json_array(request.messages);
   body["stream"] = true;
   body["stream_options"] = json::object{{"include_usage", true}};
   if (!request.tools.empty()) body["tools"] = request.tools;

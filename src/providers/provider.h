@@ -7,6 +7,7 @@
 #include <string_view>
 
 #include "agent/agent_spec.h"
+#include "agent/context.h"
 #include "core/json.h"
 #include "engine/retry.h"
 #include "engine/snapshot.h"
@@ -15,7 +16,7 @@ namespace continuum {
 
 struct ModelRequest {
   ModelSpec spec;
-  json::array messages;   // Chat Completions messages, oldest first
+  ContextMessages messages;  // Chat Completions messages, oldest first
   json::array tools;      // Chat Completions function tool definitions
   std::string run_id;
   int64_t seq = 0;

@@ -156,7 +156,7 @@ Result<Script> parse_script(const json::value& value, const std::string& param) 
 // What the script needs to know about a request's conversation.
 struct Conversation {
   std::string model;
-  const json::array* messages = nullptr;  // the request's, which outlives the Conversation
+  std::vector<const json::object*> messages;  // the request's, which outlive the Conversation
   size_t text_bytes = 0;            // content bytes plus an allowance per message: for token estimates
   int64_t assistants_after_user = 0;  // k: selects the step
   int64_t turn = 0;                 // number of user messages
@@ -193,19 +193,39 @@ size_t content_bytes(const json::value* content) {
   return bytes;
 }
 
-Result<Conversation> read_conversation(std::string_view model, const json::array* messages) {
-  Conversation conversation;
-  conversation.model = std::string(model);
+// A request's messages as objects; refused if missing, empty or not all objects.
+Result<std::vector<const json::object*>> message_objects(const json::array* messages) {
   if (messages == nullptr || messages->empty()) {
     return invalid_argument("field 'messages' must be a non-empty array", "messages");
   }
-  conversation.messages = messages;
+  std::vector<const json::object*> objects;
+  objects.reserve(messages->size());
   for (size_t i = 0; i < messages->size(); ++i) {
     if (!(*messages)[i].is_object()) {
       std::string param = "messages[" + std::to_string(i) + "]";
       return invalid_argument("field '" + param + "' must be an object", param);
     }
-    const json::object& message = (*messages)[i].as_object();
+    objects.push_back(&(*messages)[i].as_object());
+  }
+  return objects;
+}
+
+// The messages as a JSON array's text, byte for byte what serializing the array gives.
+std::string serialize_messages(const std::vector<const json::object*>& messages) {
+  std::string out = "[";
+  for (const json::object* message : messages) {
+    if (out.size() > 1) out += ',';
+    out += json::serialize(*message);
+  }
+  return out + "]";
+}
+
+Result<Conversation> read_conversation(std::string_view model, std::vector<const json::object*> messages) {
+  Conversation conversation;
+  conversation.model = std::string(model);
+  if (messages.empty()) return invalid_argument("field 'messages' must be a non-empty array", "messages");
+  for (size_t i = 0; i < messages.size(); ++i) {
+    const json::object& message = *messages[i];
     const json::value* role_value = message.if_contains("role");
     if (role_value == nullptr || !role_value->is_string()) {
       return get_string(message, "role", "messages[" + std::to_string(i) + "].role").status();
@@ -224,6 +244,7 @@ Result<Conversation> read_conversation(std::string_view model, const json::array
       conversation.tool_results += content_text(message.if_contains("content"));
     }
   }
+  conversation.messages = std::move(messages);
   return conversation;
 }
 
@@ -391,7 +412,20 @@ ScriptReply ScriptBook::respond(const json::object& chat_request) {
 }
 
 ScriptReply ScriptBook::respond(std::string_view model, const json::array* messages) {
-  Result<Conversation> conversation = read_conversation(model, messages);
+  Result<std::vector<const json::object*>> objects = message_objects(messages);
+  if (!objects.is_ok()) return error_reply(400, objects.status().message(), "invalid_request");
+  return respond_to(model, std::move(*objects));
+}
+
+ScriptReply ScriptBook::respond(std::string_view model, const ContextMessages& messages) {
+  std::vector<const json::object*> objects;
+  objects.reserve(messages.size());
+  for (const auto& message : messages) objects.push_back(message.get());
+  return respond_to(model, std::move(objects));
+}
+
+ScriptReply ScriptBook::respond_to(std::string_view model, std::vector<const json::object*> messages) {
+  Result<Conversation> conversation = read_conversation(model, std::move(messages));
   if (!conversation.is_ok()) {
     return error_reply(400, conversation.status().message(), "invalid_request");
   }
@@ -403,7 +437,7 @@ ScriptReply ScriptBook::respond(std::string_view model, const json::array* messa
   }
   const ScriptStep& step = select_step(script->second, conversation->assistants_after_user);
   if (!step.fail.empty()) {
-    int64_t attempt = count_attempt(request_key(conversation->model, json::serialize(*conversation->messages)));
+    int64_t attempt = count_attempt(request_key(conversation->model, serialize_messages(conversation->messages)));
     if (attempt <= static_cast<int64_t>(step.fail.size())) {
       int status = step.fail[static_cast<size_t>(attempt - 1)];
       ScriptReply reply = error_reply(status,

@@ -24,6 +24,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/context.h"
 #include "core/json.h"
 #include "core/status.h"
 
@@ -94,10 +95,13 @@ class ScriptBook {
   ScriptReply respond(const json::object& chat_request);
   // The same for a request's parts (`messages` null = missing).
   ScriptReply respond(std::string_view model, const json::array* messages);
+  // The same for the engine's messages (shared, not copied).
+  ScriptReply respond(std::string_view model, const ContextMessages& messages);
 
   bool has_script(std::string_view model) const;
 
  private:
+  ScriptReply respond_to(std::string_view model, std::vector<const json::object*> messages);
   struct AttemptCounter;
   ScriptBook();
   // Returns the attempt number (1-based) of this request, counting it.

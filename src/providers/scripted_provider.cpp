@@ -29,7 +29,7 @@ ModelOutcome outcome_from_reply(const ScriptReply& reply) {
 
 void ScriptedProvider::complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                                 std::function<void(ModelOutcome)> done) {
-  ScriptReply reply = book_->respond(request.spec.model, &request.messages);
+  ScriptReply reply = book_->respond(request.spec.model, request.messages);
   auto deliver = [reply, on_text_delta = std::move(on_text_delta), done = std::move(done)] {
     ModelOutcome outcome = outcome_from_reply(reply);
     if (outcome.response && on_text_delta) {

@@ -25,22 +25,34 @@ std::vector<std::string> roles(const json::array& context) {
 
 TEST(ContextTest, CurrentTurnAndWholeEarlierTurnsThatFit) {
   // Newest first: run r3 (current), r2, r1; each turn user + assistant.
-  std::vector<ContextItem> items = {item("r3", "user", "q3"),
+  ContextItems items = {item("r3", "user", "q3"),
                                     item("r2", "assistant", std::string(400, 'b')), item("r2", "user", "q2"),
                                     item("r1", "assistant", std::string(4000, 'a')), item("r1", "user", "q1")};
-  json::array context = assemble_context("sys", "r3", user("q3"), items, 400);
+  json::array context = to_json_array(assemble_context("sys", "r3", user("q3"), items, 400));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"system", "user", "assistant", "user"}));
   EXPECT_EQ(context.back().as_object().at("content").as_string(), "q3");
 }
 
 TEST(ContextTest, ParsedItemsGiveTheSameContext) {
-  std::vector<ContextItem> items = {item("r2", "tool", "t"), item("r2", "assistant", std::string(400, 'b')),
-                                    item("r2", "user", "q2"), item("r1", "assistant", "a"), item("r1", "user", "q1")};
-  std::vector<ContextItem> kept;
+  ContextItems items = {item("r2", "tool", "t"), item("r2", "assistant", std::string(400, 'b')),
+                        item("r2", "user", "q2"), item("r1", "assistant", "a"), item("r1", "user", "q1")};
+  ContextItems kept;
   for (const auto& each : items) kept.push_back(parsed(each));
   for (int64_t budget : {40, 400, 16000}) {
-    EXPECT_EQ(assemble_context("sys", "r2", user("q2"), kept, budget),
-              assemble_context("sys", "r2", user("q2"), items, budget)) << budget;
+    EXPECT_EQ(to_json_array(assemble_context("sys", "r2", user("q2"), kept, budget)),
+              to_json_array(assemble_context("sys", "r2", user("q2"), items, budget)))
+        << budget;
+  }
+}
+
+TEST(ContextTest, ParsedItemsAreSharedNotCopied) {
+  ContextItems kept = {parsed(item("r2", "assistant", "a2")), parsed(item("r2", "user", "q2")),
+                       parsed(item("r1", "assistant", "a1")), parsed(item("r1", "user", "q1"))};
+  ContextMessages messages = assemble_context("sys", "r2", user("q2"), kept, 16000);
+  ASSERT_EQ(messages.size(), 5u);
+  EXPECT_EQ(messages[0]->at("role").as_string(), "system");
+  for (size_t i = 1; i < messages.size(); ++i) {
+    EXPECT_EQ(messages[i].get(), kept[messages.size() - 1 - i].message.get()) << i;
   }
 }
 
@@ -48,8 +60,8 @@ TEST(ContextTest, OversizedCurrentTurnKeepsUserMessageAndNewestItems) {
   // Regression: a large input echoed into a tool call used to leave the model
   // with [system, tool] only, losing the task.
   std::string big(44000, 'x');
-  std::vector<ContextItem> items = {item("r1", "tool", big), item("r1", "assistant", big), item("r1", "user", big)};
-  json::array context = assemble_context("", "r1", user(big), items, 16000);
+  ContextItems items = {item("r1", "tool", big), item("r1", "assistant", big), item("r1", "user", big)};
+  json::array context = to_json_array(assemble_context("", "r1", user(big), items, 16000));
   ASSERT_FALSE(context.empty());
   EXPECT_EQ(roles(context).front(), "user") << "the task is always shown";
   ASSERT_GE(context.size(), 3u);
@@ -58,12 +70,12 @@ TEST(ContextTest, OversizedCurrentTurnKeepsUserMessageAndNewestItems) {
 }
 
 TEST(ContextTest, LongRunningTurnIsCutAtAnAssistantMessage) {
-  std::vector<ContextItem> items;
+  ContextItems items;
   for (int i = 0; i < 50; ++i) {
     items.push_back(item("r1", "tool", std::string(100, 't')));
     items.push_back(item("r1", "assistant", std::string(100, 'a')));
   }
-  json::array context = assemble_context("", "r1", user("go"), items, 500);
+  json::array context = to_json_array(assemble_context("", "r1", user("go"), items, 500));
   std::vector<std::string> got = roles(context);
   ASSERT_GE(got.size(), 3u);
   EXPECT_EQ(got[0], "user");
@@ -73,8 +85,8 @@ TEST(ContextTest, LongRunningTurnIsCutAtAnAssistantMessage) {
 
 TEST(ContextTest, IncompleteEarlierTurnIsLeftOut) {
   // Only the tail of r1 was read (no user message): it must not be shown in part.
-  std::vector<ContextItem> items = {item("r2", "user", "q2"), item("r1", "tool", "t"), item("r1", "assistant", "a")};
-  json::array context = assemble_context("", "r2", user("q2"), items, 10000);
+  ContextItems items = {item("r2", "user", "q2"), item("r1", "tool", "t"), item("r1", "assistant", "a")};
+  json::array context = to_json_array(assemble_context("", "r2", user("q2"), items, 10000));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user"}));
 }
 
@@ -104,10 +116,10 @@ std::vector<std::string> contents(const json::array& context) {
 
 TEST(ContextTest, ClientFunctionOutputsContinueThePreviousTurn) {
   // r1 ended with the client's function calls; r2 starts with their outputs.
-  std::vector<ContextItem> items = {output("r2", "call_b", "24C"), output("r2", "call_a", "18C"),
+  ContextItems items = {output("r2", "call_b", "24C"), output("r2", "call_a", "18C"),
                                     calls("r1", {"call_a", "call_b"}), item("r1", "user", "weather?"),
                                     item("r0", "assistant", "a0"), item("r0", "user", "q0")};
-  json::array context = assemble_context("sys", "r2", user("18C\n24C"), items, 10000);
+  json::array context = to_json_array(assemble_context("sys", "r2", user("18C\n24C"), items, 10000));
   EXPECT_EQ(roles(context),
             (std::vector<std::string>{"system", "user", "assistant", "user", "assistant", "tool", "tool"}));
   EXPECT_EQ(contents(context), (std::vector<std::string>{"sys", "q0", "a0", "weather?", "<calls>", "18C", "24C"}))
@@ -115,7 +127,7 @@ TEST(ContextTest, ClientFunctionOutputsContinueThePreviousTurn) {
 
   // The model answered in r2: still one turn.
   items.insert(items.begin(), item("r2", "assistant", "Paris 18C, Rome 24C"));
-  context = assemble_context("", "r2", user("18C\n24C"), items, 10000);
+  context = to_json_array(assemble_context("", "r2", user("18C\n24C"), items, 10000));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "user", "assistant", "tool", "tool",
                                                       "assistant"}));
 }
@@ -123,21 +135,21 @@ TEST(ContextTest, ClientFunctionOutputsContinueThePreviousTurn) {
 TEST(ContextTest, TwoRoundsOfClientCallsAreOneTurn) {
   // r1 asks and calls; r2 answers the call with outputs and the model calls
   // again; r3 answers that.
-  std::vector<ContextItem> items = {output("r3", "call_b", "B"), calls("r2", {"call_b"}), output("r2", "call_a", "A"),
+  ContextItems items = {output("r3", "call_b", "B"), calls("r2", {"call_b"}), output("r2", "call_a", "A"),
                                     calls("r1", {"call_a"}), item("r1", "user", "q1")};
-  json::array context = assemble_context("", "r3", user("B"), items, 10000);
+  json::array context = to_json_array(assemble_context("", "r3", user("B"), items, 10000));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool", "assistant", "tool"}));
   EXPECT_EQ(contents(context), (std::vector<std::string>{"q1", "<calls>", "A", "<calls>", "B"}));
 }
 
 TEST(ContextTest, EarlierTurnContinuedByFunctionOutputsIsWholeOrLeftOut) {
-  std::vector<ContextItem> items = {item("r3", "user", "q3"), item("r2", "assistant", "done"),
+  ContextItems items = {item("r3", "user", "q3"), item("r2", "assistant", "done"),
                                     output("r2", "call_a", "18C"), calls("r1", {"call_a"}),
                                     item("r1", "user", std::string(4000, 'w'))};
-  json::array all = assemble_context("", "r3", user("q3"), items, 10000);
+  json::array all = to_json_array(assemble_context("", "r3", user("q3"), items, 10000));
   EXPECT_EQ(roles(all), (std::vector<std::string>{"user", "assistant", "tool", "assistant", "user"}));
   // r2 alone would fit, but without r1 its output has no call: neither is shown.
-  json::array fitting = assemble_context("", "r3", user("q3"), items, 400);
+  json::array fitting = to_json_array(assemble_context("", "r3", user("q3"), items, 400));
   EXPECT_EQ(roles(fitting), (std::vector<std::string>{"user"}));
   EXPECT_EQ(contents(fitting), (std::vector<std::string>{"q3"}));
 }
@@ -145,35 +157,35 @@ TEST(ContextTest, EarlierTurnContinuedByFunctionOutputsIsWholeOrLeftOut) {
 TEST(ContextTest, ConversationItemsBeginningWithAnAssistantMessageJoinThePreviousTurn) {
   // Items added to the conversation outside a run (POST .../items) form a
   // pseudo-run "items_<hex>".
-  std::vector<ContextItem> items = {item("r3", "user", "q3"), item("items_ab12", "assistant", "noted"),
+  ContextItems items = {item("r3", "user", "q3"), item("items_ab12", "assistant", "noted"),
                                     item("r1", "assistant", "a1"), item("r1", "user", "q1")};
-  json::array context = assemble_context("", "r3", user("q3"), items, 10000);
+  json::array context = to_json_array(assemble_context("", "r3", user("q3"), items, 10000));
   EXPECT_EQ(contents(context), (std::vector<std::string>{"q1", "a1", "noted", "q3"}));
 
   // Starting with a user message, they are a turn of their own.
   items = {item("r3", "user", "q3"), item("items_cd34", "assistant", "a2"), item("items_cd34", "user", "q2"),
            item("r1", "assistant", std::string(4000, 'a')), item("r1", "user", "q1")};
-  context = assemble_context("", "r3", user("q3"), items, 400);
+  context = to_json_array(assemble_context("", "r3", user("q3"), items, 400));
   EXPECT_EQ(contents(context), (std::vector<std::string>{"q2", "a2", "q3"})) << "r1 does not fit";
 }
 
 TEST(ContextTest, WindowCuttingTheContinuedTurnKeepsTheTruncationRules) {
   // Only r1's call was loaded, not its user message: the current turn is
   // incomplete, so the run's input leads and the tail starts at the call.
-  std::vector<ContextItem> items = {output("r2", "call_a", "18C"), calls("r1", {"call_a"})};
-  json::array context = assemble_context("", "r2", user("18C"), items, 10000);
+  ContextItems items = {output("r2", "call_a", "18C"), calls("r1", {"call_a"})};
+  json::array context = to_json_array(assemble_context("", "r2", user("18C"), items, 10000));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool"}));
   EXPECT_EQ(contents(context), (std::vector<std::string>{"18C", "<calls>", "18C"}));
 
   // Only the output was loaded: no tool result without its call.
   items = {output("r2", "call_a", "18C")};
-  context = assemble_context("", "r2", user("18C"), items, 10000);
+  context = to_json_array(assemble_context("", "r2", user("18C"), items, 10000));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user"}));
 
   // Loaded whole but over budget: cut at the assistant message.
   std::string big(8000, 'x');
   items = {output("r2", "call_a", big), calls("r1", {"call_a"}), item("r1", "user", "weather?")};
-  context = assemble_context("", "r2", user("the output"), items, 100);
+  context = to_json_array(assemble_context("", "r2", user("the output"), items, 100));
   EXPECT_EQ(roles(context), (std::vector<std::string>{"user", "assistant", "tool"}));
   EXPECT_EQ(contents(context).front(), "the output");
 }

@@ -345,7 +345,7 @@ class OpenAiChatProviderTest : public ::testing::Test {
   static ModelRequest request() {
     ModelRequest request;
     request.spec.model = "gpt-test";
-    request.messages = json::array{json::object{{"role", "user"}, {"content", "hi"}}};
+    request.messages = {std::make_shared<const json::object>(json::object{{"role", "user"}, {"content", "hi"}})};
     return request;
   }
 
@@ -389,7 +389,7 @@ TEST_F(OpenAiChatProviderTest, RequestShape) {
   auto body = parse_json_object(sent.body);
   ASSERT_TRUE(body.is_ok());
   EXPECT_EQ(body->at("model").as_string(), "gpt-test");
-  EXPECT_EQ(body->at("messages"), json::value(req.messages));
+  EXPECT_EQ(body->at("messages"), json::value(to_json_array(req.messages)));
   EXPECT_EQ(body->at("stream"), json::value(true));
   EXPECT_EQ(body->at("stream_options"), json::value(json::object{{"include_usage", true}}));
   EXPECT_EQ(body->at("temperature").as_double(), 0.25);
