@@ -147,12 +147,14 @@ EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string acti
   const char* outcome = verdict.kind == EffectVerdictKind::kAllow  ? "allow"
                         : verdict.kind == EffectVerdictKind::kDeny ? "deny"
                                                                    : "require_approval";
-  json::object details{{"statement", verdict.statement}, {"seq", seq}, {"on_behalf_of", *run.session_user},
-                       {"inputs_hash", sha256_hex(to_json(request.arguments))}};
-  if (verdict.kind != EffectVerdictKind::kAllow) details["reason"] = verdict.reason;
-  run.audit_backlog.push_back(audit_event(run.record.tenant_id, clock_.now_ms(), "agent:" + run.record.agent_name,
-                                          request.action, request.resource, outcome, std::move(details),
-                                          run.record.id));
+  static const std::string kNullInputsHash = sha256_hex("null");  // a model call's: it has no arguments
+  std::string inputs_hash = request.arguments.is_null() ? kNullInputsHash : sha256_hex(to_json(request.arguments));
+  bool allowed = verdict.kind == EffectVerdictKind::kAllow;
+  run.audit_backlog.push_back(audit_event_canonical(
+      run.record.tenant_id, clock_.now_ms(), "agent:" + run.record.agent_name, request.action, request.resource,
+      outcome,
+      effect_decision_details(verdict.statement, seq, *run.session_user, inputs_hash, allowed ? nullptr : &verdict.reason),
+      run.record.id));
   return verdict;
 }
 

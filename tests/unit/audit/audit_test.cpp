@@ -55,6 +55,25 @@ class AuditVerifierTest : public ::testing::Test {
   std::vector<AuditCheckpointRecord> checkpoints_;
 };
 
+TEST(AuditEventTest, EffectDecisionDetailsAreTheCanonicalObject) {
+  std::string reason = "denied: \"quoted\" \u00e9\n";
+  const std::string* reasons[] = {nullptr, &reason};
+  for (const std::string* why : reasons) {
+    json::object object{{"statement", "allow-\u00fc"}, {"seq", 42}, {"on_behalf_of", "user\t1"},
+                        {"inputs_hash", "ab12"}};
+    if (why != nullptr) object["reason"] = *why;
+    EXPECT_EQ(effect_decision_details("allow-\u00fc", 42, "user\t1", "ab12", why), to_canonical_json(object));
+  }
+}
+
+TEST(AuditEventTest, CanonicalDetailsHashAsTheObjectDoes) {
+  json::object details{{"seq", 7}, {"statement", "s"}};
+  AuditEventRecord built = audit_event("t1", 5, "agent:a", "tool:invoke", "tool:x", "allow", details, "run_1");
+  AuditEventRecord given = audit_event_canonical("t1", 5, "agent:a", "tool:invoke", "tool:x", "allow",
+                                                 to_canonical_json(details), "run_1");
+  EXPECT_EQ(canonical_event(built), canonical_event(given));
+}
+
 TEST_F(AuditVerifierTest, IntactChainVerifies) {
   AuditVerifyReport report = verify();
   EXPECT_TRUE(report.ok) << report.problem;
