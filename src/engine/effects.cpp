@@ -105,12 +105,13 @@ Status Engine::load_context(ActiveRun& run) {
   return Status::ok();
 }
 
-void Engine::remember_context_items(ActiveRun& run, const std::vector<std::string>& messages) {
+void Engine::remember_context_items(ActiveRun& run, const std::vector<std::string>& messages,
+                                    const std::vector<std::shared_ptr<const json::object>>& parsed) {
   if (!run.context_loaded) return;  // loaded from the store at the next model call
-  for (const auto& message : messages) {
-    run.context_tokens += estimate_tokens(message);
-    run.context.push_front(ContextItem{run.record.id, message, nullptr});
-    keep_parsed(run.context.front());
+  for (size_t i = 0; i < messages.size(); ++i) {
+    run.context_tokens += estimate_tokens(messages[i]);
+    run.context.push_front(ContextItem{run.record.id, messages[i], i < parsed.size() ? parsed[i] : nullptr});
+    if (!run.context.front().message) keep_parsed(run.context.front());
   }
   // Keep covering the budget: drop the oldest item only while the rest still
   // covers it, and never the call a kept tool result answers (a result larger
@@ -282,8 +283,11 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
   }
   ModelResponse& response = *outcome.response;
   int64_t now = clock_.now_ms();
-  json::object payload{{"message", response.message},
-                       {"usage", usage_to_json(response.usage)},
+  // The message is serialized once, for the payload and the session item,
+  // and kept parsed for the context: the payload's own copy moves in last.
+  std::string message_json = to_json(response.message);
+  auto message = std::make_shared<const json::object>(response.message);
+  json::object payload{{"usage", usage_to_json(response.usage)},
                        {"finish_reason", response.finish_reason},
                        {"attempts", attempt}};
   if (stream_ends.size() > 1) {
@@ -291,10 +295,11 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
     for (int64_t end : stream_ends) ends.push_back(end);
     payload["stream_ends"] = std::move(ends);
   }
-  StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, to_json(payload), now};
-  std::vector<std::string> items{to_json(response.message)};
-  commit_step(*run, std::move(step), std::move(items), nullptr, {},
-              std::make_shared<const json::object>(std::move(payload)));
+  std::string payload_json = R"({"message":)" + message_json + "," + to_json(payload).substr(1);
+  payload.emplace("message", std::move(response.message));
+  StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, std::move(payload_json), now};
+  commit_step(*run, std::move(step), {std::move(message_json)}, nullptr, {},
+              std::make_shared<const json::object>(std::move(payload)), {std::move(message)});
 }
 
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
@@ -445,9 +450,11 @@ void Engine::commit_tool_result(ActiveRun& run, const PendingTool& tool, const s
                        {"attempts", attempts},
                        {"idempotency_key", run.record.id + ":" + std::to_string(tool.seq)}};
   if (denied) payload["denied"] = true;
-  json::object item{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", output}};
+  auto item = std::make_shared<const json::object>(
+      json::object{{"role", "tool"}, {"tool_call_id", tool.call_id}, {"content", output}});
+  std::string item_json = to_json(*item);
   StepRecord step{run.record.tenant_id, run.record.id, tool.seq, kStepToolCall, to_json(payload), now};
-  commit_step(run, std::move(step), {to_json(item)}, nullptr);
+  commit_step(run, std::move(step), {std::move(item_json)}, nullptr, {}, nullptr, {std::move(item)});
 }
 
 }  // namespace continuum

@@ -402,7 +402,8 @@ void Engine::record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch
 
 void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                          std::function<void(ActiveRun&)> after_commit, WriteBatch extra,
-                         std::shared_ptr<const json::object> payload) {
+                         std::shared_ptr<const json::object> payload,
+                         std::vector<std::shared_ptr<const json::object>> parsed_items) {
   if (!payload) {  // parsed once for both folds: projected now, committed later
     auto parsed = payload_for_fold(step);
     CONTINUUM_CHECK(parsed.is_ok(), "the engine builds each step's payload as a JSON object");
@@ -412,7 +413,7 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
   record_lifecycle(run, step, batch);
-  remember_context_items(run, item_messages);  // at projection: a step run ahead sees it (a failed commit reloads)
+  remember_context_items(run, item_messages, parsed_items);  // at projection: a step run ahead sees it (a failed commit reloads)
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;

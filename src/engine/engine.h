@@ -158,10 +158,12 @@ class Engine {
   void record_lifecycle(ActiveRun& run, const StepRecord& step, WriteBatch& batch);
   // `extra` is written in the same transaction (e.g. an approval record).
   // `payload`: step.payload_json as an object if the caller has it (else it
-  // is parsed here, when folding needs it).
+  // is parsed here, when folding needs it). `parsed_items`: item_messages as
+  // objects, in the same order, if the caller has them (else parsed here).
   void commit_step(ActiveRun& run, StepRecord step, std::vector<std::string> item_messages,
                    std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {},
-                   std::shared_ptr<const json::object> payload = nullptr);
+                   std::shared_ptr<const json::object> payload = nullptr,
+                   std::vector<std::shared_ptr<const json::object>> parsed_items = {});
   // `payload`: the step's payload as payload_for_fold parsed it.
   void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
                          const json::object* payload, Status status,
@@ -202,7 +204,9 @@ class Engine {
   // Reads the session's newest items into run.context once; later items are
   // added as their steps are projected.
   Status load_context(ActiveRun& run);
-  void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages);
+  // `parsed`: the messages as objects, if the caller has them (else parsed here).
+  void remember_context_items(ActiveRun& run, const std::vector<std::string>& messages,
+                              const std::vector<std::shared_ptr<const json::object>>& parsed = {});
   void start_model_call(ActiveRun& run, int64_t seq);
   // Effect callbacks carry the run's generation: a result for an earlier
   // incarnation of the run (before an eviction and reload) is dropped.
