@@ -3,6 +3,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 namespace continuum {
@@ -117,8 +118,30 @@ json::value sorted_keys(const json::value& value) {
   return object;
 }
 
+namespace {
+
+// Serializes `what` into `out` through a buffer on the stack: no temporary
+// string per value (these are written for every key and scalar).
+template <typename T>
+void append_serialized(std::string& out, const T& what) {
+  thread_local json::serializer serializer;
+  if constexpr (std::is_same_v<T, json::string_view>) {
+    serializer.reset(what);
+  } else {
+    serializer.reset(&what);
+  }
+  char buffer[512];
+  while (!serializer.done()) {
+    json::string_view part = serializer.read(buffer, sizeof buffer);
+    out.append(part.data(), part.size());
+  }
+}
+
+}  // namespace
+
 void append_json_string(std::string& out, std::string_view text) {
-  out += json::serialize(json::string_view(text.data(), text.size()));
+  json::string_view view(text.data(), text.size());
+  append_serialized(out, view);
 }
 
 void append_canonical_json(std::string& out, const json::value& value) {
@@ -145,7 +168,7 @@ void append_canonical_json(std::string& out, const json::value& value) {
     }
     out += ']';
   } else {
-    out += json::serialize(value);
+    append_serialized(out, value);
   }
 }
 

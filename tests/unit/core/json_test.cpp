@@ -32,6 +32,10 @@ TEST(JsonTest, CanonicalTextIsTheSortedCopySerialized) {
   std::string out = "prefix:";
   append_json_string(out, "tab\there \"and\" \x01");
   EXPECT_EQ(out, "prefix:" + to_json(json::value("tab\there \"and\" \x01")));
+  std::string long_text;  // longer than the writer's buffer, escapes across its edges
+  for (int i = 0; i < 700; ++i) long_text += (i % 7 == 0) ? "\"\n" : "ab";
+  json::value long_value{{"k", long_text}, {"n", -1234567890123}};
+  EXPECT_EQ(to_canonical_json(long_value), to_json(sorted_keys(long_value)));
 }
 
 }  // namespace
