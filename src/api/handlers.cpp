@@ -336,49 +336,56 @@ namespace {
 // timer only holds a weak reference, so an answered request leaves nothing
 // behind but an empty timer.
 struct RunWaiter {
-  std::function<void(bool)> respond;
+  std::function<void(bool, std::shared_ptr<const RunRecord>)> respond;
 };
 }  // namespace
 
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
-                   std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when) {
+                   std::function<void(bool ended, std::shared_ptr<const RunRecord> final_run)> then,
+                   std::function<bool(const RunEvent&)> or_when) {
   auto waiter = std::make_shared<RunWaiter>();
   auto token = std::make_shared<int64_t>(0);
   auto hook = std::make_shared<int64_t>(0);
   std::weak_ptr<RunWaiter> weak = waiter;
-  waiter->respond = [&ctx, run_id, token, hook, then = std::move(then)](bool ended) {
+  waiter->respond = [&ctx, run_id, token, hook, then = std::move(then)](bool ended,
+                                                                       std::shared_ptr<const RunRecord> final_run) {
     ctx.engine->unsubscribe(run_id, *token);  // drops the listener's reference
     ctx.remove_shutdown_hook(*hook);          // drops the hook's reference
-    then(ended);
+    then(ended, std::move(final_run));
   };
-  auto fire = [weak](bool ended) {
+  auto fire = [weak](bool ended, std::shared_ptr<const RunRecord> final_run) {
     if (auto live = weak.lock()) {
       auto respond = std::move(live->respond);  // once; `live` may die inside
-      if (respond) respond(ended);
+      if (respond) respond(ended, std::move(final_run));
     }
   };
   bool terminal_only = !or_when;
   *token = ctx.engine->subscribe(run_id, [waiter, fire, or_when = std::move(or_when)](const RunEvent& event) {
-    if (event.terminal || (or_when && or_when(event))) fire(true);
+    if (event.terminal || (or_when && or_when(event))) fire(true, event.terminal ? event.final_run : nullptr);
   }, terminal_only);
   ctx.engine->follow_remote(tenant, run_id);  // it may execute on another node
-  *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false); });
+  *hook = ctx.add_shutdown_hook([waiter, fire] { fire(false, nullptr); });
   if (!ctx.engine->is_executing(run_id)) {  // else its end is still to come: no read needed
     auto current = ctx.store->get_run(tenant, run_id);
-    if (current.is_ok() && is_terminal_status(current->status)) return fire(true);
+    if (current.is_ok() && is_terminal_status(current->status)) {
+      return fire(true, std::make_shared<const RunRecord>(std::move(*current)));
+    }
   }
-  ctx.loop->post_after(timeout_ms, [fire] { fire(false); });
+  ctx.loop->post_after(timeout_ms, [fire] { fire(false, nullptr); });
 }
 
 namespace {
 
 void respond_when_finished(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
                            int finished_status, Writer writer) {
-  when_run_ends(ctx, tenant, run_id, timeout_ms, [&ctx, tenant, run_id, finished_status, writer](bool) {
-    auto record = ctx.store->get_run(tenant, run_id);
-    if (!record.is_ok()) return writer->send(error_response(record.status()));
-    writer->send(json_response(is_terminal_status(record->status) ? finished_status : 202, run_view(*record)));
-  });
+  when_run_ends(ctx, tenant, run_id, timeout_ms,
+                [&ctx, tenant, run_id, finished_status, writer](bool, std::shared_ptr<const RunRecord> final_run) {
+                  if (final_run) return writer->send(json_response(finished_status, run_view(*final_run)));
+                  auto record = ctx.store->get_run(tenant, run_id);
+                  if (!record.is_ok()) return writer->send(error_response(record.status()));
+                  writer->send(json_response(is_terminal_status(record->status) ? finished_status : 202,
+                                             run_view(*record)));
+                });
 }
 
 // What a run request may say besides its session: the input and how to answer.

@@ -80,12 +80,14 @@ void add_event_routes(Router& router, ApiContext& context);
 // The public JSON view of a run (status, output, error, usage, ...).
 json::object run_view(const RunRecord& run);
 
-// Calls `then(true)` once the run is terminal (or an event of it satisfies
-// `or_when`), or `then(false)` at the timeout or at shutdown, whichever comes
-// first (once). For requests that wait for a run's end (it may execute on
-// another node).
+// Calls `then(true, ...)` once the run is terminal (or an event of it
+// satisfies `or_when`), or `then(false, nullptr)` at the timeout or at
+// shutdown, whichever comes first (once). For requests that wait for a run's
+// end (it may execute on another node). `final_run` is the run as it ended
+// when this node ran it to its end (RunEvent::final_run), else null: read it.
 void when_run_ends(ApiContext& ctx, const std::string& tenant, const std::string& run_id, int64_t timeout_ms,
-                   std::function<void(bool ended)> then, std::function<bool(const RunEvent&)> or_when = nullptr);
+                   std::function<void(bool ended, std::shared_ptr<const RunRecord> final_run)> then,
+                   std::function<bool(const RunEvent&)> or_when = nullptr);
 
 // Deletes a session with its items, runs and journals, audited; 409 while a
 // run of it is unfinished. Answers {id, object, deleted: true} ("session",

@@ -249,7 +249,9 @@ void respond_when_settled(ApiContext& ctx, const std::string& tenant, const std:
   // The run's status as stored, not the event's kind: a run executing on
   // another node is followed by polling, one wake-up per poll.
   when_run_ends(
-      ctx, tenant, run_id, kWaitMs, [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); },
+      ctx, tenant, run_id, kWaitMs, [&ctx, tenant, run_id, writer](bool, std::shared_ptr<const RunRecord>) {
+        send_response(ctx, tenant, run_id, writer);
+      },
       [&ctx, tenant, run_id](const RunEvent& event) {
         if (event.seq < 0) return false;  // a text delta
         auto run = ctx.store->get_run(tenant, run_id);
@@ -436,7 +438,9 @@ void cancel_response(ApiContext& ctx, HttpRequest& request, const PathParams& pa
   ctx.engine->cancel_run(tenant, run_id, [&ctx, tenant, run_id, writer](Status status) {
     if (!status.is_ok()) return writer->send(error_response(status));
     when_run_ends(ctx, tenant, run_id, 60'000,
-                  [&ctx, tenant, run_id, writer](bool) { send_response(ctx, tenant, run_id, writer); });
+                  [&ctx, tenant, run_id, writer](bool, std::shared_ptr<const RunRecord>) {
+                    send_response(ctx, tenant, run_id, writer);
+                  });
   });
 }
 

@@ -462,7 +462,8 @@ void Engine::on_step_committed(const std::string& run_id, uint64_t generation, c
   CONTINUUM_CHECK(folded.is_ok(), "committed steps arrive in the order they were folded into projected");
   run->effects_in_flight.erase(step.seq);
   bool terminal = is_terminal_status(run->committed.status);
-  publish_step(step, terminal);
+  bool listened = terminal && listeners_.count(run_id) > 0;
+  publish_step(step, terminal, listened ? final_record(*run, step) : nullptr);
   if (after_commit) after_commit(*run);
   if (terminal) {
     finish_run(*run);
@@ -657,14 +658,23 @@ void Engine::publish(const RunEvent& event) {
   }
 }
 
-void Engine::publish_step(const StepRecord& step, bool terminal) {
+std::shared_ptr<const RunRecord> Engine::final_record(const ActiveRun& run, const StepRecord& terminal_step) const {
+  auto record = std::make_shared<RunRecord>(run.record);  // as commit_step writes the terminal update
+  record->status = run.committed.status;
+  record->snapshot_json = snapshot_to_json_text(run.committed);
+  record->updated_at_ms = terminal_step.created_at_ms;
+  record->version = run.projected_version;
+  return record;
+}
+
+void Engine::publish_step(const StepRecord& step, bool terminal, std::shared_ptr<const RunRecord> final_run) {
   // Rendering the step costs a copy of its payload: skip it when nobody listens for it.
   auto found = listeners_.find(step.run_id);
   if (found == listeners_.end()) return;
   bool wanted = terminal;
   for (const auto& [token, subscription] : found->second) wanted = wanted || !subscription.terminal_only;
   if (!wanted) return;
-  publish(RunEvent{step.run_id, step.seq, step.kind, own_step_to_json_text(step), terminal});
+  publish(RunEvent{step.run_id, step.seq, step.kind, own_step_to_json_text(step), terminal, std::move(final_run)});
 }
 
 void Engine::drain(std::function<void()> done) {

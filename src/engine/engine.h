@@ -49,6 +49,9 @@ struct RunEvent {
   std::string type;   // a step kind, or "text_delta"
   std::string data;   // JSON text
   bool terminal = false;
+  // On the terminal event of a run that ended on this node: the run as its
+  // last step stored it (plaintext), so a waiting request need not read it.
+  std::shared_ptr<const RunRecord> final_run = nullptr;
 };
 
 // What a run may carry besides its input text (the OpenAI-compatible API).
@@ -172,7 +175,9 @@ class Engine {
   void finish_run(ActiveRun& run);
   void evict_and_reload(std::string tenant, std::string run_id);
   void publish(const RunEvent& event);
-  void publish_step(const StepRecord& step, bool terminal);
+  void publish_step(const StepRecord& step, bool terminal, std::shared_ptr<const RunRecord> final_run = nullptr);
+  // The run as its terminal step stores it (see RunEvent::final_run).
+  std::shared_ptr<const RunRecord> final_record(const ActiveRun& run, const StepRecord& terminal_step) const;
   Result<std::shared_ptr<const AgentSpec>> load_agent(const std::string& tenant, const std::string& name,
                                                       int64_t version);
   void maybe_finish_drain();
