@@ -154,7 +154,8 @@ EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string acti
   run.audit_backlog.push_back(audit_event_canonical(
       run.record.tenant_id, clock_.now_ms(), "agent:" + run.record.agent_name, request.action, request.resource,
       outcome,
-      effect_decision_details(verdict.statement, seq, *run.session_user, inputs_hash, allowed ? nullptr : &verdict.reason),
+      effect_decision_details(verdict.statement, seq, *run.session_user, inputs_hash,
+                              allowed ? nullptr : &verdict.reason),
       run.record.id));
   return verdict;
 }

@@ -413,7 +413,8 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
   WriteBatch batch = std::move(extra);
   record_lifecycle(run, step, batch);
-  remember_context_items(run, item_messages, parsed_items);  // at projection: a step run ahead sees it (a failed commit reloads)
+  // At projection: a step run ahead sees it (a failed commit reloads).
+  remember_context_items(run, item_messages, parsed_items);
   RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
@@ -443,7 +444,8 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
       maybe_finish_drain();
     });
   });
-  loop_.post_continuation([this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
+  loop_.post_continuation(
+      [this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
 }
 
 void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,

@@ -35,12 +35,18 @@ Result<SealedHeader> parse_sealed_header(std::string_view sealed) {
 
 std::string payload_aad(std::string_view tenant, std::string_view table, std::string_view row,
                         std::string_view column, std::string_view sealed_header) {
-  std::string aad = "continuum/payload";
-  for (std::string_view part : {tenant, table, row, column, sealed_header}) {
-    aad.push_back('\0');
-    aad.append(part);
-  }
+  std::string aad;
+  payload_aad_into(aad, tenant, table, row, column, sealed_header);
   return aad;
+}
+
+void payload_aad_into(std::string& out, std::string_view tenant, std::string_view table, std::string_view row,
+                      std::string_view column, std::string_view sealed_header) {
+  out.assign("continuum/payload");
+  for (std::string_view part : {tenant, table, row, column, sealed_header}) {
+    out.push_back('\0');
+    out.append(part);
+  }
 }
 
 }  // namespace continuum

@@ -24,5 +24,8 @@ std::string sealed_header(const std::string& scope, int64_t version);
 Result<SealedHeader> parse_sealed_header(std::string_view sealed);
 std::string payload_aad(std::string_view tenant, std::string_view table, std::string_view row,
                         std::string_view column, std::string_view sealed_header);
+// The same written into `out` (replacing what it held), reusing its buffer.
+void payload_aad_into(std::string& out, std::string_view tenant, std::string_view table, std::string_view row,
+                      std::string_view column, std::string_view sealed_header);
 
 }  // namespace continuum

@@ -21,11 +21,19 @@ std::string key_scope_of(const SessionRecord& session) {
 }
 
 Result<std::string> SealingStore::seal(const std::string& tenant, const std::string& scope, std::string_view table,
-                                       std::string_view row, std::string_view column, std::string_view plaintext) {
+                                       std::string_view row, std::string_view column, std::string_view plaintext,
+                                       KeyMemo* memo) {
   if (scope.size() > 255) return invalid_argument("user id too long to key a scope", "user");
-  ASSIGN_OR_RETURN(auto key, keyring_.current(tenant, scope));
+  std::shared_ptr<const DataKey> key;
+  if (memo != nullptr && memo->key && memo->tenant == tenant && memo->scope == scope) {
+    key = memo->key;
+  } else {
+    ASSIGN_OR_RETURN(key, keyring_.current(tenant, scope));
+    if (memo != nullptr) *memo = KeyMemo{tenant, scope, key};
+  }
   std::string sealed = sealed_header(scope, key->version);
-  std::string aad = payload_aad(tenant, table, row, column, sealed);
+  thread_local std::string aad;  // its buffer is reused: sealing runs per field of every step
+  payload_aad_into(aad, tenant, table, row, column, sealed);
   sealed.reserve(sealed.size() + kAeadNonceBytes + plaintext.size() + kAeadTagBytes);
   RETURN_IF_ERROR(aead_seal_append(key->key, plaintext, aad, sealed));
   return sealed;
@@ -78,6 +86,17 @@ Result<std::string> SealingStore::run_scope(const std::string& tenant, const std
 // ---- writes ----
 
 Status SealingStore::seal_batch(WriteBatch& batch) {
+  KeyMemo memo;
+  // A step's fields share their run: its scope is looked up once per batch.
+  std::string memo_tenant, memo_run, memo_run_scope;
+  auto scope_of_run = [&](const std::string& tenant, const std::string& run) -> Result<std::string> {
+    if (!memo_run.empty() && run == memo_run && tenant == memo_tenant) return memo_run_scope;
+    ASSIGN_OR_RETURN(auto scope, run_scope(tenant, run));
+    memo_tenant = tenant;
+    memo_run = run;
+    memo_run_scope = scope;
+    return scope;
+  };
   for (const auto& session : batch.session_inserts) {
     remember_scope(scope_by_session_, cache_key(session.tenant_id, session.id), key_scope_of(session));
   }
@@ -86,40 +105,45 @@ Status SealingStore::seal_batch(WriteBatch& batch) {
     remember_scope(scope_by_run_, cache_key(run.tenant_id, run.id), scope);
   }
   for (auto& agent : batch.agent_inserts) {
-    ASSIGN_OR_RETURN(agent.spec_json, seal(agent.tenant_id, "tenant", "agents", agent_row(agent), "spec", agent.spec_json));
+    ASSIGN_OR_RETURN(agent.spec_json,
+                     seal(agent.tenant_id, "tenant", "agents", agent_row(agent), "spec", agent.spec_json, &memo));
   }
   for (auto* sessions : {&batch.session_inserts, &batch.session_metadata_updates}) {
     for (auto& session : *sessions) {
       ASSIGN_OR_RETURN(session.metadata_json, seal(session.tenant_id, key_scope_of(session), "sessions", session.id,
-                                                   "metadata", session.metadata_json));
+                                                   "metadata", session.metadata_json, &memo));
     }
   }
   for (auto& run : batch.run_inserts) {
-    ASSIGN_OR_RETURN(auto scope, run_scope(run.tenant_id, run.id));
-    ASSIGN_OR_RETURN(run.input, seal(run.tenant_id, scope, "runs", run.id, "input", run.input));
-    ASSIGN_OR_RETURN(run.snapshot_json, seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json));
+    ASSIGN_OR_RETURN(auto scope, scope_of_run(run.tenant_id, run.id));
+    ASSIGN_OR_RETURN(run.input, seal(run.tenant_id, scope, "runs", run.id, "input", run.input, &memo));
+    ASSIGN_OR_RETURN(run.snapshot_json,
+                     seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json, &memo));
   }
   for (auto& run : batch.run_updates) {  // an update writes status and snapshot only
-    ASSIGN_OR_RETURN(auto scope, run_scope(run.tenant_id, run.id));
-    ASSIGN_OR_RETURN(run.snapshot_json, seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json));
+    ASSIGN_OR_RETURN(auto scope, scope_of_run(run.tenant_id, run.id));
+    ASSIGN_OR_RETURN(run.snapshot_json,
+                     seal(run.tenant_id, scope, "runs", run.id, "snapshot", run.snapshot_json, &memo));
   }
   for (auto& step : batch.steps) {
-    ASSIGN_OR_RETURN(auto scope, run_scope(step.tenant_id, step.run_id));
+    ASSIGN_OR_RETURN(auto scope, scope_of_run(step.tenant_id, step.run_id));
     ASSIGN_OR_RETURN(step.payload_json, seal(step.tenant_id, scope, "steps", step_row(step.run_id, step.seq),
-                                             "payload", step.payload_json));
+                                             "payload", step.payload_json, &memo));
   }
   for (auto& approval : batch.approval_inserts) {
     ASSIGN_OR_RETURN(auto scope, run_scope(approval.tenant_id, approval.run_id));
     ASSIGN_OR_RETURN(approval.arguments_json, seal(approval.tenant_id, scope, "approvals", approval.id, "arguments",
-                                                   approval.arguments_json));
+                                                   approval.arguments_json, &memo));
   }
   for (auto& secret : batch.secret_upserts) {
-    ASSIGN_OR_RETURN(secret.value, seal(secret.tenant_id, "tenant", "secrets", secret.name, "value", secret.value));
+    ASSIGN_OR_RETURN(secret.value,
+                     seal(secret.tenant_id, "tenant", "secrets", secret.name, "value", secret.value, &memo));
   }
   for (auto& item : batch.items) {
     if (item.id.empty()) item.id = "item_" + random_.hex(12);
     ASSIGN_OR_RETURN(auto scope, session_scope(item.tenant_id, item.session_id));
-    ASSIGN_OR_RETURN(item.message_json, seal(item.tenant_id, scope, "items", item.id, "message", item.message_json));
+    ASSIGN_OR_RETURN(item.message_json,
+                     seal(item.tenant_id, scope, "items", item.id, "message", item.message_json, &memo));
   }
   return Status::ok();
 }

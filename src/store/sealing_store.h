@@ -68,8 +68,16 @@ class SealingStore final : public ForwardingStore {
   void release_held_commits() override { inner_.release_held_commits(); }
 
  private:
+  // The data key last used while sealing one batch (its fields mostly share
+  // a tenant and scope): looked up once, not per field.
+  struct KeyMemo {
+    std::string tenant;
+    std::string scope;
+    std::shared_ptr<const DataKey> key;
+  };
   Result<std::string> seal(const std::string& tenant, const std::string& scope, std::string_view table,
-                           std::string_view row, std::string_view column, std::string_view plaintext);
+                           std::string_view row, std::string_view column, std::string_view plaintext,
+                           KeyMemo* memo = nullptr);
   Result<std::string> open(const std::string& tenant, std::string_view table, std::string_view row,
                            std::string_view column, std::string_view sealed);
   Status seal_batch(WriteBatch& batch);

@@ -207,7 +207,8 @@ void DefaultToolRunner::call_mcp(ToolCall call, std::function<void(ToolOutcome)>
 void DefaultToolRunner::call(ToolCall call, std::function<void(ToolOutcome)> done) {
   if (call.spec->type == "mcp") return call_mcp(std::move(call), std::move(done));
   if (call.spec->type == "builtin") {
-    loop_.post_continuation([outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
+    loop_.post_continuation(
+        [outcome = builtin_call(call), done = std::move(done)]() mutable { done(std::move(outcome)); });
     return;
   }
   std::string credential;
