@@ -161,7 +161,9 @@ struct Conversation {
   int64_t assistants_after_user = 0;  // k: selects the step
   int64_t turn = 0;                 // number of user messages
   std::string input;                // last user message text
-  std::string tool_results;         // tool message texts after the last user message
+  // The tool messages after the last user message, whose texts {{tool_results}}
+  // joins (only when a step uses it: a long run has many).
+  std::vector<const json::object*> tool_messages;
 };
 
 // The text of a message's content: a string, or the `text` of content parts.
@@ -236,16 +238,24 @@ Result<Conversation> read_conversation(std::string_view model, std::vector<const
       conversation.turn += 1;
       conversation.assistants_after_user = 0;
       conversation.input = content_text(message.if_contains("content"));
-      conversation.tool_results.clear();
+      conversation.tool_messages.clear();
     } else if (role == "assistant") {
       conversation.assistants_after_user += 1;
     } else if (role == "tool") {
-      if (!conversation.tool_results.empty()) conversation.tool_results += "; ";
-      conversation.tool_results += content_text(message.if_contains("content"));
+      conversation.tool_messages.push_back(&message);
     }
   }
   conversation.messages = std::move(messages);
   return conversation;
+}
+
+std::string tool_results(const Conversation& conversation) {
+  std::string joined;
+  for (const json::object* message : conversation.tool_messages) {
+    if (!joined.empty()) joined += "; ";
+    joined += content_text(message->if_contains("content"));
+  }
+  return joined;
 }
 
 // Replaces {{input}}, {{tool_results}} and {{turn}} in one pass: substituted
@@ -261,7 +271,7 @@ std::string apply_templates(std::string_view text, const Conversation& conversat
     std::string_view name = text.substr(open + 2, close - open - 2);
     out.append(text.substr(pos, open - pos));
     if (name == "input") out += conversation.input;
-    else if (name == "tool_results") out += conversation.tool_results;
+    else if (name == "tool_results") out += tool_results(conversation);
     else if (name == "turn") out += std::to_string(conversation.turn);
     else out.append(text.substr(open, close + 2 - open));  // unknown: kept verbatim
     pos = close + 2;
