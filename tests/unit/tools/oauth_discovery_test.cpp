@@ -472,6 +472,9 @@ TEST(FormTest, QueryParamsDecodes) {
   EXPECT_EQ(query_params("/cb?code=1"), (Fields{{"code", "1"}}));
   EXPECT_TRUE(query_params("http://h/cb").empty());
   EXPECT_TRUE(query_params("http://h/cb#code=1").empty()) << "a fragment is not the query";
+  EXPECT_TRUE(query_params("http://h/cb?").empty()) << "an empty query has no fields";
+  EXPECT_TRUE(query_params("?#" + std::string(40, 't') + ")").empty()) << "found by the fuzzer";
+  EXPECT_TRUE(query_params("x?#frag").empty());
 }
 
 }  // namespace
