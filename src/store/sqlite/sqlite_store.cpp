@@ -242,7 +242,8 @@ void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   writes_.finish(group, results, commit);
 }
 
-// A run updated by several batches of a group with consecutive versions
+// A run updated by several batches of one part (what the writer takes at
+// once; a held transaction may have several) with consecutive versions
 // (its steps, one after another) is written once, by the last of them, which
 // checks the version the first one expected: the same outcome in the same
 // transaction, without rewriting the row (and its sealed snapshot) per step.

@@ -90,7 +90,8 @@ class SqliteStore final : public Store {
   void apply_part(std::vector<PendingBatch>& part);
   void commit_group(std::vector<PendingBatch>& group);
   Status commit_each_under_savepoint(std::vector<PendingBatch>& group, std::vector<Status>& results);
-  // What a group's run updates become when they are written together: per
+  // What the run updates of a part (the batches the writer takes at once)
+  // become when they are written together: per
   // batch, per index in its run_updates, kSkip or the version to check
   // against (instead of version - 1). See plan_run_updates.
   using RunUpdatePlan = std::map<size_t, int64_t>;
