@@ -193,7 +193,10 @@ struct World {
         engine->subscribe(run_id, [=](const RunEvent& event) {
           if (event.seq < 0) return;
           step_times_us->push_back(SystemClock::instance().monotonic_us());
-          if (event.terminal) ++*finished;
+          if (event.terminal) {
+            ++*finished;
+            finished->notify_all();
+          }
         });
       });
     });
@@ -218,8 +221,10 @@ std::vector<double> gaps_ms(const std::vector<int64_t>& times_us) {
   return gaps;
 }
 
+// Wakes when the counter moves (not on a polling period: a W2 level can last
+// a few tens of milliseconds).
 void wait_for(const std::atomic<int>& counter, int target) {
-  while (counter.load() < target) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  for (int seen = counter.load(); seen < target; seen = counter.load()) counter.wait(seen);
 }
 
 // Runs one run of about `steps` steps to its end in `dir`; returns the gap

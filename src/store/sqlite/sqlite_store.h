@@ -99,6 +99,8 @@ class SqliteStore final : public Store {
   static std::vector<RunUpdatePlan> plan_run_updates(const std::vector<PendingBatch>& group);
   Status apply(const WriteBatch& batch, const RunUpdatePlan* run_updates = nullptr);
   Status apply_session_delete(const SessionRecord& session);
+  // Moves the run from `expected_version` to its new version; conflict if it is not there.
+  Status update_run(const RunRecord& run, int64_t expected_version);
   Status apply_governance(const WriteBatch& batch);  // API keys and policies
   Status apply_approvals(const WriteBatch& batch);
   Status apply_audit(const WriteBatch& batch);

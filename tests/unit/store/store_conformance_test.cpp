@@ -271,6 +271,31 @@ TEST_P(StoreConformanceTest, VersionedRunUpdateRefusesAStaleVersion) {
   EXPECT_EQ(run->updated_at_ms, 5);
 }
 
+// SQLite writes an update that keeps the status without touching the status
+// indexes: they must still answer as the rows say.
+TEST_P(StoreConformanceTest, RunUpdatesKeepingOrChangingTheStatusKeepItsListsRight) {
+  add_session("t1", "s1");
+  add_run("t1", "s1", "r1", kRunRunning);
+  auto update_to = [&](const std::string& status, int64_t version) {
+    WriteBatch batch;
+    batch.run_updates.push_back(RunRecord{"t1", "r1", "s1", "a", 1, status, "", "{}", 1, version, version});
+    return commit(std::move(batch));
+  };
+  ASSERT_TRUE(update_to(kRunRunning, 2).is_ok());
+  ASSERT_TRUE(update_to(kRunRunning, 3).is_ok());
+  EXPECT_EQ(update_to(kRunRunning, 3).code(), Code::kConflict) << "same status, stale version";
+  ASSERT_EQ(store_->list_unfinished_runs()->size(), 1u);
+  ASSERT_EQ(store_->list_unfinished_runs_of_session("t1", "s1", 10)->size(), 1u);
+  ASSERT_TRUE(update_to(kRunCompleted, 4).is_ok());
+  EXPECT_TRUE(store_->list_unfinished_runs()->empty());
+  EXPECT_TRUE(store_->list_unfinished_runs_of_session("t1", "s1", 10)->empty());
+  EXPECT_EQ(update_to(kRunCompleted, 4).code(), Code::kConflict) << "same status, stale version";
+  auto run = store_->get_run("t1", "r1");
+  ASSERT_TRUE(run.is_ok());
+  EXPECT_EQ(run->status, kRunCompleted);
+  EXPECT_EQ(run->version, 4);
+}
+
 TEST_P(StoreConformanceTest, AgentVersionsLatestAndSpecific) {
   WriteBatch batch;
   batch.agent_inserts.push_back(AgentRecord{"t1", "a", 1, R"({"v":1})", 1});
