@@ -27,6 +27,7 @@
 #include <thread>
 
 #include "core/process.h"
+#include "core/tmp_trace.h"
 #include "core/log.h"
 #include "engine/engine.h"
 #include "net/event_loop.h"
@@ -40,6 +41,10 @@
 using namespace continuum;
 
 namespace {
+
+// CONTINUUM_BENCH_WAIT_FOR_COMMITS=1: every step waits for the commit of the
+// one before (the engine runs nothing ahead), as if no effect were in process.
+bool wait_for_commits() { return std::getenv("CONTINUUM_BENCH_WAIT_FOR_COMMITS") != nullptr; }
 
 // Asks for the noop tool until a run has made `model_calls_per_run` calls.
 class CountingProvider final : public ModelProvider {
@@ -62,7 +67,7 @@ class CountingProvider final : public ModelProvider {
   }
   // What it is: the engine may run its calls ahead of earlier steps' commits
   // (CONTINUUM_BENCH_WAIT_FOR_COMMITS=1 measures the engine as if it could not).
-  bool in_process() const override { return std::getenv("CONTINUUM_BENCH_WAIT_FOR_COMMITS") == nullptr; }
+  bool in_process() const override { return !wait_for_commits(); }
 
  private:
   EventLoop& loop_;
@@ -81,9 +86,14 @@ class NoopTools final : public ToolRunner {
   EventLoop& loop_;
 };
 
+// The noop tool is builtin (run ahead like the model) unless every step is to
+// wait for the commit of the one before: then the agent declares it an http
+// tool, which the engine never runs ahead. NoopTools answers it either way.
 std::string agent_spec_json() {
+  std::string tool = wait_for_commits() ? R"({"type":"http","name":"noop","url":"http://127.0.0.1:9/noop"})"
+                                        : R"({"type":"builtin","name":"noop"})";
   return R"({"name":"bench","model":{"provider":"scripted","model":"m","context_tokens":256},
-    "tools":[{"type":"builtin","name":"noop"}],"limits":{"max_steps":1000000}})";
+    "tools":[)" + tool + R"(],"limits":{"max_steps":1000000}})";
 }
 
 double percentile(std::vector<double> values, double p) {
@@ -244,6 +254,7 @@ std::vector<double> one_long_run(int64_t steps, const std::string& dir, bool fre
 
 int w1(int64_t steps, const std::string& dir) {
   std::vector<double> gaps = one_long_run(steps, dir);
+  if (getenv("TRACE_OUT")) tmp::dump(getenv("TRACE_OUT"));
   std::printf("{%s\"workload\":\"W1\",\"steps\":%zu,\"step_ms_p50\":%.4f,\"step_ms_p99\":%.4f,\"step_ms_max\":%.4f}\n",
               run_label().c_str(), gaps.size(), percentile(gaps, 0.5), percentile(gaps, 0.99), percentile(gaps, 1.0));
   return 0;

@@ -75,9 +75,8 @@ Result<SqliteStatement> SqliteDb::prepare_cached(const std::string& sql) {
   return SqliteStatement(db_, stmt, /*owned=*/false);
 }
 
-Status SqliteDb::open(const std::string& path) {
-  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
-                           nullptr);
+Status SqliteDb::open(const std::string& path, const char* vfs) {
+  int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) return sqlite_status(db_, rc, "open " + path);
   sqlite3_busy_timeout(db_, 5000);
   return Status::ok();

@@ -56,7 +56,8 @@ class SqliteDb {
   SqliteDb& operator=(const SqliteDb&) = delete;
   ~SqliteDb();
 
-  Status open(const std::string& path);
+  // `vfs`: a registered VFS name; null for the default.
+  Status open(const std::string& path, const char* vfs = nullptr);
   // For offline tools (audit verify): fails if the file does not exist.
   Status open_read_only(const std::string& path);
   Status exec(const std::string& sql);

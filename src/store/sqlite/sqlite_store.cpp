@@ -4,6 +4,7 @@
 
 #include "core/log.h"
 #include "store/sqlite/schema.h"
+#include "store/sqlite/wal_vfs.h"
 
 namespace continuum {
 
@@ -188,7 +189,8 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::open(SqliteStoreOptions option
 }
 
 Status SqliteStore::open_connections() {
-  RETURN_IF_ERROR(write_db_.open(options_.path));
+  // The writer commits with synchronous=FULL: the WAL VFS's contract.
+  RETURN_IF_ERROR(write_db_.open(options_.path, sqlite_wal_vfs_name()));
   RETURN_IF_ERROR(apply_pragmas(write_db_));
   RETURN_IF_ERROR(migrate(write_db_));
   RETURN_IF_ERROR(read_db_.open(options_.path));
