@@ -285,9 +285,8 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
   ModelResponse& response = *outcome.response;
   int64_t now = clock_.now_ms();
   // The message is serialized once, for the payload and the session item,
-  // and kept parsed for the context: the payload's own copy moves in last.
+  // and kept parsed, in the payload, for the folds and the context.
   std::string message_json = to_json(response.message);
-  auto message = std::make_shared<const json::object>(response.message);
   json::object payload{{"usage", usage_to_json(response.usage)},
                        {"finish_reason", response.finish_reason},
                        {"attempts", attempt}};
@@ -298,9 +297,11 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
   }
   std::string payload_json = R"({"message":)" + message_json + "," + to_json(payload).substr(1);
   payload.emplace("message", std::move(response.message));
+  auto parsed = std::make_shared<const json::object>(std::move(payload));
+  // The context's item is the payload's message, not a copy (the pointer keeps the payload alive).
+  std::shared_ptr<const json::object> message(parsed, &parsed->at("message").as_object());
   StepRecord step{run->record.tenant_id, run_id, request->seq, kStepModelCall, std::move(payload_json), now};
-  commit_step(*run, std::move(step), {std::move(message_json)}, nullptr, {},
-              std::make_shared<const json::object>(std::move(payload)), {std::move(message)});
+  commit_step(*run, std::move(step), {std::move(message_json)}, nullptr, {}, std::move(parsed), {std::move(message)});
 }
 
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
