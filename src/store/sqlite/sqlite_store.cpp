@@ -811,12 +811,17 @@ Result<std::vector<ApprovalRecord>> SqliteStore::list_approvals(const std::strin
 Result<std::vector<AuditEventRecord>> SqliteStore::list_audit_events(const std::string& tenant,
                                                                      const AuditQuery& query) {
   std::lock_guard lock(read_mutex_);
-  ASSIGN_OR_RETURN(auto statement,
-                   read_db_.prepare_cached(std::string("SELECT ") + kAuditColumns +
-                                           " FROM audit_events WHERE tenant_id = ?1 AND seq > ?2 AND at_ms >= ?3 "
-                                           "AND (?4 = 0 OR at_ms < ?4) AND (?5 = '' OR principal = ?5) "
-                                           "AND (?6 = '' OR action = ?6) AND (?7 = '' OR run_id = ?7) "
-                                           "ORDER BY seq LIMIT ?8"));
+  static const std::string kFilters =
+      "seq > ?2 AND at_ms >= ?3 AND (?4 = 0 OR at_ms < ?4) AND (?5 = '' OR principal = ?5) "
+      "AND (?6 = '' OR action = ?6) ORDER BY seq LIMIT ?8";
+  // One run's events through their index (the planner would scan the
+  // tenant's whole chain in seq order otherwise).
+  static const std::string kOfRun = std::string("SELECT ") + kAuditColumns +
+                                    " FROM audit_events INDEXED BY audit_events_by_run WHERE tenant_id = ?1 "
+                                    "AND run_id = ?7 AND " + kFilters;
+  static const std::string kAll = std::string("SELECT ") + kAuditColumns +
+                                  " FROM audit_events WHERE tenant_id = ?1 AND ?7 = '' AND " + kFilters;
+  ASSIGN_OR_RETURN(auto statement, read_db_.prepare_cached(query.run_id.empty() ? kAll : kOfRun));
   statement.bind(1, tenant).bind(2, query.after_seq).bind(3, query.since_ms).bind(4, query.until_ms)
       .bind(5, query.principal).bind(6, query.action).bind(7, query.run_id)
       .bind(8, static_cast<int64_t>(query.limit));

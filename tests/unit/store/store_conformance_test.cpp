@@ -680,6 +680,57 @@ TEST_P(StoreConformanceTest, ApprovalsDecidedOnceAndNotAfterExpiry) {
   EXPECT_EQ(store_->list_approvals("t1", "", 200, "", 10)->size(), 3u);
 }
 
+TEST_P(StoreConformanceTest, AuditEventsOfOneRunComeInSeqOrderWithTheOtherFilters) {
+  auto event = [](const std::string& run, const std::string& action, int64_t at_ms) {
+    AuditEventRecord record;
+    record.tenant_id = "t1";
+    record.at_ms = at_ms;
+    record.principal = "user:alice";
+    record.action = action;
+    record.resource = "run:" + run;
+    record.run_id = run;
+    record.outcome = "ok";
+    record.details_json = "{}";
+    return record;
+  };
+  WriteBatch batch;
+  for (int i = 0; i < 6; ++i) {
+    batch.audit_events.push_back(event("r1", i % 2 ? "tool:invoke" : "model:invoke", 10 + i));
+    batch.audit_events.push_back(event("r2", "model:invoke", 10 + i));
+  }
+  batch.audit_events.push_back(event("", "session:create", 20));
+  ASSERT_TRUE(commit(std::move(batch)).is_ok());
+  AuditQuery query;
+  query.run_id = "r1";
+  auto of_run = store_->list_audit_events("t1", query);
+  ASSERT_TRUE(of_run.is_ok()) << of_run.status().to_string();
+  ASSERT_EQ(of_run->size(), 6u);
+  for (size_t i = 0; i < of_run->size(); ++i) {
+    EXPECT_EQ((*of_run)[i].run_id, "r1");
+    EXPECT_EQ((*of_run)[i].seq, static_cast<int64_t>(2 * i + 1)) << "in seq order";
+  }
+  query.after_seq = 3;
+  query.limit = 2;
+  query.action = "tool:invoke";
+  auto page = store_->list_audit_events("t1", query);
+  ASSERT_EQ(page->size(), 2u);
+  EXPECT_EQ((*page)[0].seq, 7);
+  EXPECT_EQ((*page)[1].seq, 11);
+  query = AuditQuery{};
+  query.run_id = "r2";
+  query.since_ms = 12;
+  query.until_ms = 14;
+  auto in_time = store_->list_audit_events("t1", query);
+  ASSERT_EQ(in_time->size(), 2u);
+  EXPECT_EQ((*in_time)[0].at_ms, 12);
+  EXPECT_EQ((*in_time)[1].at_ms, 13);
+  query = AuditQuery{};
+  query.since_ms = 15;
+  EXPECT_EQ(store_->list_audit_events("t1", query)->size(), 3u) << "no run filter: every run's and none";
+  query.run_id = "nope";
+  EXPECT_TRUE(store_->list_audit_events("t1", query)->empty());
+}
+
 TEST_P(StoreConformanceTest, AuditEventsChainPerTenantInCommitOrder) {
   auto event = [](const std::string& tenant, const std::string& action) {
     AuditEventRecord record;
