@@ -5,10 +5,25 @@
 
 namespace continuum {
 
+namespace {
+// Polling helps only where the thread that would wake the writer runs at the same time.
+int64_t spin_budget_us(int64_t wanted) {
+  return std::thread::hardware_concurrency() > 1 ? std::max<int64_t>(0, wanted) : 0;
+}
+
+void cpu_relax() {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  asm volatile("yield");
+#endif
+}
+}  // namespace
+
 GroupCommitQueue::GroupCommitQueue(const Clock& clock, size_t batches_per_group_max, MetricsRegistry* metrics,
-                                   int64_t hold_max_us)
+                                   int64_t hold_max_us, int64_t spin_us)
     : clock_(clock), batches_per_group_max_(std::max<size_t>(1, batches_per_group_max)),
-      hold_max_us_(std::max<int64_t>(0, hold_max_us)) {
+      hold_max_us_(std::max<int64_t>(0, hold_max_us)), spin_us_(spin_budget_us(spin_us)) {
   if (metrics == nullptr) return;
   commit_latency_ = &metrics->histogram("continuum_store_commit_duration_seconds",
                                         "Time from commit request to durable commit.", latency_buckets_seconds());
@@ -30,6 +45,7 @@ void GroupCommitQueue::stop() {
   {
     std::lock_guard lock(mutex_);
     stopping_ = true;
+    news_.fetch_add(1, std::memory_order_release);
   }
   wake_.notify_all();
   if (writer_.joinable()) writer_.join();
@@ -41,6 +57,7 @@ void GroupCommitQueue::submit(WriteBatch batch, std::function<void(Status)> done
     if (!stopping_) {
       queue_.push_back(PendingBatch{std::move(batch), std::move(done), clock_.monotonic_us()});
       release_pending_ = true;
+      news_.fetch_add(1, std::memory_order_release);
       wake_.notify_one();
       return;
     }
@@ -57,6 +74,7 @@ void GroupCommitQueue::submit_all(std::vector<CommitRequest> requests, CommitPac
         queue_.push_back(PendingBatch{std::move(request.batch), std::move(request.done), now_us});
       }
       if (pacing == CommitPacing::kNow && (!queue_.empty() || writer_open_)) release_pending_ = true;
+      news_.fetch_add(1, std::memory_order_release);
       wake_.notify_one();
       return;
     }
@@ -68,13 +86,22 @@ void GroupCommitQueue::release() {
   std::lock_guard lock(mutex_);
   if (queue_.empty() && !writer_open_) return;  // nothing held: the next batches are not released by this
   release_pending_ = true;
+  news_.fetch_add(1, std::memory_order_release);
   wake_.notify_one();
 }
 
 bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_batches, int64_t open_since_us) {
   std::unique_lock lock(mutex_);
+  bool spun = false;  // once per part: after the spin, the writer sleeps
   if (open_batches == 0) {
-    wake_.wait(lock, [this] { return stopping_ || !queue_.empty(); });
+    while (!stopping_ && queue_.empty()) {
+      if (!spun) {
+        spun = true;
+        spin_while_quiet(lock);
+      } else {
+        wake_.wait(lock);
+      }
+    }
     if (!queue_.empty()) open_since_us = queue_.front().enqueued_us;
   }
   int64_t deadline_us = open_since_us + hold_max_us_;
@@ -85,6 +112,11 @@ bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_ba
     bool must_end =
         stopping_ || release_pending_ || expired || open_batches + queue_.size() >= batches_per_group_max_;
     if (must_end || (can_apply_now && !queue_.empty())) break;
+    if (!spun) {
+      spun = true;
+      spin_while_quiet(lock);
+      continue;
+    }
     wake_.wait_for(lock, std::chrono::microseconds(std::max<int64_t>(1, deadline_us - clock_.monotonic_us())));
   }
   size_t take = std::min(queue_.size(), batches_per_group_max_ - std::min(open_batches, batches_per_group_max_));
@@ -98,6 +130,18 @@ bool GroupCommitQueue::take_part(std::vector<PendingBatch>& part, size_t open_ba
   if (end) release_pending_ = !queue_.empty() && release_pending_;  // what stays queued keeps its release
   writer_open_ = !end && open_batches + part.size() > 0;
   return end;
+}
+
+void GroupCommitQueue::spin_while_quiet(std::unique_lock<std::mutex>& lock) {
+  if (spin_us_ == 0) return;
+  uint64_t seen = news_.load(std::memory_order_relaxed);
+  lock.unlock();
+  // Real time, not the injected clock: this is about how long a wake-up takes.
+  auto until = std::chrono::steady_clock::now() + std::chrono::microseconds(spin_us_);
+  while (news_.load(std::memory_order_acquire) == seen && std::chrono::steady_clock::now() < until) {
+    for (int i = 0; i < 16; ++i) cpu_relax();
+  }
+  lock.lock();
 }
 
 void GroupCommitQueue::writer_loop() {
