@@ -418,9 +418,10 @@ std::optional<RunRequest> run_request_from(const json::object& body, const Write
 }
 
 void submit_and_respond(ApiContext& ctx, const SessionRecord& session, const AgentRecord& agent, RunRequest run,
-                        Writer writer) {
+                        Writer writer, bool new_session = false) {
   RunOptions options;
   options.audit_events = take_pending_audit(ctx);
+  options.new_session = new_session;
   bool wait_for_end = run.wait;
   int64_t timeout_ms = run.wait_timeout_ms;
   ctx.engine->submit_run(session, agent, std::move(run.input),
@@ -468,7 +469,7 @@ void create_run_in_new_session(ApiContext& ctx, HttpRequest& request, Writer wri
   WriteBatch batch;
   batch.session_inserts.push_back(session);
   ctx.store->commit(std::move(batch), [](Status) {});  // its outcome is the run's: see above
-  submit_and_respond(ctx, session, created->agent, std::move(*run), writer);
+  submit_and_respond(ctx, session, created->agent, std::move(*run), writer, /*new_session=*/true);
 }
 
 void get_run(ApiContext& ctx, HttpRequest& request, const PathParams& params, Writer writer) {

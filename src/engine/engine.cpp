@@ -142,7 +142,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   }
   std::string key = session_key(run.tenant_id, run.session_id);
   std::shared_ptr<const AgentSpec> agent_spec;
-  bool start_now = can_start_at_once(run.tenant_id, run.session_id);
+  bool start_now = can_start_at_once(run.tenant_id, run.session_id, options.new_session);
   if (start_now) {
     auto loaded = load_agent(run.tenant_id, run.agent_name, run.agent_version);
     if (loaded.is_ok()) agent_spec = *loaded;
@@ -180,13 +180,14 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
   }
 }
 
-bool Engine::can_start_at_once(const std::string& tenant, const std::string& session) {
+bool Engine::can_start_at_once(const std::string& tenant, const std::string& session, bool new_session) {
   // A shared cluster starts runs through the session's lease (try_start_session).
   if (draining_ || shared_cluster()) return false;
   std::string key = session_key(tenant, session);
   // Runs of a session start in the order they were submitted: not before an
   // active one, one whose insert is not yet durable, or one queued earlier.
   if (active_run_by_session_.count(key) || inserts_in_flight_.count(key)) return false;
+  if (new_session) return true;
   auto queued = store_.list_queued_runs(tenant, session, 1);
   return queued.is_ok() && queued->empty();
 }

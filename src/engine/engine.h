@@ -68,6 +68,9 @@ struct RunOptions {
   json::object annotations;
   // Written in the same commit as the run (e.g. the API decision that allowed it).
   std::vector<AuditEventRecord> audit_events;
+  // The session was made for this run by the same request (its insert is
+  // committed just before the run's): no run of it can be queued.
+  bool new_session = false;
 };
 
 using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
@@ -142,8 +145,9 @@ class Engine {
   void try_start_session(const std::string& tenant, const std::string& session_id, int attempt = 0);
   void retry_session_start(const std::string& tenant, const std::string& session_id, int attempt);
   // Whether a run submitted now may start before its insert is durable (this
-  // node, the session idle, nothing queued or being inserted before it).
-  bool can_start_at_once(const std::string& tenant, const std::string& session);
+  // node, the session idle, nothing queued or being inserted before it; a
+  // `new_session` has no queue to read).
+  bool can_start_at_once(const std::string& tenant, const std::string& session, bool new_session);
   // A run started at once whose insert failed: it never existed.
   void forget_unwritten_run(const RunRecord& run);
   void activate(RunRecord record, std::shared_ptr<const AgentSpec> agent);
