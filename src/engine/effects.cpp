@@ -135,6 +135,16 @@ std::string Engine::session_user_of(ActiveRun& run) {
   return *run.session_user;
 }
 
+bool Engine::gate_can_decide(ActiveRun& run) {
+  if (options_.gate == nullptr) return true;
+  session_user_of(run);
+  if (run.session_user) return true;
+  log::warn("cannot read the run's session for a policy decision; trying again", {{"run_id", run.record.id}});
+  std::string run_id = run.record.id;
+  loop_.post_after(1000, [this, run_id] { advance(run_id); });
+  return false;
+}
+
 EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
                                    json::value arguments) {
   if (options_.gate == nullptr) return EffectVerdict{};
@@ -161,6 +171,7 @@ EffectVerdict Engine::check_effect(ActiveRun& run, int64_t seq, std::string acti
 }
 
 void Engine::start_model_call(ActiveRun& run, int64_t seq) {
+  if (!gate_can_decide(run)) return;
   EffectVerdict verdict = check_effect(run, seq, "model:invoke", "model:" + run.agent->model.model, nullptr);
   if (verdict.kind != EffectVerdictKind::kAllow) {
     request_terminal(run, kStepRunFailed,
@@ -305,6 +316,7 @@ void Engine::on_model_outcome(const std::string& run_id, uint64_t generation, st
 }
 
 void Engine::start_tool_call(ActiveRun& run, const PendingTool& tool) {
+  if (!gate_can_decide(run)) return;
   run.effects_in_flight.insert(tool.seq);
   const ToolSpec* spec = run.agent->find_tool(tool.name);
   const McpToolEntry* mcp_tool = nullptr;

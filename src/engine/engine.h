@@ -246,6 +246,10 @@ class Engine {
   void record_decision(ActiveRun& run, int64_t tool_seq, const ApprovalRecord& approval, bool expire_now);
   // The session's end user, read once per run ("" = none or unreadable).
   std::string session_user_of(ActiveRun& run);
+  // Whether the gate can decide the run's effects now: it needs the session's
+  // end user. If the store cannot give it (a database restarting), the run
+  // tries again in a second: the effect waits, it is not denied.
+  bool gate_can_decide(ActiveRun& run);
   // Asks the gate about an effect; the session's end user is read once per run.
   EffectVerdict check_effect(ActiveRun& run, int64_t seq, std::string action, std::string resource,
                              json::value arguments);

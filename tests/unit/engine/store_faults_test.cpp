@@ -15,6 +15,17 @@ class FaultyStore final : public ForwardingStore {
   int commits = 0;
   int fail_queued_reads = 0;  // the next this many reads of a session's queue fail
   int queued_reads = 0;
+  int fail_session_reads = 0;  // the next this many reads of a session fail
+  int session_reads = 0;
+
+  Result<SessionRecord> get_session(const std::string& tenant, const std::string& id) override {
+    ++session_reads;
+    if (fail_session_reads > 0) {
+      --fail_session_reads;
+      return Status(Code::kUnavailable, "injected read failure");
+    }
+    return inner_.get_session(tenant, id);
+  }
 
   Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
                                                   int limit) override {
@@ -72,13 +83,25 @@ class HeldStore final : public ForwardingStore {
   }
 };
 
+// Allows every effect and counts the questions.
+class AllowingGate final : public EffectGate {
+ public:
+  EffectVerdict check(const EffectRequest&) override {
+    ++checks;
+    return EffectVerdict{};
+  }
+  int checks = 0;
+};
+
 class StoreFaultsTest : public EngineTest {
  protected:
-  void start_faulty_engine() {
+  void start_faulty_engine(EffectGate* gate = nullptr) {
     faulty_ = std::make_unique<FaultyStore>(*store_);
+    EngineOptions options;
+    options.gate = gate;
     engine_ = std::make_unique<Engine>(
         *faulty_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
-        tools_, nullptr);
+        tools_, nullptr, options);
   }
   void start_held_engine() {
     held_ = std::make_unique<HeldStore>(*store_);
@@ -138,6 +161,24 @@ TEST_F(StoreFaultsTest, AQueueThatCannotBeReadIsReadAgainLater) {
   ASSERT_TRUE(pump([&] { return finished(run_id); }));
   EXPECT_EQ(run(run_id).status, kRunCompleted);
   EXPECT_GE(faulty_->queued_reads, 4);
+}
+
+// Regression: the policy needs the session's user; a read of it that failed
+// (the database restarting) denied the model call and failed the run.
+TEST_F(StoreFaultsTest, ASessionThatCannotBeReadDelaysTheEffectInsteadOfDenyingIt) {
+  set_script(kScript);
+  AllowingGate gate;
+  start_faulty_engine(&gate);
+  AgentRecord agent = put_agent(kAgent);
+  faulty_->fail_session_reads = 2;
+  SessionRecord session = new_session("a");
+  std::string first = submit(session, agent, "one");  // started at once: the session is known
+  std::string second = submit(session, agent, "two");  // queued: started later, it reads the session
+  ASSERT_TRUE(pump([&] { return finished(first) && finished(second); }));
+  EXPECT_EQ(run(first).status, kRunCompleted);
+  EXPECT_EQ(run(second).status, kRunCompleted);
+  EXPECT_GE(faulty_->session_reads, 3);
+  EXPECT_EQ(gate.checks, 8) << "asked once per effect: two model calls and two tools per run";
 }
 
 // A scripted model and builtin tools reach nothing outside the process: the
