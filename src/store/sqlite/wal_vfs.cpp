@@ -62,22 +62,26 @@ int write_zeros(sqlite3_file* inner, sqlite3_int64 from, sqlite3_int64 to) {
   return SQLITE_OK;
 }
 
+// The file is extended before the frames are written over the zeros: if that
+// fails (a full disk), no frame of the commit reaches the file, so a commit
+// SQLite reports failed cannot be found whole in the WAL after a crash.
 int pass_on(sqlite3_file* file) {
   WalFile* wal = as_wal(file);
   Gathered& gathered = *wal->gathered;
   if (gathered.bytes.empty()) return SQLITE_OK;
   sqlite3_int64 end = gathered.offset + static_cast<sqlite3_int64>(gathered.bytes.size());
-  int rc = write_in_pieces(wal->inner, gathered.bytes.data(), static_cast<sqlite3_int64>(gathered.bytes.size()),
-                           gathered.offset);
-  gathered.bytes.clear();
-  if (rc != SQLITE_OK) return rc;
+  int rc = SQLITE_OK;
   if (end > gathered.extended) {
     sqlite3_int64 ahead = (end + kExtendChunk - 1) / kExtendChunk * kExtendChunk;
-    rc = write_zeros(wal->inner, end, ahead);
-    if (rc != SQLITE_OK) return rc;
-    gathered.extended = ahead;
+    rc = write_zeros(wal->inner, gathered.extended, ahead);
+    if (rc == SQLITE_OK) gathered.extended = ahead;
   }
-  return SQLITE_OK;
+  if (rc == SQLITE_OK) {
+    rc = write_in_pieces(wal->inner, gathered.bytes.data(), static_cast<sqlite3_int64>(gathered.bytes.size()),
+                         gathered.offset);
+  }
+  gathered.bytes.clear();
+  return rc;
 }
 
 int wal_close(sqlite3_file* file) {
