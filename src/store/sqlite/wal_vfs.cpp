@@ -18,6 +18,7 @@ struct Gathered {
   std::vector<char> bytes;      // written by SQLite, not yet passed on
   sqlite3_int64 offset = 0;     // where bytes[0] goes
   sqlite3_int64 extended = 0;   // the file holds real (zero or frame) blocks up to here
+  bool extend_ahead = true;     // off after an extension failed (a full disk), until a truncate
 };
 
 // SQLite allocates szOsFile bytes per open file: this header, then the
@@ -62,24 +63,27 @@ int write_zeros(sqlite3_file* inner, sqlite3_int64 from, sqlite3_int64 to) {
   return SQLITE_OK;
 }
 
-// The file is extended before the frames are written over the zeros: if that
-// fails (a full disk), no frame of the commit reaches the file, so a commit
-// SQLite reports failed cannot be found whole in the WAL after a crash.
+// The file is extended before the frames are written over the zeros. If the
+// disk has no room for the zeros ahead, the frames are written as SQLite
+// would write them (appended), and this file is not extended ahead again
+// until it is truncated: a nearly full disk fails no commit that SQLite
+// alone would have written.
 int pass_on(sqlite3_file* file) {
   WalFile* wal = as_wal(file);
   Gathered& gathered = *wal->gathered;
   if (gathered.bytes.empty()) return SQLITE_OK;
   sqlite3_int64 end = gathered.offset + static_cast<sqlite3_int64>(gathered.bytes.size());
-  int rc = SQLITE_OK;
-  if (end > gathered.extended) {
+  if (end > gathered.extended && gathered.extend_ahead) {
     sqlite3_int64 ahead = (end + kExtendChunk - 1) / kExtendChunk * kExtendChunk;
-    rc = write_zeros(wal->inner, gathered.extended, ahead);
-    if (rc == SQLITE_OK) gathered.extended = ahead;
+    if (write_zeros(wal->inner, gathered.extended, ahead) == SQLITE_OK) {
+      gathered.extended = ahead;
+    } else {
+      gathered.extend_ahead = false;
+    }
   }
-  if (rc == SQLITE_OK) {
-    rc = write_in_pieces(wal->inner, gathered.bytes.data(), static_cast<sqlite3_int64>(gathered.bytes.size()),
-                         gathered.offset);
-  }
+  int rc = write_in_pieces(wal->inner, gathered.bytes.data(), static_cast<sqlite3_int64>(gathered.bytes.size()),
+                           gathered.offset);
+  if (rc == SQLITE_OK) gathered.extended = std::max(gathered.extended, end);
   gathered.bytes.clear();
   return rc;
 }
@@ -115,7 +119,11 @@ int wal_write(sqlite3_file* file, const void* data, int amount, sqlite3_int64 of
 int wal_truncate(sqlite3_file* file, sqlite3_int64 size) {
   if (int rc = pass_on(file); rc != SQLITE_OK) return rc;
   int rc = inner_of(file)->pMethods->xTruncate(inner_of(file), size);
-  if (rc == SQLITE_OK) as_wal(file)->gathered->extended = std::min(as_wal(file)->gathered->extended, size);
+  if (rc == SQLITE_OK) {
+    Gathered& gathered = *as_wal(file)->gathered;
+    gathered.extended = std::min(gathered.extended, size);
+    gathered.extend_ahead = true;  // room may have been freed
+  }
   return rc;
 }
 
@@ -191,7 +199,7 @@ int vfs_open(sqlite3_vfs* vfs, sqlite3_filename name, sqlite3_file* file, int fl
     if (wal->inner->pMethods != nullptr) wal->inner->pMethods->xClose(wal->inner);
     return rc;
   }
-  wal->gathered = new Gathered{{}, 0, size};
+  wal->gathered = new Gathered{{}, 0, size, true};
   wal->base.pMethods = &kWalMethods;
   return SQLITE_OK;
 }

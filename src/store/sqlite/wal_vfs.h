@@ -7,7 +7,8 @@
 //   commits overwrite blocks already allocated and their sync writes no file
 //   metadata (on ext4 that halves the sync of a small commit). Bytes past the
 //   last valid frame are ignored by SQLite (frames there fail the checksum),
-//   as after every WAL restart.
+//   as after every WAL restart. A disk without room for the zeros gets the
+//   frames appended as SQLite would write them: no commit fails for it.
 //
 // Contract: only for connections that sync the WAL at every commit
 // (synchronous=FULL or EXTRA). SQLite makes committed frames visible to other
