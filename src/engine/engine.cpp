@@ -6,6 +6,8 @@
 #include "core/log.h"
 #include "engine/engine_internal.h"
 
+#include <utility>
+
 namespace continuum {
 
 Engine::Metrics::Metrics(MetricsRegistry* registry) {
@@ -405,6 +407,10 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
                          std::function<void(ActiveRun&)> after_commit, WriteBatch extra,
                          std::shared_ptr<const json::object> payload,
                          std::vector<std::shared_ptr<const json::object>> parsed_items) {
+  // A step with writes of its own (an approval record) starts a batch: they
+  // are not merged into the steps before it. Sent before it is folded, so
+  // the update sent covers exactly the steps in the batch.
+  if (!extra.empty()) send_unsent(run);
   if (!payload) {  // parsed once for both folds: projected now, committed later
     auto parsed = payload_for_fold(step);
     CONTINUUM_CHECK(parsed.is_ok(), "the engine builds each step's payload as a JSON object");
@@ -412,41 +418,63 @@ void Engine::commit_step(ActiveRun& run, StepRecord step, std::vector<std::strin
   }
   Status folded = fold_step(run.projected, step, payload.get());
   CONTINUUM_CHECK(folded.is_ok(), "the engine builds each step from the projected snapshot it folds into");
-  WriteBatch batch = std::move(extra);
+  if (run.unsent_steps.empty()) run.unsent = std::move(extra);
+  WriteBatch& batch = run.unsent;
   record_lifecycle(run, step, batch);
   // At projection: a step run ahead sees it (a failed commit reloads).
   remember_context_items(run, item_messages, parsed_items);
-  RunRecord update;  // an update writes status and snapshot only; the input is not copied per step
+  step.lease_epoch = run.lease_epoch;
+  for (auto& message : item_messages) {
+    batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id,
+                                     std::move(message), step.created_at_ms});
+  }
+  batch.steps.push_back(step);
+  run.unsent_steps.push_back({std::move(step), std::move(payload), std::move(after_commit)});
+  loop_.post_continuation(
+      [this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
+  if (run.send_posted) return;
+  // A continuation posted after run_ahead's: the in-process steps that follow
+  // this one (run_ahead and the continuations it posts, which go first) join
+  // the batch before it is sent, when the run has nothing more to do at once.
+  run.send_posted = true;
+  ++commits_in_flight_;
+  loop_.post_continuation([this, run_id = run.record.id, generation = run.generation] {
+    --commits_in_flight_;
+    if (ActiveRun* posted_for = find_run(run_id, generation)) {  // an evicted run's steps are dropped with it
+      posted_for->send_posted = false;
+      send_unsent(*posted_for);
+    }
+    maybe_finish_drain();
+  });
+}
+
+void Engine::send_unsent(ActiveRun& run) {
+  if (run.unsent_steps.empty()) return;
+  WriteBatch batch = std::exchange(run.unsent, WriteBatch{});
+  std::vector<ActiveRun::UnsentStep> steps = std::exchange(run.unsent_steps, {});
+  RunRecord update;  // an update writes status and snapshot only; the input is not copied per batch
   update.tenant_id = run.record.tenant_id;
   update.id = run.record.id;
   update.session_id = run.record.session_id;
   update.lease_epoch = run.lease_epoch;
-  step.lease_epoch = run.lease_epoch;
   update.version = ++run.projected_version;
   update.status = run.projected.status;
   update.snapshot_json = snapshot_to_json_text(run.projected);
-  update.updated_at_ms = step.created_at_ms;
+  update.updated_at_ms = steps.back().step.created_at_ms;
   batch.run_updates.push_back(std::move(update));
-  for (const auto& message : item_messages) {
-    batch.items.push_back(ItemRecord{0, run.record.tenant_id, run.record.session_id, run.record.id, message,
-                                     step.created_at_ms});
-  }
-  batch.steps.push_back(step);
   ++commits_in_flight_;
-  std::string run_id = run.record.id;
-  uint64_t generation = run.generation;
-  store_.commit(std::move(batch), [this, loop = &loop_, run_id, generation, step = std::move(step),
-                                   payload = std::move(payload),
-                                   after_commit = std::move(after_commit)](Status status) mutable {
-    loop->post([this, run_id = std::move(run_id), generation, step = std::move(step), payload = std::move(payload),
-                status = std::move(status), after_commit = std::move(after_commit)] {
+  store_.commit(std::move(batch), [this, loop = &loop_, run_id = run.record.id, generation = run.generation,
+                                   steps = std::move(steps)](Status status) mutable {
+    loop->post([this, run_id = std::move(run_id), generation, steps = std::move(steps),
+                status = std::move(status)] {
       --commits_in_flight_;
-      on_step_committed(run_id, generation, step, payload.get(), status, after_commit);
+      // In order; after a failure the first evicts the run and the rest find none.
+      for (const auto& sent : steps) {
+        on_step_committed(run_id, generation, sent.step, sent.payload.get(), status, sent.after_commit);
+      }
       maybe_finish_drain();
     });
   });
-  loop_.post_continuation(
-      [this, run_id = run.record.id, generation = run.generation] { run_ahead(run_id, generation); });
 }
 
 void Engine::on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,

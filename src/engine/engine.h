@@ -171,6 +171,9 @@ class Engine {
                    std::function<void(ActiveRun&)> after_commit, WriteBatch extra = {},
                    std::shared_ptr<const json::object> payload = nullptr,
                    std::vector<std::shared_ptr<const json::object>> parsed_items = {});
+  // Gives the run's unsent steps to the store as one batch, with the run's
+  // update to `projected` (which folds exactly those steps after the last sent).
+  void send_unsent(ActiveRun& run);
   // `payload`: the step's payload as payload_for_fold parsed it.
   void on_step_committed(const std::string& run_id, uint64_t generation, const StepRecord& step,
                          const json::object* payload, Status status,
@@ -284,7 +287,7 @@ class Engine {
   int64_t next_listener_token_ = 1;
   uint64_t next_generation_ = 1;
   std::atomic<int64_t> active_runs_gauge_{0};  // runs_.size(), readable from the metrics thread
-  int64_t commits_in_flight_ = 0;
+  int64_t commits_in_flight_ = 0;  // batches given to the store and sends posted (a drain waits for them)
   bool draining_ = false;
   std::function<void()> drain_done_;
 };

@@ -42,6 +42,17 @@ struct Engine::ActiveRun {
   std::optional<std::string> session_user;  // the session's end user, read at the first policy check
   // Audit events (policy decisions on effects) written with the run's next commit.
   std::vector<AuditEventRecord> audit_backlog;
+  // Steps folded into `projected` and not yet given to the store: the steps a
+  // run makes one after another (running ahead) go to it as one batch with
+  // one run update, sent by a task posted at the first of them (send_unsent).
+  struct UnsentStep {
+    StepRecord step;
+    std::shared_ptr<const json::object> payload;  // as folded (see commit_step)
+    std::function<void(ActiveRun&)> after_commit;
+  };
+  WriteBatch unsent;
+  std::vector<UnsentStep> unsent_steps;
+  bool send_posted = false;
 };
 
 struct Engine::Metrics {

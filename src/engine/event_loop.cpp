@@ -7,6 +7,14 @@ void ManualEventLoop::post(std::function<void()> task) {
   ready_.push_back(std::move(task));
 }
 
+void ManualEventLoop::post_continuation(std::function<void()> task) {
+  if (continuations_first_ && std::this_thread::get_id() == running_thread_.load()) {
+    posted_by_running_->push_back(std::move(task));
+    return;
+  }
+  post(std::move(task));
+}
+
 void ManualEventLoop::post_after(int64_t delay_ms, std::function<void()> task) {
   std::lock_guard lock(mutex_);
   timers_.emplace(clock_.now_ms() + delay_ms, std::move(task));
@@ -27,7 +35,17 @@ int ManualEventLoop::run_ready() {
       task = std::move(ready_.front());
       ready_.pop_front();
     }
-    task();  // tasks it posts run after those already waiting
+    std::vector<std::function<void()>> continuations;
+    posted_by_running_ = &continuations;
+    running_thread_.store(std::this_thread::get_id());
+    task();  // tasks it posts run after those already waiting; its continuations (if first) before them
+    running_thread_.store(std::thread::id{});
+    posted_by_running_ = nullptr;
+    if (!continuations.empty()) {
+      std::lock_guard lock(mutex_);
+      ready_.insert(ready_.begin(), std::make_move_iterator(continuations.begin()),
+                    std::make_move_iterator(continuations.end()));
+    }
     ++count;
   }
 }

@@ -3,11 +3,13 @@
 // Production: net/event_loop.h (Boost.Asio). Tests: ManualEventLoop.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "core/clock.h"
@@ -39,6 +41,11 @@ class ManualEventLoop final : public EventLoop {
  public:
   explicit ManualEventLoop(ManualClock& clock) : clock_(clock) {}
   void post(std::function<void()> task) override;
+  // Off by default (continuations are posted in order). On: continuations
+  // posted by a task that run_ready() runs go first in line, in order, as the
+  // production loop runs them (a run's in-process steps depth first).
+  void set_continuations_first(bool on) { continuations_first_ = on; }
+  void post_continuation(std::function<void()> task) override;
   void post_after(int64_t delay_ms, std::function<void()> task) override;
   bool has_pending_tasks() const override;
   // Runs ready tasks until none is left; returns how many ran.
@@ -53,6 +60,10 @@ class ManualEventLoop final : public EventLoop {
   mutable std::mutex mutex_;
   std::deque<std::function<void()>> ready_;
   std::multimap<int64_t, std::function<void()>> timers_;
+  bool continuations_first_ = false;
+  // While run_ready() runs a task: its thread, and (that thread only) the continuations it posted.
+  std::atomic<std::thread::id> running_thread_{};
+  std::vector<std::function<void()>>* posted_by_running_ = nullptr;
 };
 
 }  // namespace continuum

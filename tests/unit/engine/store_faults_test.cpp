@@ -206,6 +206,66 @@ TEST_F(StoreFaultsTest, InProcessStepsRunAheadOfTheirCommits) {
   EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json) << "snapshot and journal agree";
 }
 
+// On the production loop's order (continuations first), the steps a run makes
+// one after another go to the store as one batch: every step, in order, and
+// one run update naming the version before it, whose snapshot folds them all.
+TEST_F(StoreFaultsTest, StepsRunAheadGoToTheStoreAsOneBatchWithOneRunUpdate) {
+  loop().set_continuations_first(true);
+  tools_.in_process = true;
+  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"content": "done"}]}}})");
+  start_held_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  std::string run_id = submit(new_session("a"), agent, "go");
+  settle();
+  ASSERT_EQ(held_->held.size(), 1u) << "one batch for the whole chain";
+  const WriteBatch& batch = held_->held.front().first;
+  std::vector<std::string> expected{kStepRunStarted, kStepModelCall, kStepToolCall, kStepModelCall,
+                                    kStepToolCall,   kStepModelCall, kStepRunCompleted};
+  EXPECT_EQ(held_->held_step_kinds(), expected);
+  EXPECT_EQ(batch.items.size(), 6u) << "the input, three model messages, two tool results";
+  ASSERT_EQ(batch.run_updates.size(), 1u);
+  RunRecord inserted = run(run_id);
+  EXPECT_EQ(batch.run_updates.front().version, inserted.version + 1);
+  EXPECT_EQ(batch.run_updates.front().status, kRunCompleted);
+  RunSnapshot folded;
+  ASSERT_TRUE(fold_step(folded, steps(run_id).front()).is_ok());  // run_created, durable already
+  for (const auto& step : batch.steps) ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+  EXPECT_EQ(snapshot_to_json_text(folded), batch.run_updates.front().snapshot_json);
+  EXPECT_FALSE(finished(run_id));
+  held_->release();
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  EXPECT_EQ(run(run_id).snapshot_json, snapshot_to_json_text(folded));
+}
+
+// A batch of several steps that fails fails them all: the run reloads from
+// what is durable and finishes with one gapless journal that its snapshot folds.
+TEST_F(StoreFaultsTest, AFailedBatchOfStepsRunAheadFailsThemAllAndTheRunRecovers) {
+  loop().set_continuations_first(true);
+  tools_.in_process = true;
+  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
+                                              {"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  faulty_->fail_commits = {2};  // 1 run_created, 2 every step from run_started to run_completed
+  std::string run_id = submit(new_session("a"), agent, "go");
+  ASSERT_TRUE(pump([&] { return finished(run_id); }));
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  RunSnapshot folded;
+  int64_t expected_seq = 0;
+  for (const auto& step : steps(run_id)) {
+    EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
+    ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+  }
+  EXPECT_EQ(folded.status, kRunCompleted);
+  EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
+  EXPECT_EQ(faulty_->commits, 3) << "the chain was written again in one batch after the reload";
+}
+
 // A tool that reaches outside (HTTP) starts only once the steps it follows are
 // durable: the model step that asked for it is committed first.
 TEST_F(StoreFaultsTest, AnOutsideEffectWaitsForTheStepsBeforeIt) {

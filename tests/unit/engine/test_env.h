@@ -32,6 +32,10 @@ class RecordingToolRunner final : public ToolRunner {
       held.push_back([done, outcome] { done(outcome); });
       return;
     }
+    if (in_process) {
+      loop_.post_continuation([done, outcome] { done(outcome); });
+      return;
+    }
     loop_.post([done, outcome] { done(outcome); });
   }
   std::map<std::string, int> attempts_by_key;
@@ -41,6 +45,7 @@ class RecordingToolRunner final : public ToolRunner {
   int fail_first = 0;
   int fail_status = 503;
   std::string pad_output;  // appended to every successful output
+  bool in_process = false;  // results come as continuations, as builtin tools' do
 
  private:
   EventLoop& loop_;
