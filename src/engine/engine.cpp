@@ -143,6 +143,9 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
     (void)lease_for(run.tenant_id, run.session_id);
   }
   std::string key = session_key(run.tenant_id, run.session_id);
+  if (auto owner = active_run_by_session_.find(key); owner != active_run_by_session_.end()) {
+    if (ActiveRun* active = find_run(owner->second)) active->alone_in_new_session = false;  // this one queues behind it
+  }
   std::shared_ptr<const AgentSpec> agent_spec;
   bool start_now = can_start_at_once(run.tenant_id, run.session_id, options.new_session);
   if (start_now) {
@@ -177,6 +180,8 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
     activate(std::move(run), agent_spec);
     if (ActiveRun* active = find_run(run_id)) {
       active->session_user = session.user_id;  // the session may not be durable yet either (POST /v1/runs)
+      active->alone_in_new_session = options.new_session;
+      if (options.new_session) active->context_loaded = true;  // a new session has no items: nothing to read
       start_run(*active);
     }
   }
@@ -545,10 +550,11 @@ void Engine::finish_run(ActiveRun& run) {
   if (status == kRunFailed) metrics_->runs_failed->inc();
   if (status == kRunCancelled) metrics_->runs_cancelled->inc();
   std::string tenant = run.record.tenant_id, session = run.record.session_id, run_id = run.record.id;
+  bool queue_empty = run.alone_in_new_session && !shared_cluster();  // on one node, nothing was queued behind it
   active_run_by_session_.erase(session_key(tenant, session));
   runs_.erase(run_id);
   active_runs_gauge_.store(static_cast<int64_t>(runs_.size()));
-  try_start_session(tenant, session);
+  if (!queue_empty) try_start_session(tenant, session);
 }
 
 void Engine::evict_and_reload(std::string tenant, std::string run_id) {  // by value: the run is erased below

@@ -69,7 +69,8 @@ struct RunOptions {
   // Written in the same commit as the run (e.g. the API decision that allowed it).
   std::vector<AuditEventRecord> audit_events;
   // The session was made for this run by the same request (its insert is
-  // committed just before the run's): no run of it can be queued.
+  // committed just before the run's): no run of it can be queued, and it has
+  // no items yet.
   bool new_session = false;
 };
 

@@ -33,6 +33,10 @@ struct Engine::ActiveRun {
   int64_t streaming_seq = -1;
   std::string streaming_text;
   std::vector<int64_t> streaming_ends;  // byte offsets where the streamed deltas ended
+  // Its session was made with it (RunOptions::new_session) and no other run
+  // was submitted to the session since (submit_run clears it): the session
+  // has no items to read at its start and, on one node, no queue at its end.
+  bool alone_in_new_session = false;
   bool terminal_requested = false;
   bool cancel_requested = false;
   // The tools of the agent's MCP servers as last listed for this run (at its

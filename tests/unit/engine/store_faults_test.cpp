@@ -27,6 +27,13 @@ class FaultyStore final : public ForwardingStore {
     return inner_.get_session(tenant, id);
   }
 
+  Result<std::vector<ItemRecord>> recent_items(const std::string& tenant, const std::string& session,
+                                               int64_t before_seq, int limit) override {
+    ++item_reads;
+    return inner_.recent_items(tenant, session, before_seq, limit);
+  }
+  int item_reads = 0;
+
   Result<std::vector<RunRecord>> list_queued_runs(const std::string& tenant, const std::string& session,
                                                   int limit) override {
     ++queued_reads;
@@ -264,6 +271,41 @@ TEST_F(StoreFaultsTest, AFailedBatchOfStepsRunAheadFailsThemAllAndTheRunRecovers
   EXPECT_EQ(folded.status, kRunCompleted);
   EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
   EXPECT_EQ(faulty_->commits, 3) << "the chain was written again in one batch after the reload";
+}
+
+// A run whose session was made with it (POST /v1/runs) reads neither the
+// session's items (there are none) nor, when it ends, the session's queue.
+TEST_F(StoreFaultsTest, ARunInItsOwnNewSessionReadsNoItemsAndNoQueue) {
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"}})");
+  RunOptions options;
+  options.new_session = true;
+  std::string run_id;
+  engine_->submit_run(new_session("a"), agent, "go", [&](Result<RunRecord> run) { run_id = run->id; }, options);
+  ASSERT_TRUE(pump([&] { return !run_id.empty() && finished(run_id); }));
+  settle();
+  EXPECT_EQ(run(run_id).status, kRunCompleted);
+  EXPECT_EQ(faulty_->item_reads, 0);
+  EXPECT_EQ(faulty_->queued_reads, 0);
+}
+
+// A run submitted to that session while the first is active queues behind
+// it, and starts when the first ends (the queue is read then).
+TEST_F(StoreFaultsTest, ARunQueuedInANewSessionStartsWhenTheFirstEnds) {
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"}})");
+  SessionRecord session = new_session("a");
+  RunOptions options;
+  options.new_session = true;
+  std::string first, second;
+  engine_->submit_run(session, agent, "one", [&](Result<RunRecord> run) { first = run->id; }, options);
+  engine_->submit_run(session, agent, "two", [&](Result<RunRecord> run) { second = run->id; });
+  ASSERT_TRUE(pump([&] { return !first.empty() && !second.empty() && finished(first) && finished(second); }));
+  EXPECT_EQ(run(first).status, kRunCompleted);
+  EXPECT_EQ(run(second).status, kRunCompleted);
+  EXPECT_GE(faulty_->queued_reads, 1);
 }
 
 // A tool that reaches outside (HTTP) starts only once the steps it follows are
