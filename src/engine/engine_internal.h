@@ -48,7 +48,8 @@ struct Engine::ActiveRun {
   std::vector<AuditEventRecord> audit_backlog;
   // Steps folded into `projected` and not yet given to the store: the steps a
   // run makes one after another (running ahead) go to it as one batch with
-  // one run update, sent by a task posted at the first of them (send_unsent).
+  // one run update, sent by a continuation posted at the first of them, after
+  // run_ahead's (Engine::commit_step, Engine::send_unsent).
   struct UnsentStep {
     StepRecord step;
     std::shared_ptr<const json::object> payload;  // as folded (see commit_step)
