@@ -177,12 +177,20 @@ constexpr const char* kRunColumns =
 }  // namespace
 
 SqliteStore::SqliteStore(SqliteStoreOptions options, const Clock& clock, MetricsRegistry* metrics)
-    : options_(std::move(options)), writes_(clock, static_cast<size_t>(options_.batches_per_transaction_max), metrics) {}
+    : options_(std::move(options)), writes_(clock, static_cast<size_t>(options_.batches_per_transaction_max), metrics) {
+  if (metrics == nullptr) return;
+  const char* help = "WAL checkpoints of the SQLite store, by the thread that ran them.";
+  checkpoints_by_checkpointer_ = &metrics->counter("continuum_store_wal_checkpoints_total", help, "by=\"checkpointer\"");
+  checkpoints_by_writer_ = &metrics->counter("continuum_store_wal_checkpoints_total", help, "by=\"writer\"");
+}
 
 Result<std::unique_ptr<SqliteStore>> SqliteStore::open(SqliteStoreOptions options, const Clock& clock,
                                                        MetricsRegistry* metrics) {
   std::unique_ptr<SqliteStore> store(new SqliteStore(std::move(options), clock, metrics));
   RETURN_IF_ERROR(store->open_connections());
+  store->checkpointer_ = std::thread([raw = store.get()] { raw->checkpoint_loop(); });
+  // Replaces the writer's automatic checkpoints (the same hook): see on_wal_commit.
+  sqlite3_wal_hook(store->write_db_.handle(), &SqliteStore::on_wal_commit, store.get());
   store->writes_.start([raw = store.get()](std::vector<PendingBatch>& part) { raw->apply_part(part); },
                        [raw = store.get()](std::vector<PendingBatch>& group) { raw->commit_group(group); });
   return store;
@@ -194,10 +202,61 @@ Status SqliteStore::open_connections() {
   RETURN_IF_ERROR(apply_pragmas(write_db_));
   RETURN_IF_ERROR(migrate(write_db_));
   RETURN_IF_ERROR(read_db_.open(options_.path));
-  return apply_pragmas(read_db_);
+  RETURN_IF_ERROR(apply_pragmas(read_db_));
+  RETURN_IF_ERROR(checkpoint_db_.open(options_.path));
+  return apply_pragmas(checkpoint_db_);  // synchronous=FULL: a checkpoint syncs the WAL, then the database file
 }
 
-SqliteStore::~SqliteStore() { writes_.stop(); }
+SqliteStore::~SqliteStore() {
+  writes_.stop();
+  stop_checkpointer();
+}  // the write connection, closed last, checkpoints what is left and removes the WAL
+
+int SqliteStore::on_wal_commit(void* store, sqlite3* db, const char* schema, int frames) {
+  auto* self = static_cast<SqliteStore*>(store);
+  if (frames < kCheckpointFrames) return SQLITE_OK;  // (the WAL started over at this transaction)
+  if (self->bulk_checkpointed_.exchange(false) || frames >= kCheckpointFramesMax) {
+    // What was committed since the checkpointer's copy: copied here, between
+    // two transactions, so that the next one finds all of the WAL in the
+    // database file and starts it over.
+    int rc = sqlite3_wal_checkpoint_v2(db, schema, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc == SQLITE_OK && self->checkpoints_by_writer_) self->checkpoints_by_writer_->inc();
+    return SQLITE_OK;
+  }
+  std::lock_guard lock(self->checkpoint_mutex_);
+  self->checkpoint_requested_ = true;
+  self->checkpoint_wanted_.notify_one();
+  return SQLITE_OK;
+}
+
+// Passive: copies what no reader still needs and waits for nobody; the
+// writer goes on committing meanwhile (see on_wal_commit for the rest).
+void SqliteStore::checkpoint_loop() {
+  std::unique_lock lock(checkpoint_mutex_);
+  for (;;) {
+    checkpoint_wanted_.wait(lock, [this] { return checkpoint_requested_ || checkpointer_stopping_; });
+    if (checkpointer_stopping_) return;
+    checkpoint_requested_ = false;
+    lock.unlock();
+    int rc = sqlite3_wal_checkpoint_v2(checkpoint_db_.handle(), nullptr, SQLITE_CHECKPOINT_PASSIVE, nullptr, nullptr);
+    if (rc == SQLITE_OK) {
+      bulk_checkpointed_.store(true);
+      if (checkpoints_by_checkpointer_) checkpoints_by_checkpointer_->inc();
+    } else if (rc != SQLITE_BUSY) {
+      log::warn("WAL checkpoint failed; asked again at a later commit", {{"error", sqlite3_errstr(rc)}});
+    }
+    lock.lock();
+  }
+}
+
+void SqliteStore::stop_checkpointer() {
+  {
+    std::lock_guard lock(checkpoint_mutex_);
+    checkpointer_stopping_ = true;
+  }
+  checkpoint_wanted_.notify_one();
+  if (checkpointer_.joinable()) checkpointer_.join();
+}
 
 void SqliteStore::commit(WriteBatch batch, std::function<void(Status)> done) {
   writes_.submit(std::move(batch), std::move(done));

@@ -4,11 +4,16 @@
 // every batch waiting when it wakes goes into one transaction (one fsync),
 // each under a savepoint so a failing batch fails alone. Reads use a separate
 // connection guarded by a mutex (WAL lets them run beside the writer).
+// Checkpoints (the WAL copied back into the database file, with its fsync)
+// run on a thread of their own, so commits do not wait for them.
 #pragma once
 
+#include <atomic>
+#include <condition_variable>
 #include <memory>
 #include <map>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
 
 #include "core/clock.h"
@@ -117,6 +122,31 @@ class SqliteStore final : public Store {
   bool transaction_failed_ = false;
   std::mutex read_mutex_;
   SqliteDb read_db_;   // guarded by read_mutex_
+
+  // Checkpoints: after a commit leaves kCheckpointFrames frames or more in
+  // the WAL, the writer asks the checkpointer thread for a passive checkpoint
+  // (SQLite's own would run inside that commit, holding up every batch of the
+  // next group for the copy of the whole WAL and the database file's fsync).
+  // Once the checkpointer has copied it, the writer copies what came since
+  // (a few commits) itself, between two transactions, and the WAL starts
+  // over. Past kCheckpointFramesMax (the checkpointer cannot keep up) the
+  // writer checkpoints itself, as SQLite would.
+  static constexpr int kCheckpointFrames = 10000;
+  static constexpr int kCheckpointFramesMax = 40000;
+  static int on_wal_commit(void* store, sqlite3* db, const char* schema, int frames);  // sqlite3_wal_hook
+  void checkpoint_loop();
+  void stop_checkpointer();
+  SqliteDb checkpoint_db_;  // checkpointer_ thread only
+  std::mutex checkpoint_mutex_;
+  std::condition_variable checkpoint_wanted_;
+  bool checkpoint_requested_ = false;   // guarded by checkpoint_mutex_
+  bool checkpointer_stopping_ = false;  // guarded by checkpoint_mutex_
+  std::atomic<bool> bulk_checkpointed_{false};  // the checkpointer copied the WAL; the writer copies the rest
+  // continuum_store_wal_checkpoints_total{by="checkpointer"|"writer"}; null without metrics.
+  Counter* checkpoints_by_checkpointer_ = nullptr;
+  Counter* checkpoints_by_writer_ = nullptr;
+  std::thread checkpointer_;
+
   GroupCommitQueue writes_;  // declared last: stopped first, while the connections live
 };
 
