@@ -56,6 +56,14 @@ class FaultyStore final : public ForwardingStore {
 constexpr const char* kAgent = R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
   "tools": [{"type": "http", "name": "lookup", "url": "http://tools.invalid/"},
             {"type": "http", "name": "ticket", "url": "http://tools.invalid/"}]})";
+// An agent with the builtin `noop` tool, and scripts asking for it once or twice.
+constexpr const char* kNoopAgent = R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
+                                       "tools": [{"type": "builtin", "name": "noop"}]})";
+constexpr const char* kNoopOnceScript = R"({"scripts": {"m": {"steps": [
+  {"tool_calls": [{"name": "noop", "arguments": {}}]}, {"content": "done"}]}}})";
+constexpr const char* kNoopTwiceScript = R"({"scripts": {"m": {"steps": [
+  {"tool_calls": [{"name": "noop", "arguments": {}}]}, {"tool_calls": [{"name": "noop", "arguments": {}}]},
+  {"content": "done"}]}}})";
 constexpr const char* kScript = R"({"scripts": {"m": {"steps": [
   {"tool_calls": [{"name": "lookup", "arguments": {"id": "{{input}}"}},
                   {"name": "ticket", "arguments": {"id": "{{input}}"}}]},
@@ -115,6 +123,16 @@ class StoreFaultsTest : public EngineTest {
     engine_ = std::make_unique<Engine>(
         *held_, loop_, clock_, random_, [this](const ModelSpec&) -> ModelProvider* { return provider_.get(); },
         tools_, nullptr);
+  }
+  // The run's stored journal folded, every step right after the one before (no gap).
+  RunSnapshot folded_journal(const std::string& run_id) {
+    RunSnapshot folded;
+    int64_t expected_seq = 0;
+    for (const auto& step : steps(run_id)) {
+      EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
+      EXPECT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
+    }
+    return folded;
   }
   std::unique_ptr<FaultyStore> faulty_;
   std::unique_ptr<HeldStore> held_;
@@ -192,12 +210,9 @@ TEST_F(StoreFaultsTest, ASessionThatCannotBeReadDelaysTheEffectInsteadOfDenyingI
 // run goes on before its steps are durable, every step is requested in order,
 // and nothing is finished (or shown) until the commits land.
 TEST_F(StoreFaultsTest, InProcessStepsRunAheadOfTheirCommits) {
-  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"content": "done"}]}}})");
+  set_script(kNoopTwiceScript);
   start_held_engine();
-  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
-                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  AgentRecord agent = put_agent(kNoopAgent);
   std::string run_id = submit(new_session("a"), agent, "go");
   settle();
   std::vector<std::string> expected{kStepRunStarted, kStepModelCall, kStepToolCall, kStepModelCall,
@@ -219,12 +234,9 @@ TEST_F(StoreFaultsTest, InProcessStepsRunAheadOfTheirCommits) {
 TEST_F(StoreFaultsTest, StepsRunAheadGoToTheStoreAsOneBatchWithOneRunUpdate) {
   loop().set_continuations_first(true);
   tools_.in_process = true;
-  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"content": "done"}]}}})");
+  set_script(kNoopTwiceScript);
   start_held_engine();
-  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
-                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  AgentRecord agent = put_agent(kNoopAgent);
   std::string run_id = submit(new_session("a"), agent, "go");
   settle();
   ASSERT_EQ(held_->held.size(), 1u) << "one batch for the whole chain";
@@ -253,21 +265,14 @@ TEST_F(StoreFaultsTest, StepsRunAheadGoToTheStoreAsOneBatchWithOneRunUpdate) {
 TEST_F(StoreFaultsTest, AFailedBatchOfStepsRunAheadFailsThemAllAndTheRunRecovers) {
   loop().set_continuations_first(true);
   tools_.in_process = true;
-  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"content": "done"}]}}})");
+  set_script(kNoopOnceScript);
   start_faulty_engine();
-  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
-                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  AgentRecord agent = put_agent(kNoopAgent);
   faulty_->fail_commits = {2};  // 1 run_created, 2 every step from run_started to run_completed
   std::string run_id = submit(new_session("a"), agent, "go");
   ASSERT_TRUE(pump([&] { return finished(run_id); }));
   EXPECT_EQ(run(run_id).status, kRunCompleted);
-  RunSnapshot folded;
-  int64_t expected_seq = 0;
-  for (const auto& step : steps(run_id)) {
-    EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
-    ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  }
+  RunSnapshot folded = folded_journal(run_id);
   EXPECT_EQ(folded.status, kRunCompleted);
   EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
   EXPECT_EQ(faulty_->commits, 3) << "the chain was written again in one batch after the reload";
@@ -330,22 +335,15 @@ TEST_F(StoreFaultsTest, AnOutsideEffectWaitsForTheStepsBeforeIt) {
 // those fail with it (each run update names the version before it), the run
 // reloads from what is durable and finishes with one consistent journal.
 TEST_F(StoreFaultsTest, AFailedCommitTakesTheStepsRunAheadWithIt) {
-  set_script(R"({"scripts": {"m": {"steps": [{"tool_calls": [{"name": "noop", "arguments": {}}]},
-                                              {"content": "done"}]}}})");
+  set_script(kNoopOnceScript);
   start_faulty_engine();
-  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"},
-                                    "tools": [{"type": "builtin", "name": "noop"}]})");
+  AgentRecord agent = put_agent(kNoopAgent);
   // Commits: 1 run_created, 2 run_started, 3 model step (fails), then those run ahead of it.
   faulty_->fail_commits = {3};
   std::string run_id = submit(new_session("a"), agent, "go");
   ASSERT_TRUE(pump([&] { return finished(run_id); }));
   EXPECT_EQ(run(run_id).status, kRunCompleted);
-  RunSnapshot folded;
-  int64_t expected_seq = 0;
-  for (const auto& step : steps(run_id)) {
-    EXPECT_EQ(step.seq, expected_seq++) << "no gap in the journal";
-    ASSERT_TRUE(fold_step(folded, step).is_ok()) << step.kind;
-  }
+  RunSnapshot folded = folded_journal(run_id);
   EXPECT_EQ(snapshot_to_json_text(folded), run(run_id).snapshot_json);
 }
 
