@@ -18,6 +18,7 @@ Status apply_pragmas(SqliteDb& db) {
   // The savepoint each batch of a group runs under keeps the pages it changes
   // in a sub-journal: in memory, not in a temporary file written for every batch.
   RETURN_IF_ERROR(db.exec("PRAGMA temp_store=MEMORY"));
+  // Readers never commit; the writer's automatic checkpoints are replaced (SqliteStore::on_wal_commit).
   return db.exec("PRAGMA wal_autocheckpoint=10000");
 }
 
