@@ -103,6 +103,34 @@ CREATE INDEX runs_unfinished ON runs (status)
       R"sql(
 DROP INDEX audit_events_by_time;
 )sql",
+      // A run's audit events come in spans of consecutive seqs (a batch's
+      // events for one run): one row per span finds them, where an index
+      // entry per event cost a B-tree insert per event. Old events get a span each.
+      // Items: their seq comes from a counter the writer keeps and writes once
+      // per transaction (`sequences`), no longer from AUTOINCREMENT, which
+      // read and rewrote sqlite_sequence on every insert. It goes on from
+      // where AUTOINCREMENT was, so no seq is ever given out twice.
+      R"sql(
+CREATE TABLE audit_run_spans (
+  tenant_id TEXT NOT NULL, run_id TEXT NOT NULL, first_seq INTEGER NOT NULL, last_seq INTEGER NOT NULL,
+  PRIMARY KEY (tenant_id, run_id, first_seq)) WITHOUT ROWID;
+INSERT INTO audit_run_spans (tenant_id, run_id, first_seq, last_seq)
+  SELECT tenant_id, run_id, seq, seq FROM audit_events WHERE run_id <> '';
+DROP INDEX audit_events_by_run;
+CREATE TABLE sequences (name TEXT PRIMARY KEY, value INTEGER NOT NULL) WITHOUT ROWID;
+INSERT INTO sequences (name, value) VALUES ('items', MAX(
+  COALESCE((SELECT seq FROM sqlite_sequence WHERE name = 'items'), 0),
+  COALESCE((SELECT MAX(seq) FROM items), 0)));
+CREATE TABLE items_numbered (
+  seq INTEGER PRIMARY KEY, tenant_id TEXT NOT NULL, session_id TEXT NOT NULL,
+  run_id TEXT NOT NULL, message TEXT NOT NULL, created_at_ms INTEGER NOT NULL, id TEXT NOT NULL DEFAULT '');
+INSERT INTO items_numbered (seq, tenant_id, session_id, run_id, message, created_at_ms, id)
+  SELECT seq, tenant_id, session_id, run_id, message, created_at_ms, id FROM items;
+DROP TABLE items;
+ALTER TABLE items_numbered RENAME TO items;
+CREATE INDEX items_by_session ON items (tenant_id, session_id, seq);
+DELETE FROM sqlite_sequence WHERE name = 'items';
+)sql",
   };
   return kMigrations;
 }

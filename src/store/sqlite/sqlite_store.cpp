@@ -202,6 +202,7 @@ Status SqliteStore::open_connections() {
   RETURN_IF_ERROR(write_db_.open(options_.path, sqlite_wal_vfs_name()));
   RETURN_IF_ERROR(apply_pragmas(write_db_));
   RETURN_IF_ERROR(migrate(write_db_));
+  RETURN_IF_ERROR(load_item_seq());
   RETURN_IF_ERROR(read_db_.open(options_.path));
   RETURN_IF_ERROR(apply_pragmas(read_db_));
   RETURN_IF_ERROR(checkpoint_db_.open(options_.path));
@@ -293,7 +294,8 @@ void SqliteStore::commit_group(std::vector<PendingBatch>& group) {
   std::vector<Status> results(group.size());
   Status commit = transaction_begun_;
   if (commit.is_ok() && !transaction_failed_) {
-    commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
+    commit = save_item_seq();
+    if (commit.is_ok()) commit = run_cached(write_db_, "COMMIT");  // with synchronous=FULL this fsyncs the WAL
     if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
   } else if (commit.is_ok()) {
     (void)write_db_.exec("ROLLBACK");
@@ -349,7 +351,8 @@ Status SqliteStore::commit_each_under_savepoint(std::vector<PendingBatch>& group
     }
     (void)run_cached(write_db_, "RELEASE batch");
   }
-  Status commit = run_cached(write_db_, "COMMIT");
+  Status commit = save_item_seq();
+  if (commit.is_ok()) commit = run_cached(write_db_, "COMMIT");
   if (!commit.is_ok()) (void)write_db_.exec("ROLLBACK");
   return commit;
 }
@@ -433,10 +436,10 @@ Status SqliteStore::apply(const WriteBatch& batch, const RunUpdatePlan* run_upda
   }
   for (const auto& item : batch.items) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
-                                      "INSERT INTO items (tenant_id, session_id, run_id, message, created_at_ms, id) "
-                                      "VALUES (?, ?, ?, ?, ?, ?)"));
-    insert.bind(1, item.tenant_id).bind(2, item.session_id).bind(3, item.run_id).bind(4, item.message_json)
-        .bind(5, item.created_at_ms).bind(6, item.id);
+                                      "INSERT INTO items (seq, tenant_id, session_id, run_id, message, created_at_ms, id) "
+                                      "VALUES (?, ?, ?, ?, ?, ?, ?)"));
+    insert.bind(1, ++item_seq_).bind(2, item.tenant_id).bind(3, item.session_id).bind(4, item.run_id)
+        .bind(5, item.message_json).bind(6, item.created_at_ms).bind(7, item.id);
     RETURN_IF_ERROR(insert.run());
   }
   for (const auto& key : batch.data_key_inserts) {
@@ -564,8 +567,15 @@ Status SqliteStore::apply_approvals(const WriteBatch& batch) {
 }
 
 // Appends to each tenant's chain after its newest event, read inside this
-// transaction (the single writer), so the chain has no gaps or forks.
+// transaction (the single writer), so the chain has no gaps or forks. Each
+// run of consecutive events of one run (in a tenant) is recorded as a span.
 Status SqliteStore::apply_audit(const WriteBatch& batch) {
+  const AuditEventRecord* span_of = nullptr;  // the first event of the open span, if any
+  int64_t span_first = 0, span_last = 0;
+  auto close_span = [&]() -> Status {
+    if (span_of == nullptr || span_of->run_id.empty()) return Status::ok();
+    return insert_audit_run_span(span_of->tenant_id, span_of->run_id, span_first, span_last);
+  };
   for (const auto& event : batch.audit_events) {
     auto head = audit_heads_.find(event.tenant_id);
     if (head == audit_heads_.end()) {
@@ -589,7 +599,16 @@ Status SqliteStore::apply_audit(const WriteBatch& batch) {
         .bind_blob(10, prev).bind_blob(11, hash);
     RETURN_IF_ERROR(insert.run());
     head->second = {seq, std::move(hash)};
+    bool extends = span_of != nullptr && seq == span_last + 1 && event.run_id == span_of->run_id &&
+                   event.tenant_id == span_of->tenant_id;
+    if (!extends) {
+      RETURN_IF_ERROR(close_span());
+      span_of = &event;
+      span_first = seq;
+    }
+    span_last = seq;
   }
+  RETURN_IF_ERROR(close_span());
   for (const auto& c : batch.audit_checkpoints) {
     ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached(
                                       "INSERT INTO audit_checkpoints (tenant_id, seq, hash, at_ms, key_id, public_key, "
@@ -598,6 +617,33 @@ Status SqliteStore::apply_audit(const WriteBatch& batch) {
         .bind_blob(6, c.public_key).bind_blob(7, c.signature);
     RETURN_IF_ERROR(insert.run());
   }
+  return Status::ok();
+}
+
+Status SqliteStore::insert_audit_run_span(const std::string& tenant, const std::string& run, int64_t first_seq,
+                                          int64_t last_seq) {
+  ASSIGN_OR_RETURN(auto insert, write_db_.prepare_cached("INSERT INTO audit_run_spans (tenant_id, run_id, first_seq, "
+                                                         "last_seq) VALUES (?, ?, ?, ?)"));
+  insert.bind(1, tenant).bind(2, run).bind(3, first_seq).bind(4, last_seq);
+  return insert.run();
+}
+
+Status SqliteStore::load_item_seq() {
+  ASSIGN_OR_RETURN(auto query, write_db_.prepare_cached("SELECT value FROM sequences WHERE name = 'items'"));
+  if (!query.step()) {
+    RETURN_IF_ERROR(query.step_status());
+    return internal_error("the items counter is missing from the sequences table");
+  }
+  item_seq_ = item_seq_saved_ = query.column_int(0);
+  return Status::ok();
+}
+
+Status SqliteStore::save_item_seq() {
+  if (item_seq_ == item_seq_saved_) return Status::ok();
+  ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached("UPDATE sequences SET value = ? WHERE name = 'items'"));
+  update.bind(1, item_seq_);
+  RETURN_IF_ERROR(update.run());
+  item_seq_saved_ = item_seq_;  // a COMMIT that fails after this leaves a gap, never a repeat
   return Status::ok();
 }
 
@@ -874,11 +920,15 @@ Result<std::vector<AuditEventRecord>> SqliteStore::list_audit_events(const std::
   static const std::string kFilters =
       "seq > ?2 AND at_ms >= ?3 AND (?4 = 0 OR at_ms < ?4) AND (?5 = '' OR principal = ?5) "
       "AND (?6 = '' OR action = ?6) ORDER BY seq LIMIT ?8";
-  // One run's events through their index (the planner would scan the
-  // tenant's whole chain in seq order otherwise).
+  // One run's events through its spans (the planner would scan the
+  // tenant's whole chain in seq order otherwise); spans wholly before the
+  // cursor are skipped. The subquery names only first_seq and last_seq, so
+  // the other columns are the events'.
   static const std::string kOfRun = std::string("SELECT ") + kAuditColumns +
-                                    " FROM audit_events INDEXED BY audit_events_by_run WHERE tenant_id = ?1 "
-                                    "AND run_id = ?7 AND " + kFilters;
+                                    " FROM (SELECT first_seq, last_seq FROM audit_run_spans WHERE tenant_id = ?1 "
+                                    "AND run_id = ?7 AND last_seq > ?2) CROSS JOIN audit_events "
+                                    "WHERE tenant_id = ?1 AND seq BETWEEN first_seq AND last_seq AND run_id = ?7 AND " +
+                                    kFilters;
   // ?7 (the run, empty here) stays in the text so both take the same bindings.
   static const std::string kAll = std::string("SELECT ") + kAuditColumns +
                                   " FROM audit_events WHERE tenant_id = ?1 AND ?7 = '' AND " + kFilters;

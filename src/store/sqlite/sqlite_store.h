@@ -109,12 +109,22 @@ class SqliteStore final : public Store {
   Status apply_governance(const WriteBatch& batch);  // API keys and policies
   Status apply_approvals(const WriteBatch& batch);
   Status apply_audit(const WriteBatch& batch);
+  Status insert_audit_run_span(const std::string& tenant, const std::string& run, int64_t first_seq,
+                               int64_t last_seq);
+  Status load_item_seq();
+  // Writes the item counter (if items were added) into the open transaction, before its COMMIT.
+  Status save_item_seq();
 
   SqliteStoreOptions options_;
   SqliteDb write_db_;  // writer thread only
   // Each tenant's newest audit event (seq, hash) as written in the open
   // transaction; writer thread only. Cleared whenever a write is rolled back.
   std::unordered_map<std::string, std::pair<int64_t, std::string>> audit_heads_;
+  // The last item seq given out (writer thread only): read from `sequences`
+  // at open, written back there by each transaction that gave out more. Seqs
+  // of a write rolled back stay given out (a gap), so none is given twice.
+  int64_t item_seq_ = 0;
+  int64_t item_seq_saved_ = 0;
   // The open transaction (writer thread only): begun (or why not), and
   // whether a batch of it failed (it is then done again batch by batch).
   bool transaction_open_ = false;
