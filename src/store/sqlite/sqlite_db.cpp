@@ -75,7 +75,13 @@ Result<SqliteStatement> SqliteDb::prepare_cached(const std::string& sql) {
   return SqliteStatement(db_, stmt, /*owned=*/false);
 }
 
+void configure_sqlite_once() {
+  static const bool kConfigured = sqlite3_config(SQLITE_CONFIG_MEMSTATUS, 0) == SQLITE_OK;
+  (void)kConfigured;  // SQLITE_MISUSE if SQLite was initialized already: its defaults stay
+}
+
 Status SqliteDb::open(const std::string& path, const char* vfs) {
+  configure_sqlite_once();
   int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, vfs);
   if (rc != SQLITE_OK) return sqlite_status(db_, rc, "open " + path);
   sqlite3_busy_timeout(db_, 5000);
@@ -83,6 +89,7 @@ Status SqliteDb::open(const std::string& path, const char* vfs) {
 }
 
 Status SqliteDb::open_read_only(const std::string& path) {
+  configure_sqlite_once();
   int rc = sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) return sqlite_status(db_, rc, "open " + path);
   sqlite3_busy_timeout(db_, 5000);

@@ -76,4 +76,9 @@ class SqliteDb {
 // Maps a SQLite result code to a Status; constraint violations become kConflict.
 Status sqlite_status(sqlite3* db, int rc, std::string_view what);
 
+// Process-wide SQLite settings, applied once before SQLite initializes (the
+// first open or VFS lookup calls this): memory statistics off, as nothing
+// reads them, so an allocation takes no global mutex.
+void configure_sqlite_once();
+
 }  // namespace continuum

@@ -2,6 +2,8 @@
 
 #include <sqlite3.h>
 
+#include "store/sqlite/sqlite_db.h"
+
 #include <algorithm>
 #include <cstring>
 #include <vector>
@@ -31,6 +33,7 @@ struct WalFile {
 constexpr size_t kHeaderSize = (sizeof(WalFile) + 15) & ~size_t{15};
 
 sqlite3_vfs* default_vfs() {
+  configure_sqlite_once();  // before the lookup initializes SQLite
   static sqlite3_vfs* vfs = sqlite3_vfs_find(nullptr);
   return vfs;
 }
