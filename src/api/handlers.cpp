@@ -417,11 +417,13 @@ std::optional<RunRequest> run_request_from(const json::object& body, const Write
   return run;
 }
 
+// With `new_session`, the session is new and inserted with the run (in its batch).
 void submit_and_respond(ApiContext& ctx, const SessionRecord& session, const AgentRecord& agent, RunRequest run,
                         Writer writer, bool new_session = false) {
   RunOptions options;
   options.audit_events = take_pending_audit(ctx);
   options.new_session = new_session;
+  if (new_session) options.session_insert = session;
   bool wait_for_end = run.wait;
   int64_t timeout_ms = run.wait_timeout_ms;
   ctx.engine->submit_run(session, agent, std::move(run.input),
@@ -450,9 +452,8 @@ void create_run(ApiContext& ctx, HttpRequest& request, const PathParams& params,
   submit_and_respond(ctx, *session, *agent, std::move(*run), writer);
 }
 
-// POST /v1/runs: a run in a session of its own, created with it. The session
-// is committed first and the run right after it, without waiting: both reach
-// the store in one group, and the run fails if its session could not be written.
+// POST /v1/runs: a run in a session of its own, created with it: the session
+// is inserted in the run's own batch, so both are durable or neither is.
 void create_run_in_new_session(ApiContext& ctx, HttpRequest& request, Writer writer) {
   auto body = parse_json_object(request.body);
   if (!body.is_ok()) return writer->send(error_response(body.status()));
@@ -466,9 +467,6 @@ void create_run_in_new_session(ApiContext& ctx, HttpRequest& request, Writer wri
   const SessionRecord& session = created->session;
   json::object fields{{"owner", session.user_id}, {"agent", session.agent_name}};
   if (!allowed(ctx, caller(request), "run:create", "session:" + session.id, std::move(fields), writer)) return;
-  WriteBatch batch;
-  batch.session_inserts.push_back(session);
-  ctx.store->commit(std::move(batch), [](Status) {});  // its outcome is the run's: see above
   submit_and_respond(ctx, session, created->agent, std::move(*run), writer, /*new_session=*/true);
 }
 

@@ -129,6 +129,7 @@ void Engine::submit_run(const SessionRecord& session, const AgentRecord& agent, 
 
   WriteBatch batch;
   batch.audit_events = std::move(options.audit_events);
+  if (options.session_insert) batch.session_inserts.push_back(std::move(*options.session_insert));
   batch.run_inserts.push_back(run);
   batch.steps.push_back(created);
   batch.audit_events.push_back(audit_event(run.tenant_id, run.created_at_ms, "agent:" + run.agent_name, "run:create",

@@ -68,10 +68,12 @@ struct RunOptions {
   json::object annotations;
   // Written in the same commit as the run (e.g. the API decision that allowed it).
   std::vector<AuditEventRecord> audit_events;
-  // The session was made for this run by the same request (its insert is
-  // committed just before the run's): no run of it can be queued, and it has
-  // no items yet.
+  // The session was made for this run by the same request: no run of it can
+  // be queued, and it has no items yet. Its insert is `session_insert`, if
+  // given (committed in the run's own batch: both become durable together,
+  // or neither), else committed by the caller just before.
   bool new_session = false;
+  std::optional<SessionRecord> session_insert;
 };
 
 using ProviderResolver = std::function<ModelProvider*(const ModelSpec&)>;
