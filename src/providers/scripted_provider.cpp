@@ -6,7 +6,7 @@ namespace continuum {
 
 namespace {
 
-ModelOutcome outcome_from_reply(const ScriptReply& reply) {
+ModelOutcome outcome_from_reply(ScriptReply& reply) {
   ModelOutcome outcome;
   if (reply.http_status != 200) {
     outcome.error.code = "http_" + std::to_string(reply.http_status);
@@ -16,7 +16,7 @@ ModelOutcome outcome_from_reply(const ScriptReply& reply) {
     return outcome;
   }
   ModelResponse response;
-  response.message = reply.message;
+  response.message = std::move(reply.message);
   response.usage.input_tokens = reply.prompt_tokens;
   response.usage.output_tokens = reply.completion_tokens;
   response.usage.total_tokens = reply.prompt_tokens + reply.completion_tokens;
@@ -30,7 +30,8 @@ ModelOutcome outcome_from_reply(const ScriptReply& reply) {
 void ScriptedProvider::complete(const ModelRequest& request, std::function<void(std::string_view)> on_text_delta,
                                 std::function<void(ModelOutcome)> done) {
   ScriptReply reply = book_->respond(request.spec.model, request.messages);
-  auto deliver = [reply, on_text_delta = std::move(on_text_delta), done = std::move(done)] {
+  int64_t delay_ms = reply.delay_ms;
+  auto deliver = [reply = std::move(reply), on_text_delta = std::move(on_text_delta), done = std::move(done)]() mutable {
     ModelOutcome outcome = outcome_from_reply(reply);
     if (outcome.response && on_text_delta) {
       const json::value* content = outcome.response->message.if_contains("content");
@@ -38,8 +39,8 @@ void ScriptedProvider::complete(const ModelRequest& request, std::function<void(
     }
     done(std::move(outcome));
   };
-  if (reply.delay_ms > 0) {
-    loop_.post_after(reply.delay_ms, std::move(deliver));
+  if (delay_ms > 0) {
+    loop_.post_after(delay_ms, std::move(deliver));
   } else {
     loop_.post_continuation(std::move(deliver));
   }
