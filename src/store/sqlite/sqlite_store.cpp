@@ -654,7 +654,9 @@ Status SqliteStore::save_item_seq() {
   ASSIGN_OR_RETURN(auto update, write_db_.prepare_cached("UPDATE sequences SET value = ? WHERE name = 'items'"));
   update.bind(1, item_seq_);
   RETURN_IF_ERROR(update.run());
-  item_seq_saved_ = item_seq_;  // a COMMIT that fails after this leaves a gap, never a repeat
+  // If the COMMIT then fails, the seqs it gave out were never visible: this
+  // process skips them (a gap); a restart may give them again.
+  item_seq_saved_ = item_seq_;
   return Status::ok();
 }
 

@@ -121,8 +121,9 @@ class SqliteStore final : public Store {
   // transaction; writer thread only. Cleared whenever a write is rolled back.
   std::unordered_map<std::string, std::pair<int64_t, std::string>> audit_heads_;
   // The last item seq given out (writer thread only): read from `sequences`
-  // at open, written back there by each transaction that gave out more. Seqs
-  // of a write rolled back stay given out (a gap), so none is given twice.
+  // at open, written back there by each transaction that gave out more, so
+  // no committed item's seq is ever given again (seqs of a write rolled back
+  // are skipped: a gap).
   int64_t item_seq_ = 0;
   int64_t item_seq_saved_ = 0;
   // The open transaction (writer thread only): begun (or why not), and
