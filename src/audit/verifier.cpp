@@ -2,6 +2,7 @@
 
 #include <fstream>
 #include <map>
+#include <optional>
 #include <set>
 
 #include "audit/chain.h"
@@ -96,6 +97,34 @@ AuditVerifyReport verify_audit_chain(const std::string& tenant, const std::vecto
 
 namespace {
 
+// One run's records are listed through its spans (SQLite, schema 10 on): a
+// record of a run that no span of that run covers would be left out of
+// GET /v1/audit?run=. The first such record of `tenant`, if any (none
+// before schema 10, which has no spans).
+Result<std::optional<AuditEventRecord>> first_record_outside_run_spans(SqliteDb& db, const std::string& tenant) {
+  {  // finished before the next statement
+    ASSIGN_OR_RETURN(auto spans, db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND "
+                                            "name = 'audit_run_spans'"));
+    if (!spans.step()) {
+      RETURN_IF_ERROR(spans.step_status());
+      return std::optional<AuditEventRecord>();
+    }
+  }
+  ASSIGN_OR_RETURN(auto query, db.prepare("SELECT seq, run_id FROM audit_events AS e WHERE tenant_id = ?1 AND "
+                                          "run_id <> '' AND NOT EXISTS (SELECT 1 FROM audit_run_spans AS s WHERE "
+                                          "s.tenant_id = ?1 AND s.run_id = e.run_id AND s.first_seq <= e.seq AND "
+                                          "s.last_seq >= e.seq) ORDER BY seq LIMIT 1"));
+  query.bind(1, tenant);
+  if (!query.step()) {
+    RETURN_IF_ERROR(query.step_status());
+    return std::optional<AuditEventRecord>();
+  }
+  AuditEventRecord outside;
+  outside.seq = query.column_int(0);
+  outside.run_id = query.column_text(1);
+  return std::optional<AuditEventRecord>(std::move(outside));
+}
+
 // Sums per-tenant reports; the first broken one wins.
 void add_report(AuditVerifyReport& total, const AuditVerifyReport& tenant_report) {
   int64_t events = total.events_checked + tenant_report.events_checked;
@@ -129,7 +158,17 @@ Result<AuditVerifyReport> verify_audit_sqlite(const std::string& db_path, const 
     std::vector<AuditCheckpointRecord> checkpoints;
     while (marks.step()) checkpoints.push_back(read_audit_checkpoint(marks));
     RETURN_IF_ERROR(marks.step_status());
-    add_report(total, verify_audit_chain(tenant, events, checkpoints, trusted_keys));
+    AuditVerifyReport report = verify_audit_chain(tenant, events, checkpoints, trusted_keys);
+    if (report.ok) {
+      ASSIGN_OR_RETURN(auto outside, first_record_outside_run_spans(db, tenant));
+      if (outside) {
+        report = broken(tenant, outside->seq,
+                        "record " + std::to_string(outside->seq) + " of run " + outside->run_id +
+                            " is in none of the run's spans (listing the run's records would leave it out)",
+                        report);
+      }
+    }
+    add_report(total, report);
   }
   return total;
 }

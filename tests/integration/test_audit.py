@@ -677,6 +677,8 @@ class AuditTamperingTest(AuditTestBase):
             k, = conn.execute("SELECT seq FROM audit_events WHERE tenant_id = ? AND principal = 'user:bob' "
                               "AND outcome = 'deny'", (TENANT,)).fetchone()
             checkpoints = conn.execute("SELECT COUNT(*) FROM audit_checkpoints").fetchone()[0]
+            span_run, span_first = conn.execute("SELECT run_id, first_seq FROM audit_run_spans WHERE tenant_id = ? "
+                                                "ORDER BY first_seq LIMIT 1", (TENANT,)).fetchone()
         finally:
             conn.close()
         self.assertEqual(top, tenants[TENANT], "the shutdown checkpoint covers the whole chain")
@@ -722,6 +724,11 @@ class AuditTamperingTest(AuditTestBase):
         for name, statements, problem in cases:
             with self.subTest(tamper=name):
                 self.assert_broken(self.verify_cli("--data-dir", tamper(statements)), first_bad=k, problem=problem)
+
+        with self.subTest(tamper="delete a run's span (its records would be left out of ?run=)"):
+            self.assert_broken(self.verify_cli("--data-dir", tamper(
+                ["DELETE FROM audit_run_spans WHERE tenant_id = 'default' AND run_id = ? AND first_seq = ?"],
+                (span_run, span_first))), first_bad=span_first, problem="in none of the run's spans")
 
         with self.subTest(tamper="another tenant's chain"):
             self.assert_broken(self.verify_cli("--data-dir", tamper(
