@@ -389,5 +389,39 @@ TEST_F(StoreFaultsTest, ARunStartedBeforeItsInsertFailedLeavesNothingBehind) {
   EXPECT_EQ(store_->list_runs("t1", session.id, 10)->size(), 1u);
 }
 
+// A session made with its run (POST /v1/runs) is inserted in the run's own
+// batch: if that batch fails, neither exists; when it commits, both do.
+TEST_F(StoreFaultsTest, ASessionInsertedWithItsRunIsDurableWithItOrNotAtAll) {
+  set_script(R"({"scripts": {"m": {"steps": [{"content": "done"}]}}})");
+  start_faulty_engine();
+  AgentRecord agent = put_agent(R"({"name": "a", "model": {"provider": "scripted", "model": "m"}})");
+  auto submit_with_session = [&](const SessionRecord& session, Result<RunRecord>& outcome, bool& called) {
+    RunOptions options;
+    options.new_session = true;
+    options.session_insert = session;
+    engine_->submit_run(session, agent, "go", [&](Result<RunRecord> run) {
+      outcome = std::move(run);
+      called = true;
+    }, options);
+  };
+  SessionRecord lost{"t1", "sess_lost", "a", "{}", clock_.now_ms()};
+  faulty_->fail_commits = {1};  // the batch with the session and the run's insert
+  Result<RunRecord> refused = Status(Code::kInternal, "not called");
+  bool refused_called = false;
+  submit_with_session(lost, refused, refused_called);
+  ASSERT_TRUE(pump([&] { return refused_called; }));
+  EXPECT_FALSE(refused.is_ok());
+  settle();
+  EXPECT_EQ(store_->get_session("t1", lost.id).status().code(), Code::kNotFound) << "the session was not written";
+
+  SessionRecord kept{"t1", "sess_kept", "a", "{}", clock_.now_ms()};
+  Result<RunRecord> started = Status(Code::kInternal, "not called");
+  bool started_called = false;
+  submit_with_session(kept, started, started_called);
+  ASSERT_TRUE(pump([&] { return started_called && started.is_ok() && finished(started->id); }));
+  EXPECT_EQ(run(started->id).status, kRunCompleted);
+  EXPECT_TRUE(store_->get_session("t1", kept.id).is_ok()) << "the session was written with its run";
+}
+
 }  // namespace
 }  // namespace continuum::testing
